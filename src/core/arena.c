@@ -1,0 +1,152 @@
+#include "core/common.h"
+#include <string.h>
+#include "core/arena.h"
+#include "core/status.h"
+
+/* Blocks larger than a quarter chunk get their own allocation (nginx "large"). */
+struct chunk {
+    struct chunk *next;
+    size_t size, used;
+    _Alignas(16) unsigned char data[];
+};
+
+struct defer {
+    struct defer *next;
+    void (*fn)(void *);
+    void *arg;
+};
+
+struct mesh_arena {
+    struct chunk *head;   /* current chunk first; the last in the list is the first ever made */
+    struct chunk *first;
+    struct defer *defers;
+    size_t chunk_size, budget, used;
+};
+
+static struct chunk *chunk_new(size_t size)
+{
+    struct chunk *c = malloc(sizeof(*c) + size);
+    if (!c)
+        return NULL;
+    c->next = NULL;
+    c->size = size;
+    c->used = 0;
+    return c;
+}
+
+struct mesh_arena *mesh_arena_new(size_t chunk_size, size_t budget)
+{
+    struct mesh_arena *a = mesh_xcalloc(1, sizeof(*a));
+    a->chunk_size = chunk_size < 256 ? 256 : chunk_size;
+    a->budget = budget;
+    return a;
+}
+
+void *mesh_arena_alloc(struct mesh_arena *a, size_t size)
+{
+    size_t need = (size + 15) & ~(size_t)15;
+    if (need < size)
+        return NULL;
+    if (a->budget && (need > a->budget || a->used > a->budget - need))
+        return NULL;
+    struct chunk *c = a->head;
+    if (!c || c->size - c->used < need) {
+        size_t csize = need > a->chunk_size / 4 ? need : a->chunk_size;
+        struct chunk *n = chunk_new(csize);
+        if (!n)
+            return NULL;
+        if (!a->first)
+            a->first = n;
+        if (csize == need && c) {
+            /* big block: keep bump-allocating from the current chunk */
+            n->next = c->next;
+            c->next = n;
+        } else {
+            n->next = c;
+            a->head = n;
+        }
+        c = n;
+    }
+    void *p = c->data + c->used;
+    c->used += need;
+    a->used += need;
+    return p;
+}
+
+void *mesh_arena_calloc(struct mesh_arena *a, size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *p = mesh_arena_alloc(a, n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+char *mesh_arena_strndup(struct mesh_arena *a, const char *s, size_t n)
+{
+    char *p = mesh_arena_alloc(a, n + 1);
+    if (p) {
+        memcpy(p, s, n);
+        p[n] = '\0';
+    }
+    return p;
+}
+
+int mesh_arena_defer(struct mesh_arena *a, void (*fn)(void *), void *arg)
+{
+    struct defer *d = mesh_arena_alloc(a, sizeof(*d));
+    if (!d)
+        return MESH_ELIMIT;
+    d->fn = fn;
+    d->arg = arg;
+    d->next = a->defers;
+    a->defers = d;
+    return MESH_OK;
+}
+
+static void run_defers(struct mesh_arena *a)
+{
+    while (a->defers) {
+        struct defer *d = a->defers;
+        a->defers = d->next;
+        d->fn(d->arg);
+    }
+}
+
+void mesh_arena_reset(struct mesh_arena *a)
+{
+    run_defers(a);
+    struct chunk *c = a->head;
+    while (c) {
+        struct chunk *next = c->next;
+        if (c != a->first)
+            free(c);
+        c = next;
+    }
+    a->head = a->first;
+    if (a->first) {
+        a->first->next = NULL;
+        a->first->used = 0;
+    }
+    a->used = 0;
+}
+
+void mesh_arena_free(struct mesh_arena *a)
+{
+    if (!a)
+        return;
+    run_defers(a);
+    struct chunk *c = a->head;
+    while (c) {
+        struct chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    free(a);
+}
+
+size_t mesh_arena_used(const struct mesh_arena *a)
+{
+    return a->used;
+}

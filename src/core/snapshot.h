@@ -1,0 +1,147 @@
+/*
+ * The snapshot: the compiled, self-contained configuration of one proxy, and
+ * the only thing the data plane reads (docs/snapshot.md is the schema).
+ *
+ * A snapshot is immutable once loaded and refcounted: the runtime holds one
+ * reference for "current", every worker holds one for the snapshot it serves
+ * from, and every connection holds one for the snapshot it was accepted under.
+ * All memory of a snapshot lives in its own arena and is freed with the last
+ * reference.
+ */
+#ifndef MESH_CORE_SNAPSHOT_H
+#define MESH_CORE_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include "core/common.h"
+#include "core/status.h"
+
+struct mesh_arena;
+
+enum mesh_upstream_proto {
+    MESH_PROTO_HTTP1 = 0,
+    MESH_PROTO_HTTP2 = 1,
+};
+
+enum mesh_lb_policy {
+    MESH_LB_ROUND_ROBIN = 0,
+    MESH_LB_RANDOM = 1,
+};
+
+struct mesh_endpoint {
+    const char *address;           /* as written: "127.0.0.1", "::1" */
+    uint16_t port;
+    uint32_t weight;               /* default 1 */
+    struct sockaddr_storage sa;    /* resolved at load time: numeric addresses only */
+    socklen_t salen;
+    const char *key;               /* "127.0.0.1:8080": names the endpoint in pools and stats */
+};
+
+struct mesh_cluster {
+    const char *name;
+    size_t index;                  /* position in snapshot->clusters (per-worker state is indexed by it) */
+    enum mesh_upstream_proto protocol;
+    enum mesh_lb_policy lb_policy;
+    uint32_t connect_timeout_ms;   /* default 1000 */
+    uint32_t idle_timeout_ms;      /* idle pooled upstream connection; default 60000 */
+    uint32_t max_connections;      /* per endpoint per worker; default 1024 */
+    uint32_t max_pending_requests; /* waiting for a connection; default 1024 */
+    uint32_t max_requests_per_connection; /* 0 = unlimited */
+    struct mesh_endpoint *endpoints;
+    size_t n_endpoints;
+};
+
+enum mesh_path_match {
+    MESH_MATCH_PREFIX = 0,
+    MESH_MATCH_EXACT = 1,
+};
+
+enum mesh_route_action {
+    MESH_ACTION_CLUSTER = 0,
+    MESH_ACTION_DIRECT = 1,
+};
+
+struct mesh_route {
+    enum mesh_path_match match;
+    const char *path;              /* prefix or exact path */
+    size_t path_len;
+    enum mesh_route_action action;
+    /* MESH_ACTION_CLUSTER */
+    const struct mesh_cluster *cluster; /* resolved at load: never NULL for a CLUSTER route */
+    uint32_t timeout_ms;           /* whole request; 0 = the snapshot's request timeout */
+    /* MESH_ACTION_DIRECT */
+    int direct_status;
+    const char *direct_body;       /* may be NULL */
+    size_t direct_body_len;
+};
+
+struct mesh_vhost {
+    const char *name;
+    const char **domains;          /* lowercase: "example.com", "*.example.com", "example.*", "*" */
+    size_t n_domains;
+    struct mesh_route *routes;
+    size_t n_routes;
+};
+
+struct mesh_route_config {
+    const char *name;
+    struct mesh_vhost *vhosts;
+    size_t n_vhosts;
+};
+
+struct mesh_listener_cfg {
+    const char *name;
+    const char *address;
+    uint16_t port;                 /* 0 = ephemeral (tests) */
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    const struct mesh_route_config *route_config; /* resolved at load */
+};
+
+struct mesh_timeouts {
+    uint32_t request_ms;           /* whole request, default 15000 (Istio has none; Envoy 15s) */
+    uint32_t idle_ms;              /* downstream connection idle, default 300000 */
+    uint32_t stream_idle_ms;       /* no bytes on a stream, default 300000 */
+    uint32_t drain_ms;             /* SIGTERM grace, default 5000 */
+};
+
+struct mesh_snapshot {
+    _Atomic unsigned refcnt;
+    struct mesh_arena *arena;      /* owns every string and array below */
+    const char *version;
+    const char *admin_address;     /* NULL when there is no admin listener */
+    uint16_t admin_port;
+    struct sockaddr_storage admin_sa;
+    socklen_t admin_salen;
+    struct mesh_listener_cfg *listeners;
+    size_t n_listeners;
+    struct mesh_route_config *route_configs;
+    size_t n_route_configs;
+    struct mesh_cluster *clusters;
+    size_t n_clusters;
+    struct mesh_timeouts timeouts;
+    char *json;                    /* the source document, re-serialised (for /config_dump) */
+};
+
+/**
+ * Parses and validates a snapshot from JSON text. On success returns a
+ * snapshot with one reference (caller owns). On failure returns NULL and
+ * fills <err> with every problem found, each with its JSON path
+ * ("clusters[0].endpoints[1].port") and reason.
+ */
+struct mesh_snapshot *mesh_snapshot_parse(const char *json, size_t len, struct mesh_err *err);
+/** Reads <path> and parses it; the file name goes into <err>. */
+struct mesh_snapshot *mesh_snapshot_load_file(const char *path, struct mesh_err *err);
+
+static inline struct mesh_snapshot *mesh_snapshot_ref(struct mesh_snapshot *s)
+{
+    atomic_fetch_add_explicit(&s->refcnt, 1, memory_order_relaxed);
+    return s;
+}
+/** Drops one reference; the last one frees the snapshot. NULL is allowed. */
+void mesh_snapshot_unref(struct mesh_snapshot *s);
+
+const struct mesh_cluster *mesh_snapshot_find_cluster(const struct mesh_snapshot *s,
+                                                      const char *name);
+
+#endif /* MESH_CORE_SNAPSHOT_H */

@@ -1,0 +1,78 @@
+#include "core/common.h"
+#include <stdio.h>
+#include <string.h>
+#include "core/status.h"
+
+const char *mesh_strstatus(int st)
+{
+    switch (st) {
+    case MESH_OK: return "ok";
+    case MESH_EAGAIN: return "would block";
+    case MESH_EINVAL: return "invalid argument";
+    case MESH_ENOTFOUND: return "not found";
+    case MESH_EPROTO: return "protocol error";
+    case MESH_ETLS: return "TLS error";
+    case MESH_ELIMIT: return "limit exceeded";
+    case MESH_EIO: return "I/O error";
+    case MESH_ESTORE: return "store error";
+    case MESH_ELUA: return "script error";
+    case MESH_ENOMEM: return "out of memory";
+    case MESH_EBUG: return "internal error";
+    default: return mesh_status_is_fatal(st) ? "fatal error" : "unknown error";
+    }
+}
+
+void mesh_err_init(struct mesh_err *err, const char *file)
+{
+    err->file = file;
+    err->count = 0;
+    err->total = 0;
+}
+
+int mesh_err_add(struct mesh_err *err, int line, int col, const char *path, const char *fmt, ...)
+{
+    err->total++;
+    if (err->count >= MESH_ERR_MAX)
+        return MESH_EINVAL;
+    struct mesh_err_entry *e = &err->e[err->count++];
+    e->status = MESH_EINVAL;
+    e->line = line;
+    e->col = col;
+    snprintf(e->path, sizeof(e->path), "%s", path ? path : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    va_end(ap);
+    return MESH_EINVAL;
+}
+
+size_t mesh_err_format(const struct mesh_err *err, char *buf, size_t size)
+{
+    size_t off = 0;
+    if (size)
+        buf[0] = '\0';
+    for (size_t i = 0; i < err->count && off < size; i++) {
+        const struct mesh_err_entry *e = &err->e[i];
+        int n;
+        if (e->line > 0)
+            n = snprintf(buf + off, size - off, "%s:%d:%d: ", err->file ? err->file : "-", e->line,
+                         e->col);
+        else
+            n = snprintf(buf + off, size - off, "%s: ", err->file ? err->file : "-");
+        if (n < 0)
+            break;
+        off += (size_t)n;
+        if (off >= size)
+            break;
+        n = snprintf(buf + off, size - off, "%s%s%s\n", e->path, e->path[0] ? ": " : "", e->msg);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+    if (err->total > err->count && off < size) {
+        int n = snprintf(buf + off, size - off, "... and %zu more errors\n", err->total - err->count);
+        if (n > 0)
+            off += (size_t)n;
+    }
+    return off < size ? off : size - 1;
+}
