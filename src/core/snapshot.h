@@ -127,10 +127,15 @@ struct mesh_snapshot {
  * Parses and validates a snapshot from JSON text. On success returns a
  * snapshot with one reference (caller owns). On failure returns NULL and
  * fills <err> with every problem found, each with its JSON path
- * ("clusters[0].endpoints[1].port") and reason.
+ * ("clusters[0].endpoints[1].port") and reason; a JSON syntax error carries
+ * line and column instead. <err> is initialised here (err->file = NULL; set
+ * it afterwards to name the source); NULL discards the errors. Setup path.
  */
 struct mesh_snapshot *mesh_snapshot_parse(const char *json, size_t len, struct mesh_err *err);
-/** Reads <path> and parses it; the file name goes into <err>. */
+/**
+ * Reads <path> and parses it. <err> is initialised here with err->file =
+ * <path> (borrowed: keep <path> alive while formatting the errors).
+ */
 struct mesh_snapshot *mesh_snapshot_load_file(const char *path, struct mesh_err *err);
 
 static inline struct mesh_snapshot *mesh_snapshot_ref(struct mesh_snapshot *s)
@@ -141,6 +146,7 @@ static inline struct mesh_snapshot *mesh_snapshot_ref(struct mesh_snapshot *s)
 /** Drops one reference; the last one frees the snapshot. NULL is allowed. */
 void mesh_snapshot_unref(struct mesh_snapshot *s);
 
+/** Cluster by name, or NULL. A linear scan: for setup and admin, not per request. */
 const struct mesh_cluster *mesh_snapshot_find_cluster(const struct mesh_snapshot *s,
                                                       const char *name);
 

@@ -1,0 +1,258 @@
+/* Downstream connections: accept, socket I/O, protocol sniffing, idle timer, close. */
+#include "core/common.h"
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <string.h>
+#include <unistd.h>
+#include "core/log.h"
+#include "core/proxy-int.h"
+
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN (sizeof(h2_preface) - 1)
+
+static void conn_free(struct mesh_conn *c)
+{
+    struct mesh_worker *w = c->w;
+    mesh_list_remove(&c->link);
+    event_free(c->rev);
+    event_free(c->wev);
+    event_free(c->idle);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    if (c->h1_body)
+        evbuffer_free(c->h1_body);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
+    w->n_conns--;
+    MESH_STAT_DEC(&w->stats, downstream_cx_active);
+    mesh_worker_conn_gone(w);
+}
+
+/*
+ * Closing is always deferred to the next loop turn: a close can be asked from
+ * deep inside the other side's callbacks (an upstream write error, a reset),
+ * and everything up that call chain may still hold the conn or its streams.
+ * Until the teardown runs, the conn is "dead": no I/O, writes are dropped.
+ */
+void mesh_conn_close(struct mesh_conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    event_del(c->rev);
+    event_del(c->wev);
+    event_del(c->idle);
+    event_active(c->idle, EV_TIMEOUT, 0);
+}
+
+static void teardown(struct mesh_conn *c)
+{
+    switch (c->proto) {
+    case MESH_CONN_H1: mesh_h1_down_close(c); break;
+    case MESH_CONN_H2: mesh_h2_down_close(c); break;
+    case MESH_CONN_TUNNEL: mesh_tunnel_down_closed(c); break;
+    default: break;
+    }
+    conn_free(c);
+}
+
+void mesh_conn_set_reading(struct mesh_conn *c, bool on)
+{
+    if (c->dead || c->reading == on)
+        return;
+    c->reading = on;
+    if (on)
+        event_add(c->rev, NULL);
+    else
+        event_del(c->rev);
+}
+
+void mesh_conn_idle_arm(struct mesh_conn *c)
+{
+    uint32_t ms = c->w->snap ? c->w->snap->timeouts.idle_ms : 300000;
+    if (c->dead || !ms)
+        return;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(c->idle, &tv);
+}
+
+void mesh_conn_idle_disarm(struct mesh_conn *c)
+{
+    event_del(c->idle);
+}
+
+static void on_written(struct mesh_conn *c)
+{
+    switch (c->proto) {
+    case MESH_CONN_H1: mesh_h1_down_on_written(c); break;
+    case MESH_CONN_H2: mesh_h2_down_on_written(c); break;
+    case MESH_CONN_TUNNEL: mesh_tunnel_on_down_written(c); break;
+    default: break;
+    }
+}
+
+void mesh_conn_flush(struct mesh_conn *c)
+{
+    if (c->dead)
+        return;
+    size_t before = evbuffer_get_length(c->out);
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                break;
+            mesh_log_debug("downstream write: %s", strerror(errno));
+            mesh_conn_close(c);
+            return;
+        }
+        if (n == 0)
+            break;
+    }
+    size_t left = evbuffer_get_length(c->out);
+    if (left) {
+        event_add(c->wev, NULL);
+    } else {
+        event_del(c->wev);
+        if (c->closing) {
+            mesh_conn_close(c);
+            return;
+        }
+    }
+    if (before >= MESH_BUF_LOW && left < MESH_BUF_LOW)
+        on_written(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    mesh_conn_flush(arg);
+}
+
+static int sniff(struct mesh_conn *c)
+{
+    size_t n = evbuffer_get_length(c->in);
+    size_t k = MESH_MIN(n, H2_PREFACE_LEN);
+    unsigned char *p = evbuffer_pullup(c->in, (ev_ssize_t)k);
+    if (memcmp(p, h2_preface, k) != 0) {
+        c->proto = MESH_CONN_H1;
+        MESH_STAT_INC(&c->w->stats, downstream_cx_http1);
+        return mesh_h1_down_init(c);
+    }
+    if (k < H2_PREFACE_LEN)
+        return MESH_EAGAIN; /* need the whole preface to decide */
+    c->proto = MESH_CONN_H2;
+    MESH_STAT_INC(&c->w->stats, downstream_cx_http2);
+    return mesh_h2_down_init(c);
+}
+
+static void process_input(struct mesh_conn *c)
+{
+    if (c->proto == MESH_CONN_SNIFF) {
+        int rv = sniff(c);
+        if (rv == MESH_EAGAIN)
+            return;
+        if (rv != MESH_OK) {
+            mesh_conn_close(c);
+            return;
+        }
+    }
+    switch (c->proto) {
+    case MESH_CONN_H1: mesh_h1_down_on_read(c); break;
+    case MESH_CONN_H2: mesh_h2_down_on_read(c); break;
+    case MESH_CONN_TUNNEL: mesh_tunnel_on_down_read(c); break;
+    default: break;
+    }
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_conn *c = arg;
+    if (c->dead)
+        return;
+    if (c->reading && !c->eof) {
+        int n = evbuffer_read(c->in, c->fd, MESH_READ_SIZE);
+        if (n == 0) {
+            c->eof = true;
+        } else if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                mesh_log_debug("downstream read: %s", strerror(errno));
+                c->eof = true;
+            }
+        }
+    }
+    if (!c->dead)
+        process_input(c);
+    if (!c->dead && c->eof) {
+        /* the peer is gone: codecs answer what they can, then the connection closes */
+        event_del(c->rev);
+        c->reading = false;
+        if (c->proto == MESH_CONN_TUNNEL)
+            mesh_tunnel_down_closed(c);
+        else if (c->proto == MESH_CONN_H1 && c->h1_stream && c->h1_stream->req_end)
+            c->h1_stream->close_after = true; /* half-close: answer, then close */
+        else
+            mesh_conn_close(c);
+    }
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_conn *c = arg;
+    if (c->dead) {
+        teardown(c);
+        return;
+    }
+    MESH_STAT_INC(&c->w->stats, downstream_cx_idle_timeout);
+    if (c->proto == MESH_CONN_H2)
+        mesh_h2_down_drain(c);
+    else
+        mesh_conn_close(c);
+}
+
+void mesh_conn_drain(struct mesh_conn *c)
+{
+    if (c->dead || c->draining)
+        return;
+    c->draining = true;
+    switch (c->proto) {
+    case MESH_CONN_H1: mesh_h1_down_drain(c); break;
+    case MESH_CONN_H2: mesh_h2_down_drain(c); break;
+    case MESH_CONN_TUNNEL: break; /* tunnels end on their own or at the drain deadline */
+    default: mesh_conn_close(c); break;
+    }
+}
+
+void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,
+                      const struct sockaddr *sa, socklen_t salen)
+{
+    struct mesh_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->w = w;
+    c->fd = fd;
+    c->listener_idx = listener_idx;
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    c->idle = evtimer_new(w->base, on_idle, c);
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer_ip,
+                  sizeof(c->peer_ip));
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer_ip,
+                  sizeof(c->peer_ip));
+    mesh_list_insert_tail(&w->conns, &c->link);
+    w->n_conns++;
+    MESH_STAT_INC(&w->stats, downstream_cx_total);
+    MESH_STAT_INC(&w->stats, downstream_cx_active);
+    mesh_conn_set_reading(c, true);
+    mesh_conn_idle_arm(c);
+    (void)salen;
+}

@@ -1,0 +1,647 @@
+/*
+ * Downstream HTTP/1.1: one request at a time per connection, pipelined
+ * requests wait in the input buffer and are answered in order.
+ *
+ * A request head is found and checked strictly (mesh_h1_validate_request_head)
+ * before http-parser sees it, then copied once into the stream arena and
+ * parsed from there, so every header pointer stays valid for the stream's
+ * life with no further copies. Framing (Content-Length / chunked) is decided
+ * here, not left to the parser's leniency: that is where smuggling lives.
+ */
+#include "core/common.h"
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+#include "core/log.h"
+#include "core/proxy-int.h"
+
+#define LIT(s) s, sizeof(s) - 1
+
+static const struct mesh_down_ops h1_ops;
+static http_parser_settings req_settings;
+
+static struct mesh_conn *conn_of(http_parser *p)
+{
+    return p->data;
+}
+
+/* ---- Refusing a request that never became a stream ---- */
+
+static void reply_error(struct mesh_conn *c, int status, const char *why)
+{
+    MESH_STAT_INC(&c->w->stats, downstream_rq_rejected);
+    MESH_STAT_INC(&c->w->stats, downstream_rq_4xx);
+    mesh_log_debug("refusing request from %s: %d %s", c->peer_ip, status, why);
+    size_t blen = strlen(why) + 1;
+    evbuffer_add_printf(c->out,
+                        "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n"
+                        "x-meshd-error: %s\r\nconnection: close\r\n\r\n%s\n",
+                        status, mesh_http_reason(status), blen, why, why);
+    evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    mesh_conn_set_reading(c, false);
+    c->closing = true;
+    mesh_conn_flush(c);
+}
+
+/* ---- http-parser callbacks ---- */
+
+static int set_err(struct mesh_conn *c, int status, const char *why)
+{
+    if (!c->h1_err_status) {
+        c->h1_err_status = status;
+        c->h1_err = why;
+    }
+    return -1;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct mesh_stream *s = conn_of(p)->h1_stream;
+    /* the head is parsed from one contiguous arena copy: <at> is stable */
+    if (s->req.path)
+        s->req.path_len += (uint32_t)len;
+    else {
+        s->req.path = at;
+        s->req.path_len = (uint32_t)len;
+    }
+    return 0;
+}
+
+/* Appends a piece of a name or value; pieces are adjacent in the head, copied in trailers. */
+static int append_piece(struct mesh_stream *s, char **dst, size_t *dlen, const char *at, size_t len,
+                        bool copy)
+{
+    if (*dst && !copy && *dst + *dlen == at) {
+        *dlen += len;
+        return 0;
+    }
+    if (!*dst && !copy) {
+        *dst = (char *)at;
+        *dlen = len;
+        return 0;
+    }
+    if (*dlen + len > MESH_MAX_HEADER_BYTES)
+        return -1;
+    char *n = mesh_arena_alloc(s->arena, *dlen + len + 1);
+    if (!n)
+        return -1;
+    if (*dlen)
+        memcpy(n, *dst, *dlen);
+    memcpy(n + *dlen, at, len);
+    *dst = n;
+    *dlen += len;
+    return 0;
+}
+
+static const char *trim(const char *v, size_t *len)
+{
+    size_t n = *len;
+    while (n && (*v == ' ' || *v == '\t')) {
+        v++;
+        n--;
+    }
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    *len = n;
+    return v;
+}
+
+/* A whole header (name + value) is known: act on it. */
+static int commit_header(struct mesh_conn *c)
+{
+    struct mesh_stream *s = c->h1_stream;
+    const char *name = c->h1_hdr_name;
+    size_t nlen = c->h1_hdr_name_len;
+    const char *value = c->h1_hdr_value;
+    size_t vlen = c->h1_hdr_value_len;
+    c->h1_hdr_name = NULL;
+    c->h1_hdr_name_len = 0;
+    c->h1_hdr_value = NULL;
+    c->h1_hdr_value_len = 0;
+    c->h1_in_value = false;
+    if (!name)
+        return 0;
+    if (!value)
+        value = "";
+    value = trim(value, &vlen);
+
+    if (c->h1_headers_done) /* a trailer */
+        return mesh_headers_add(s->arena, &s->req.trailers, name, nlen, value, vlen) ? -1 : 0;
+
+    switch (nlen) {
+    case 4:
+        if (strncasecmp(name, "host", 4) == 0) {
+            if (s->req.authority)
+                return set_err(c, 400, "more than one Host header");
+            s->req.authority = value;
+            s->req.authority_len = (uint32_t)vlen;
+        }
+        break;
+    case 6:
+        if (strncasecmp(name, "expect", 6) == 0) {
+            if (vlen == 12 && strncasecmp(value, "100-continue", 12) == 0) {
+                s->expect_continue = true;
+                return 0; /* answered here, not forwarded (as Envoy does) */
+            }
+            return set_err(c, 417, "unsupported expectation");
+        }
+        break;
+    case 10:
+        if (strncasecmp(name, "connection", 10) == 0 &&
+            mesh_token_list_has(value, vlen, LIT("close")))
+            s->close_after = true;
+        break;
+    case 14:
+        if (strncasecmp(name, "content-length", 14) == 0) {
+            if (!vlen || vlen > 18)
+                return set_err(c, 400, "invalid Content-Length");
+            int64_t v = 0;
+            for (size_t i = 0; i < vlen; i++) {
+                if (value[i] < '0' || value[i] > '9')
+                    return set_err(c, 400, "invalid Content-Length");
+                v = v * 10 + (value[i] - '0');
+            }
+            if (c->h1_cl_seen && v != s->req.content_length)
+                return set_err(c, 400, "conflicting Content-Length headers");
+            c->h1_cl_seen = true;
+            s->req.content_length = v;
+            return 0;
+        }
+        break;
+    case 17:
+        if (strncasecmp(name, "transfer-encoding", 17) == 0) {
+            if (c->h1_te_seen || vlen != 7 || strncasecmp(value, "chunked", 7) != 0)
+                return set_err(c, 400, "unsupported Transfer-Encoding (only a single chunked)");
+            c->h1_te_seen = true;
+            return 0;
+        }
+        break;
+    }
+    return mesh_headers_add(s->arena, &s->req.hdrs, name, nlen, value, vlen) ? -1 : 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct mesh_conn *c = conn_of(p);
+    if (c->h1_in_value && commit_header(c))
+        return -1;
+    if (!c->h1_hdr_name)
+        c->h1_nhdr++;
+    if (c->h1_nhdr > MESH_MAX_HEADERS)
+        return set_err(c, 431, "too many header fields");
+    return append_piece(c->h1_stream, &c->h1_hdr_name, &c->h1_hdr_name_len, at, len,
+                        c->h1_headers_done);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct mesh_conn *c = conn_of(p);
+    struct mesh_stream *s = c->h1_stream;
+    c->h1_in_value = true;
+    if (append_piece(s, &c->h1_hdr_value, &c->h1_hdr_value_len, at, len, c->h1_headers_done))
+        return set_err(c, 431, "header value too large");
+    return 0;
+}
+
+/* Splits an absolute-form target into authority and path. */
+static int absolute_target(struct mesh_stream *s)
+{
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(s->req.path, s->req.path_len, 0, &u) != 0 ||
+        !(u.field_set & (1 << UF_HOST)))
+        return -1;
+    size_t hs = u.field_data[UF_HOST].off, he = hs + u.field_data[UF_HOST].len;
+    if (u.field_set & (1 << UF_PORT))
+        he = u.field_data[UF_PORT].off + u.field_data[UF_PORT].len;
+    else if (hs > 0 && s->req.path[hs - 1] == '[')
+        hs--, he++; /* keep the IPv6 brackets */
+    s->req.authority = s->req.path + hs;
+    s->req.authority_len = (uint32_t)(he - hs);
+    s->req.scheme = (s->req.path[4] == 's' || s->req.path[4] == 'S') ? "https" : "http";
+    if (he < s->req.path_len) {
+        s->req.path += he;
+        s->req.path_len -= (uint32_t)he;
+    } else {
+        s->req.path = "/";
+        s->req.path_len = 1;
+    }
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct mesh_conn *c = conn_of(p);
+    struct mesh_stream *s = c->h1_stream;
+    if (c->h1_in_value && commit_header(c))
+        return -1;
+    c->h1_headers_done = true;
+    s->req.http_minor = (uint8_t)p->http_minor;
+    s->req.method = http_method_str((enum http_method)p->method);
+    s->req.method_len = (uint32_t)strlen(s->req.method);
+    s->is_head = p->method == HTTP_HEAD;
+    s->is_connect = p->method == HTTP_CONNECT;
+    s->is_upgrade = p->upgrade && !s->is_connect;
+    if (c->h1_te_seen && c->h1_cl_seen)
+        return set_err(c, 400, "both Content-Length and Transfer-Encoding");
+    if (c->h1_te_seen && p->http_minor == 0)
+        return set_err(c, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    s->req.chunked = c->h1_te_seen;
+    if (!c->h1_cl_seen)
+        s->req.content_length = -1;
+    if (p->http_minor == 0 && !mesh_headers_get(&s->req.hdrs, LIT("connection")))
+        s->close_after = true;
+    else if (p->http_minor == 0) {
+        struct mesh_header *h = mesh_headers_get(&s->req.hdrs, LIT("connection"));
+        if (!mesh_token_list_has(h->value, h->value_len, LIT("keep-alive")))
+            s->close_after = true;
+    }
+    if (s->is_connect) {
+        s->req.authority = s->req.path;
+        s->req.authority_len = s->req.path_len;
+        s->req.path = NULL;
+        s->req.path_len = 0;
+    } else if (s->req.path[0] != '/' && s->req.path[0] != '*') {
+        if (absolute_target(s))
+            return set_err(c, 400, "invalid absolute-form request target");
+    }
+    if (!s->req.authority) {
+        if (p->http_minor == 1)
+            return set_err(c, 400, "missing Host header");
+        s->req.authority = "";
+    }
+    if (!s->req.scheme)
+        s->req.scheme = "http";
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct mesh_conn *c = conn_of(p);
+    evbuffer_add(c->h1_body, at, len);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct mesh_conn *c = conn_of(p);
+    c->h1_msg_complete = true;
+    http_parser_pause(p, 1); /* the next pipelined request waits for this response */
+    return 0;
+}
+
+static http_parser_settings req_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- Input processing ---- */
+
+/* Offset just past the empty line ending the head, or 0 when not there yet. */
+static size_t find_head_end(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *lf = memchr(p + i, '\n', n - i);
+        if (!lf)
+            return 0;
+        i = (size_t)(lf - p);
+        if (i + 1 < n && p[i + 1] == '\n')
+            return i + 2;
+        if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+static const char *parser_error(http_parser *p)
+{
+    return http_errno_description(HTTP_PARSER_ERRNO(p));
+}
+
+static void h1_finish(struct mesh_conn *c);
+
+/* Feeds body bytes from c->in to the parser and the stream, within backpressure. */
+static void process_body(struct mesh_conn *c)
+{
+    struct mesh_stream *s = c->h1_stream;
+    while (!c->dead && c->h1_stream == s && !c->h1_msg_complete && !s->req_paused &&
+           evbuffer_get_length(c->in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t n = http_parser_execute(&c->parser, &req_settings, v.iov_base, v.iov_len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        evbuffer_drain(c->in, n);
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            const char *why = c->h1_err_status ? c->h1_err : parser_error(&c->parser);
+            if (!s->resp_headers_sent) {
+                s->close_after = true;
+                MESH_STAT_INC(&c->w->stats, downstream_rq_rejected);
+                s->flags |= MESH_RF_DPE;
+                mesh_proxy_local_reply(s, c->h1_err_status ? c->h1_err_status : 400, 0, why);
+            } else {
+                mesh_conn_close(c);
+            }
+            return;
+        }
+        if (evbuffer_get_length(c->h1_body) > 0 && mesh_proxy_request_data(s, c->h1_body))
+            s->req_paused = true;
+        if (c->dead || c->h1_stream != s)
+            return;
+        if (c->h1_msg_complete) {
+            s->req_end = true;
+            mesh_proxy_request_end(s);
+            return;
+        }
+    }
+    if (s->req_paused)
+        mesh_conn_set_reading(c, false);
+}
+
+static void start_request(struct mesh_conn *c)
+{
+    size_t avail = evbuffer_get_length(c->in);
+    size_t look = MESH_MIN(avail, (size_t)MESH_MAX_HEADER_BYTES + 3);
+    const unsigned char *p = evbuffer_pullup(c->in, (ev_ssize_t)look);
+    /* tolerate blank lines before a request (RFC 9112 2.2) */
+    size_t skip = 0;
+    while (skip < look && (p[skip] == '\r' || p[skip] == '\n'))
+        skip++;
+    if (skip) {
+        evbuffer_drain(c->in, skip);
+        return;
+    }
+    size_t end = find_head_end(p, look);
+    if (!end) {
+        const unsigned char *lf = memchr(p, '\n', look);
+        if (!lf && look > MESH_MAX_REQUEST_LINE)
+            reply_error(c, 414, "request line too long");
+        else if (look > MESH_MAX_HEADER_BYTES)
+            reply_error(c, 431, "request header section too large");
+        return;
+    }
+    const char *why = NULL;
+    int status = mesh_h1_validate_request_head((const char *)p, end, &why);
+    if (status) {
+        reply_error(c, status, why);
+        return;
+    }
+
+    struct mesh_stream *s = mesh_stream_new(c, &h1_ops);
+    if (!s) {
+        reply_error(c, 431, "request header section too large");
+        return;
+    }
+    char *head = mesh_arena_alloc(s->arena, end);
+    if (!head) {
+        mesh_stream_free(s);
+        reply_error(c, 431, "request header section too large");
+        return;
+    }
+    memcpy(head, p, end);
+    evbuffer_drain(c->in, end);
+    mesh_conn_idle_disarm(c);
+
+    c->h1_stream = s;
+    c->h1_headers_done = false;
+    c->h1_msg_complete = false;
+    c->h1_cl_seen = c->h1_te_seen = false;
+    c->h1_err_status = 0;
+    c->h1_nhdr = 0;
+    c->h1_hdr_name = NULL;
+    c->h1_hdr_name_len = 0;
+    c->h1_hdr_value = NULL;
+    c->h1_hdr_value_len = 0;
+    c->h1_in_value = false;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    size_t n = http_parser_execute(&c->parser, &req_settings, head, end);
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if ((e != HPE_OK && e != HPE_PAUSED) || c->h1_err_status || !c->h1_headers_done) {
+        int st = c->h1_err_status ? c->h1_err_status : 400;
+        why = c->h1_err_status ? c->h1_err
+              : e == HPE_INVALID_METHOD ? "invalid method"
+              : e != HPE_OK ? parser_error(&c->parser) : "incomplete request head";
+        c->h1_stream = NULL;
+        mesh_stream_free(s);
+        reply_error(c, st, why);
+        return;
+    }
+    (void)n;
+    bool has_body = !c->h1_msg_complete && !s->is_connect && !s->is_upgrade;
+    if (c->h1_msg_complete || s->is_upgrade || s->is_connect)
+        s->req_end = true;
+    if (s->expect_continue && has_body && s->req.http_minor == 1) {
+        evbuffer_add(c->out, LIT("HTTP/1.1 100 Continue\r\n\r\n"));
+        mesh_conn_flush(c);
+        if (c->dead)
+            return;
+    }
+    mesh_proxy_request_headers(s, !has_body);
+    if (c->dead || c->h1_stream != s)
+        return;
+    if (has_body)
+        process_body(c);
+}
+
+int mesh_h1_down_on_read(struct mesh_conn *c)
+{
+    while (!c->dead && !c->closing && evbuffer_get_length(c->in) > 0) {
+        struct mesh_stream *s = c->h1_stream;
+        if (!s) {
+            size_t before = evbuffer_get_length(c->in);
+            start_request(c);
+            if (c->h1_stream == NULL && evbuffer_get_length(c->in) == before)
+                break; /* head incomplete */
+            continue;
+        }
+        if (c->proto != MESH_CONN_H1)
+            break;
+        if (!c->h1_msg_complete && !s->req_end) {
+            size_t before = evbuffer_get_length(c->in);
+            process_body(c);
+            if (c->h1_stream == s && (evbuffer_get_length(c->in) == before || s->req_paused))
+                break;
+            continue;
+        }
+        /* a pipelined request waits for this response; stop reading if it piles up */
+        if (evbuffer_get_length(c->in) > MESH_MAX_HEADER_BYTES)
+            mesh_conn_set_reading(c, false);
+        break;
+    }
+    return MESH_OK;
+}
+
+/* ---- Response path (mesh_down_ops) ---- */
+
+static void d_send_headers(struct mesh_stream *s, bool end)
+{
+    struct mesh_conn *c = s->conn;
+    int st = s->resp.status;
+    if (st < 200) {
+        if (st != 101 && s->req.http_minor >= 1) {
+            mesh_h1_write_response_head(c->out, &s->resp, 1, false, false);
+            mesh_conn_flush(c);
+        }
+        return;
+    }
+    bool nobody = s->is_head || st == 204 || st == 304;
+    bool chunked = false;
+    if (!nobody && s->resp.content_length < 0) {
+        if (end)
+            s->resp.content_length = 0;
+        else if (s->req.http_minor >= 1)
+            chunked = true;
+        else
+            s->close_after = true; /* HTTP/1.0: the close ends the body */
+    }
+    if (c->draining || c->w->draining)
+        s->close_after = true;
+    c->h1_resp_chunked = chunked;
+    c->h1_resp_nobody = nobody;
+    s->resp_headers_sent = true;
+    mesh_h1_write_response_head(c->out, &s->resp, s->req.http_minor, chunked, s->close_after);
+    if (!end)
+        mesh_conn_flush(c);
+}
+
+static void d_send_data(struct mesh_stream *s, struct evbuffer *data)
+{
+    struct mesh_conn *c = s->conn;
+    if (c->h1_resp_nobody)
+        evbuffer_drain(data, evbuffer_get_length(data));
+    else if (c->h1_resp_chunked)
+        mesh_h1_write_chunk(c->out, data);
+    else
+        evbuffer_add_buffer(c->out, data);
+    mesh_conn_flush(c);
+}
+
+static void d_send_end(struct mesh_stream *s)
+{
+    struct mesh_conn *c = s->conn;
+    if (c->h1_resp_chunked)
+        mesh_h1_write_last_chunk(c->out, &s->resp.trailers);
+    s->resp_end = true;
+    h1_finish(c);
+}
+
+static void d_reset(struct mesh_stream *s)
+{
+    /* HTTP/1.1 can only signal a broken response by closing the connection */
+    mesh_conn_close(s->conn);
+}
+
+static void d_resume_read(struct mesh_stream *s)
+{
+    struct mesh_conn *c = s->conn;
+    s->req_paused = false;
+    mesh_conn_set_reading(c, true);
+    if (evbuffer_get_length(c->in) > 0)
+        event_active(c->rev, EV_READ, 0);
+}
+
+static bool d_congested(struct mesh_stream *s)
+{
+    return evbuffer_get_length(s->conn->out) >= MESH_BUF_HIGH;
+}
+
+static void d_start_tunnel(struct mesh_stream *s)
+{
+    struct mesh_conn *c = s->conn;
+    struct mesh_upconn *u = s->up;
+    if (s->is_connect)
+        evbuffer_add(c->out, LIT("HTTP/1.1 200 Connection Established\r\n\r\n"));
+    else
+        mesh_h1_write_response_head(c->out, &s->resp, 1, false, false);
+    s->resp_headers_sent = true;
+    /* the upstream connection now belongs to the tunnel, not to the pool's stream */
+    u->stream = NULL;
+    s->up = NULL;
+    s->uops = NULL;
+    s->resp_end = true;
+    mesh_proxy_stream_done(s);
+    c->h1_stream = NULL;
+    mesh_stream_free(s);
+    c->proto = MESH_CONN_TUNNEL;
+    mesh_tunnel_start(c, u);
+}
+
+static const struct mesh_down_ops h1_ops = {
+    .send_headers = d_send_headers,
+    .send_data = d_send_data,
+    .send_end = d_send_end,
+    .reset = d_reset,
+    .resume_read = d_resume_read,
+    .congested = d_congested,
+    .start_tunnel = d_start_tunnel,
+};
+
+/* The response is complete: log, free the stream, go on with the next request. */
+static void h1_finish(struct mesh_conn *c)
+{
+    struct mesh_stream *s = c->h1_stream;
+    if (!s->req_end)
+        s->close_after = true; /* the rest of the body is unread: cannot find the next request */
+    bool close = s->close_after;
+    mesh_proxy_stream_done(s);
+    c->h1_stream = NULL;
+    mesh_stream_free(s);
+    if (close || c->draining) {
+        c->closing = true;
+        mesh_conn_set_reading(c, false);
+        mesh_conn_flush(c);
+        return;
+    }
+    mesh_conn_flush(c);
+    if (c->dead)
+        return;
+    mesh_conn_idle_arm(c);
+    mesh_conn_set_reading(c, true);
+    if (evbuffer_get_length(c->in) > 0)
+        event_active(c->rev, EV_READ, 0); /* pipelined: parse outside this call chain */
+}
+
+void mesh_h1_down_on_written(struct mesh_conn *c)
+{
+    struct mesh_stream *s = c->h1_stream;
+    if (s && s->resp_paused && s->uops) {
+        s->resp_paused = false;
+        s->uops->resume_read(s);
+    }
+}
+
+int mesh_h1_down_init(struct mesh_conn *c)
+{
+    c->h1_body = evbuffer_new();
+    return c->h1_body ? MESH_OK : MESH_ENOMEM;
+}
+
+void mesh_h1_down_close(struct mesh_conn *c)
+{
+    struct mesh_stream *s = c->h1_stream;
+    if (s) {
+        c->h1_stream = NULL;
+        mesh_proxy_downstream_abort(s);
+        mesh_stream_free(s);
+    }
+}
+
+void mesh_h1_down_drain(struct mesh_conn *c)
+{
+    if (!c->h1_stream) {
+        mesh_conn_close(c);
+        return;
+    }
+    c->h1_stream->close_after = true;
+}

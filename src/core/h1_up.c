@@ -1,0 +1,325 @@
+/* Upstream HTTP/1.1: one request at a time on a keep-alive connection. */
+#include "core/common.h"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include "core/log.h"
+#include "core/proxy-int.h"
+
+static const struct mesh_up_ops h1_up_ops;
+static http_parser_settings resp_settings;
+
+/* ---- Response parsing ---- */
+
+static int append(struct mesh_stream *s, char **dst, size_t *dlen, const char *at, size_t len)
+{
+    if (*dlen + len > MESH_MAX_HEADER_BYTES)
+        return -1;
+    char *n = mesh_arena_alloc(s->arena, *dlen + len + 1);
+    if (!n)
+        return -1;
+    if (*dlen)
+        memcpy(n, *dst, *dlen);
+    memcpy(n + *dlen, at, len);
+    *dst = n;
+    *dlen += len;
+    return 0;
+}
+
+static int commit(struct mesh_upconn *u)
+{
+    struct mesh_stream *s = u->stream;
+    const char *name = u->hdr_name, *value = u->hdr_value ? u->hdr_value : "";
+    size_t nlen = u->hdr_name_len, vlen = u->hdr_value_len;
+    u->hdr_name = u->hdr_value = NULL;
+    u->hdr_name_len = u->hdr_value_len = 0;
+    u->in_value = false;
+    if (!name)
+        return 0;
+    while (vlen && (*value == ' ' || *value == '\t'))
+        value++, vlen--;
+    while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
+        vlen--;
+    if (u->resp_headers_done)
+        return mesh_headers_add(s->arena, &s->resp.trailers, name, nlen, value, vlen) ? -1 : 0;
+    if ((nlen == 14 && strncasecmp(name, "content-length", 14) == 0) ||
+        (nlen == 17 && strncasecmp(name, "transfer-encoding", 17) == 0))
+        return 0; /* framing is re-decided for the downstream side */
+    return mesh_headers_add(s->arena, &s->resp.hdrs, name, nlen, value, vlen) ? -1 : 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct mesh_upconn *u = p->data;
+    if (u->in_value && commit(u))
+        return -1;
+    if (!u->hdr_name && ++u->nhdr > MESH_MAX_HEADERS)
+        return -1;
+    return append(u->stream, &u->hdr_name, &u->hdr_name_len, at, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct mesh_upconn *u = p->data;
+    u->in_value = true;
+    return append(u->stream, &u->hdr_value, &u->hdr_value_len, at, len);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct mesh_upconn *u = p->data;
+    struct mesh_stream *s = u->stream;
+    if (u->in_value && commit(u))
+        return -1;
+    s->resp.status = p->status_code;
+    s->resp.http_minor = (uint8_t)p->http_minor;
+    s->resp.chunked = (p->flags & F_CHUNKED) != 0;
+    s->resp.content_length =
+        (!s->resp.chunked && p->content_length != ULLONG_MAX) ? (int64_t)p->content_length : -1;
+    u->resp_headers_done = true;
+    u->interim = p->status_code >= 100 && p->status_code < 200 && p->status_code != 101;
+    if (s->is_head && !u->interim)
+        return 1; /* no body follows, whatever the length says */
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct mesh_upconn *u = p->data;
+    evbuffer_add(u->tmp, at, len);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct mesh_upconn *u = p->data;
+    u->resp_complete = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static int on_chunk_header(http_parser *p)
+{
+    return 0;
+}
+
+static http_parser_settings resp_settings = {
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+};
+
+static void reset_parser(struct mesh_upconn *u)
+{
+    http_parser_init(&u->parser, HTTP_RESPONSE);
+    u->parser.data = u;
+    u->resp_headers_done = u->resp_headers_emitted = u->resp_complete = false;
+    u->interim = false;
+    u->nhdr = 0;
+    u->hdr_name = u->hdr_value = NULL;
+    u->hdr_name_len = u->hdr_value_len = 0;
+    u->in_value = false;
+}
+
+/* The upstream broke the exchange: tell the stream, close the connection. */
+static void fail(struct mesh_upconn *u, int status, unsigned flag, const char *why, bool retryable)
+{
+    struct mesh_stream *s = u->stream;
+    u->stream = NULL;
+    mesh_upconn_close(u);
+    if (s)
+        mesh_proxy_upstream_error(s, status, flag, why, retryable);
+}
+
+/* Hands parsed events to the stream in order: headers, body, end. */
+static void deliver(struct mesh_upconn *u)
+{
+    struct mesh_stream *s = u->stream;
+    if (u->resp_headers_done && !u->resp_headers_emitted) {
+        if (u->interim) {
+            mesh_proxy_response_headers(s, false);
+            if (u->stream != s)
+                return;
+            reset_parser(u);
+            return;
+        }
+        u->resp_headers_emitted = true;
+        if (s->resp.status == 101) {
+            mesh_proxy_response_headers(s, false); /* becomes a tunnel */
+            return;
+        }
+        bool end = u->resp_complete && evbuffer_get_length(u->tmp) == 0;
+        mesh_proxy_response_headers(s, end);
+        if (end || u->stream != s)
+            return;
+    }
+    if (evbuffer_get_length(u->tmp) > 0) {
+        if (mesh_proxy_response_data(s, u->tmp) && u->stream == s) {
+            s->resp_paused = true;
+            mesh_upconn_set_reading(u, false);
+        }
+        if (u->stream != s)
+            return;
+    }
+    if (u->resp_complete)
+        mesh_proxy_response_end(s);
+}
+
+static void process(struct mesh_upconn *u)
+{
+    while (u->stream && !u->dead && !u->tunnel && evbuffer_get_length(u->in) > 0) {
+        struct mesh_stream *s = u->stream;
+        if (s->resp_paused || u->resp_complete)
+            return;
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(u->in, -1, NULL, &v, 1) < 1)
+            return;
+        size_t n = http_parser_execute(&u->parser, &resp_settings, v.iov_base, v.iov_len);
+        enum http_errno e = HTTP_PARSER_ERRNO(&u->parser);
+        evbuffer_drain(u->in, n);
+        if (e != HPE_OK && e != HPE_PAUSED) {
+            char why[160];
+            snprintf(why, sizeof(why), "upstream sent an invalid response: %s",
+                     http_errno_description(e));
+            fail(u, 502, MESH_RF_UPE, why, false);
+            return;
+        }
+        if (u->parser.upgrade && s->resp.status == 101) {
+            deliver(u);
+            return;
+        }
+        deliver(u);
+        if (e == HPE_PAUSED && u->stream == s)
+            return;
+    }
+}
+
+static void on_eof(struct mesh_upconn *u, int err)
+{
+    struct mesh_stream *s = u->stream;
+    if (s && u->resp_headers_done && !u->resp_complete && !u->interim) {
+        /* a close-delimited body ends here (http-parser completes it on a zero-length read) */
+        http_parser_execute(&u->parser, &resp_settings, NULL, 0);
+        if (u->resp_complete) {
+            deliver(u);
+            mesh_upconn_close(u);
+            return;
+        }
+    }
+    if (!s) {
+        mesh_upconn_close(u);
+        return;
+    }
+    bool retryable = u->requests > 1 && !u->resp_headers_done && !s->up_bytes_seen;
+    char why[160];
+    snprintf(why, sizeof(why), "upstream connection %s before the response ended%s%s",
+             err ? "reset" : "closed", err ? ": " : "", err ? strerror(err) : "");
+    fail(u, 502, MESH_RF_UC, why, retryable);
+}
+
+int mesh_h1_up_on_read(struct mesh_upconn *u)
+{
+    int n = evbuffer_read(u->in, u->fd, MESH_READ_SIZE);
+    int err = n < 0 ? errno : 0;
+    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+        return MESH_OK;
+    if (!u->stream) {
+        /* idle: a close, or bytes nobody asked for; either way the connection is done */
+        mesh_upconn_close(u);
+        return MESH_OK;
+    }
+    process(u);
+    if (n <= 0 && !u->dead && !u->tunnel)
+        on_eof(u, err);
+    return MESH_OK;
+}
+
+void mesh_h1_up_on_written(struct mesh_upconn *u)
+{
+    struct mesh_stream *s = u->stream;
+    if (s && s->req_paused)
+        s->dops->resume_read(s);
+}
+
+/* ---- Request path (mesh_up_ops) ---- */
+
+static struct mesh_upconn *up_of(struct mesh_stream *s)
+{
+    return s->up;
+}
+
+static void u_send_data(struct mesh_stream *s, struct evbuffer *data)
+{
+    struct mesh_upconn *u = up_of(s);
+    if (u->req_chunked)
+        mesh_h1_write_chunk(u->out, data);
+    else
+        evbuffer_add_buffer(u->out, data);
+    mesh_upconn_flush(u);
+}
+
+static void u_send_end(struct mesh_stream *s)
+{
+    struct mesh_upconn *u = up_of(s);
+    if (u->req_chunked)
+        mesh_h1_write_last_chunk(u->out, &s->req.trailers);
+    u->body_sent_end = true;
+    mesh_upconn_flush(u);
+}
+
+static void u_detach(struct mesh_stream *s)
+{
+    struct mesh_upconn *u = up_of(s);
+    if (!u || u->stream != s)
+        return;
+    u->stream = NULL;
+    bool reusable = u->resp_complete && u->body_sent_end && !u->tunnel &&
+                    http_should_keep_alive(&u->parser) && evbuffer_get_length(u->in) == 0;
+    mesh_upconn_release(u, reusable);
+}
+
+static void u_resume_read(struct mesh_stream *s)
+{
+    struct mesh_upconn *u = up_of(s);
+    s->resp_paused = false;
+    mesh_upconn_set_reading(u, true);
+    if (evbuffer_get_length(u->in) > 0)
+        event_active(u->rev, EV_READ, 0);
+}
+
+static bool u_congested(struct mesh_stream *s)
+{
+    return evbuffer_get_length(up_of(s)->out) >= MESH_BUF_HIGH;
+}
+
+static const struct mesh_up_ops h1_up_ops = {
+    .send_data = u_send_data,
+    .send_end = u_send_end,
+    .detach = u_detach,
+    .resume_read = u_resume_read,
+    .congested = u_congested,
+};
+
+void mesh_h1_up_attach(struct mesh_upconn *u, struct mesh_stream *s)
+{
+    u->stream = s;
+    reset_parser(u);
+    u->body_sent_end = false;
+    evbuffer_drain(u->tmp, evbuffer_get_length(u->tmp));
+    mesh_upconn_set_reading(u, true);
+    if (s->is_connect) {
+        u->body_sent_end = true;
+        mesh_proxy_upstream_ready(s, u, &h1_up_ops);
+        return;
+    }
+    bool no_body = s->req_end && s->req_bytes == 0 && s->req.content_length <= 0 && !s->req.chunked;
+    u->req_chunked = !no_body && s->req.content_length < 0;
+    mesh_h1_write_request_head(u->out, &s->req, u->req_chunked);
+    mesh_upconn_flush(u);
+    mesh_proxy_upstream_ready(s, u, &h1_up_ops);
+}

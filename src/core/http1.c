@@ -1,0 +1,383 @@
+/* HTTP/1.1 helpers shared by both sides: header lists, strict head validation, serialisation. */
+#include "core/common.h"
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include "core/proxy-int.h"
+
+/* ---- Header lists ---- */
+
+int mesh_headers_add(struct mesh_arena *a, struct mesh_headers *h, const char *name, size_t nlen,
+                     const char *value, size_t vlen)
+{
+    if (h->n == h->cap) {
+        uint32_t cap = h->cap ? h->cap * 2 : 16;
+        struct mesh_header *v = mesh_arena_alloc(a, cap * sizeof(*v));
+        if (!v)
+            return MESH_ELIMIT;
+        if (h->n)
+            memcpy(v, h->v, h->n * sizeof(*v));
+        h->v = v;
+        h->cap = cap;
+    }
+    struct mesh_header *hd = &h->v[h->n++];
+    hd->name = name;
+    hd->name_len = (uint32_t)nlen;
+    hd->value = value;
+    hd->value_len = (uint32_t)vlen;
+    return MESH_OK;
+}
+
+int mesh_headers_add_copy(struct mesh_arena *a, struct mesh_headers *h, const char *name,
+                          size_t nlen, const char *value, size_t vlen)
+{
+    char *n = mesh_arena_strndup(a, name, nlen);
+    char *v = mesh_arena_strndup(a, value, vlen);
+    if (!n || !v)
+        return MESH_ELIMIT;
+    return mesh_headers_add(a, h, n, nlen, v, vlen);
+}
+
+bool mesh_header_is(const struct mesh_header *hd, const char *name, size_t nlen)
+{
+    return hd->name_len == nlen && strncasecmp(hd->name, name, nlen) == 0;
+}
+
+struct mesh_header *mesh_headers_get(const struct mesh_headers *h, const char *name, size_t nlen)
+{
+    for (uint32_t i = 0; i < h->n; i++)
+        if (mesh_header_is(&h->v[i], name, nlen))
+            return &h->v[i];
+    return NULL;
+}
+
+void mesh_headers_del(struct mesh_headers *h, const char *name, size_t nlen)
+{
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < h->n; i++)
+        if (!mesh_header_is(&h->v[i], name, nlen))
+            h->v[j++] = h->v[i];
+    h->n = j;
+}
+
+bool mesh_token_list_has(const char *v, size_t len, const char *tok, size_t tlen)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t s = i;
+        while (i < len && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - s == tlen && strncasecmp(v + s, tok, tlen) == 0)
+            return true;
+    }
+    return false;
+}
+
+#define LIT(s) s, sizeof(s) - 1
+
+static bool is_hop(const struct mesh_header *hd, bool keep_upgrade)
+{
+    switch (hd->name_len) {
+    case 2: return mesh_header_is(hd, LIT("te"));
+    case 7: return !keep_upgrade && mesh_header_is(hd, LIT("upgrade"));
+    case 10: return (!keep_upgrade && mesh_header_is(hd, LIT("connection"))) ||
+                    mesh_header_is(hd, LIT("keep-alive"));
+    case 16: return mesh_header_is(hd, LIT("proxy-connection"));
+    case 17: return mesh_header_is(hd, LIT("transfer-encoding"));
+    case 19: return mesh_header_is(hd, LIT("proxy-authenticate"));
+    default: return false;
+    }
+}
+
+void mesh_headers_strip_hop(struct mesh_headers *h, bool keep_upgrade)
+{
+    /* Headers named by Connection are hop-by-hop too (RFC 9110 7.6.1). */
+    const struct mesh_header *conn = mesh_headers_get(h, LIT("connection"));
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < h->n; i++) {
+        const struct mesh_header *hd = &h->v[i];
+        if (is_hop(hd, keep_upgrade))
+            continue;
+        if (conn && hd != conn && !mesh_header_is(hd, LIT("upgrade")) &&
+            mesh_token_list_has(conn->value, conn->value_len, hd->name, hd->name_len))
+            continue;
+        h->v[j++] = *hd;
+    }
+    h->n = j;
+}
+
+const char *mesh_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+const char *mesh_response_flags_str(unsigned flags, char *buf, size_t size)
+{
+    static const char *const names[] = {"UF", "UH", "UO", "UT", "UC", "NR", "DC", "SI", "DPE", "UPE"};
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < MESH_ARRAY_LEN(names); i++) {
+        if (!(flags & (1u << i)))
+            continue;
+        int n = snprintf(buf + off, size - off, "%s%s", off ? "," : "", names[i]);
+        if (n < 0 || (size_t)n >= size - off)
+            break;
+        off += (size_t)n;
+    }
+    if (!off)
+        snprintf(buf, size, "-");
+    return buf;
+}
+
+/* ---- Strict request-head validation ---- */
+
+/* RFC 9110 tchar */
+static const uint8_t tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+static int bad(const char **why, const char *msg, int status)
+{
+    *why = msg;
+    return status;
+}
+
+static bool is_vchar_target(unsigned char c)
+{
+    return c > 0x20 && c != 0x7f;
+}
+
+int mesh_h1_validate_request_head(const char *p, size_t len, const char **why)
+{
+    const unsigned char *s = (const unsigned char *)p, *end = s + len;
+    const unsigned char *lf = memchr(s, '\n', len);
+    if (!lf)
+        return bad(why, "incomplete request line", 400);
+    if ((size_t)(lf - s) > MESH_MAX_REQUEST_LINE)
+        return bad(why, "request line too long", 414);
+    if (lf == s || lf[-1] != '\r')
+        return bad(why, "request line must end with CRLF", 400);
+    const unsigned char *le = lf - 1; /* at CR */
+
+    /* method */
+    const unsigned char *q = s;
+    while (q < le && tchar[*q])
+        q++;
+    if (q == s || q >= le || *q != ' ')
+        return bad(why, "invalid method", 400);
+    size_t mlen = (size_t)(q - s);
+    bool connect = mlen == 7 && memcmp(s, "CONNECT", 7) == 0;
+    bool options = mlen == 7 && memcmp(s, "OPTIONS", 7) == 0;
+    /* target */
+    const unsigned char *t = ++q;
+    while (q < le && is_vchar_target(*q))
+        q++;
+    if (q == t || q >= le || *q != ' ')
+        return bad(why, "invalid request target", 400);
+    size_t tlen = (size_t)(q - t);
+    if (connect) {
+        /* authority form: host:port, nothing else */
+        if (*t == '/' || !memchr(t, ':', tlen) || memchr(t, '/', tlen))
+            return bad(why, "CONNECT needs an authority-form target (host:port)", 400);
+    } else if (*t == '/') {
+        if (tlen > 1 && t[1] == '/')
+            return bad(why, "request target must be origin or absolute form", 400);
+    } else if (tlen == 1 && *t == '*') {
+        if (!options)
+            return bad(why, "asterisk-form target is only valid for OPTIONS", 400);
+    } else if (!((tlen > 7 && strncasecmp((const char *)t, "http://", 7) == 0) ||
+                 (tlen > 8 && strncasecmp((const char *)t, "https://", 8) == 0))) {
+        return bad(why, "request target must be origin or absolute form", 400);
+    }
+    /* version */
+    const unsigned char *v = ++q;
+    size_t vlen = (size_t)(le - v);
+    if (vlen != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
+        v[7] < '0' || v[7] > '9')
+        return bad(why, "invalid HTTP version", 400);
+    if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
+        return bad(why, "unsupported HTTP version (HTTP/1.0 and HTTP/1.1 only)", 400);
+
+    /* header lines */
+    unsigned count = 0;
+    const unsigned char *l = lf + 1;
+    for (;;) {
+        if (l >= end)
+            return bad(why, "incomplete header section", 400);
+        if (*l == '\r') {
+            if (l + 1 < end && l[1] == '\n')
+                return 0;
+            return bad(why, "bare CR in header section", 400);
+        }
+        if (*l == '\n')
+            return bad(why, "header lines must end with CRLF", 400);
+        if (*l == ' ' || *l == '\t')
+            return bad(why, "obs-fold (a header line starting with whitespace) is not allowed", 400);
+        if (++count > MESH_MAX_HEADERS)
+            return bad(why, "too many header fields", 431);
+        const unsigned char *n = l;
+        while (n < end && tchar[*n])
+            n++;
+        if (n >= end)
+            return bad(why, "incomplete header section", 400);
+        if (*n != ':') {
+            if (*n == ' ' || *n == '\t')
+                return bad(why, "whitespace between header name and colon", 400);
+            return bad(why, "invalid character in header name", 400);
+        }
+        if (n == l)
+            return bad(why, "empty header name", 400);
+        const unsigned char *c = n + 1;
+        for (;;) {
+            if (c >= end)
+                return bad(why, "incomplete header section", 400);
+            unsigned char ch = *c;
+            if (ch == '\r') {
+                if (c + 1 >= end || c[1] != '\n')
+                    return bad(why, "bare CR in header value", 400);
+                l = c + 2;
+                break;
+            }
+            if (ch == '\n')
+                return bad(why, "bare LF in header value", 400);
+            if (ch == 0)
+                return bad(why, "NUL in header value", 400);
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+                return bad(why, "control character in header value", 400);
+            c++;
+        }
+    }
+}
+
+/* ---- Serialisation ---- */
+
+static void write_headers(struct evbuffer *out, const struct mesh_headers *h)
+{
+    for (uint32_t i = 0; i < h->n; i++) {
+        const struct mesh_header *hd = &h->v[i];
+        /* one add per line keeps the evbuffer chain short */
+        size_t n = hd->name_len + hd->value_len + 4;
+        struct evbuffer_iovec iov;
+        if (evbuffer_reserve_space(out, (ev_ssize_t)n, &iov, 1) < 1)
+            continue;
+        char *p = iov.iov_base;
+        memcpy(p, hd->name, hd->name_len);
+        p += hd->name_len;
+        *p++ = ':';
+        *p++ = ' ';
+        memcpy(p, hd->value, hd->value_len);
+        p += hd->value_len;
+        *p++ = '\r';
+        *p++ = '\n';
+        iov.iov_len = n;
+        evbuffer_commit_space(out, &iov, 1);
+    }
+}
+
+void mesh_h1_write_request_head(struct evbuffer *out, const struct mesh_msg *m, bool chunked)
+{
+    evbuffer_add(out, m->method, m->method_len);
+    evbuffer_add(out, " ", 1);
+    if (m->path)
+        evbuffer_add(out, m->path, m->path_len);
+    else
+        evbuffer_add(out, m->authority, m->authority_len);
+    evbuffer_add(out, " HTTP/1.1\r\n", 11);
+    if (m->authority && !mesh_headers_get(&m->hdrs, LIT("host")))
+        evbuffer_add_printf(out, "Host: %.*s\r\n", (int)m->authority_len, m->authority);
+    write_headers(out, &m->hdrs);
+    if (chunked)
+        evbuffer_add(out, LIT("Transfer-Encoding: chunked\r\n"));
+    else if (m->content_length >= 0)
+        evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)m->content_length);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void mesh_h1_write_response_head(struct evbuffer *out, const struct mesh_msg *m, int minor,
+                                 bool chunked, bool close)
+{
+    evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", minor, m->status, mesh_http_reason(m->status));
+    write_headers(out, &m->hdrs);
+    if (m->status >= 200 && m->status != 204 && m->status != 304) {
+        if (chunked)
+            evbuffer_add(out, LIT("Transfer-Encoding: chunked\r\n"));
+        else if (m->content_length >= 0)
+            evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)m->content_length);
+    } else if (m->status == 304 && m->content_length >= 0) {
+        evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)m->content_length);
+    }
+    if (close)
+        evbuffer_add(out, LIT("Connection: close\r\n"));
+    else if (minor == 0)
+        evbuffer_add(out, LIT("Connection: keep-alive\r\n"));
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void mesh_h1_write_chunk(struct evbuffer *out, struct evbuffer *data)
+{
+    size_t n = evbuffer_get_length(data);
+    if (!n)
+        return;
+    evbuffer_add_printf(out, "%zx\r\n", n);
+    evbuffer_add_buffer(out, data);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void mesh_h1_write_last_chunk(struct evbuffer *out, const struct mesh_headers *trailers)
+{
+    evbuffer_add(out, "0\r\n", 3);
+    if (trailers)
+        write_headers(out, trailers);
+    evbuffer_add(out, "\r\n", 2);
+}

@@ -1,0 +1,432 @@
+/*
+ * Internal structures of the proxy engine, shared by the files that make it:
+ * worker.c (threads, listeners), conn.c (downstream transport), h1_down.c /
+ * h2_down.c (downstream codecs), proxy.c (routing, the glue between the two
+ * sides), upstream.c (pools), h1_up.c / h2_up.c (upstream codecs), tunnel.c.
+ * Nothing outside the engine includes this file.
+ *
+ * Ownership in one paragraph: a worker owns its connections; a downstream
+ * connection owns its streams; a stream owns its arena (headers, strings) and
+ * its body buffers, and holds one snapshot reference. An upstream connection
+ * is owned by its pool and only *borrows* the stream it serves: whichever side
+ * goes first detaches the other (mesh_up_detach / mesh_proxy_upstream_error).
+ */
+#ifndef MESH_CORE_PROXY_INT_H
+#define MESH_CORE_PROXY_INT_H
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <http_parser.h>
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include "core/arena.h"
+#include "core/list.h"
+#include "core/snapshot.h"
+#include "core/stats.h"
+#include "core/status.h"
+
+/* ---- Limits ---- */
+#define MESH_MAX_HEADERS 100
+#define MESH_MAX_HEADER_BYTES (64 * 1024)
+#define MESH_MAX_REQUEST_LINE (8 * 1024)
+#define MESH_BUF_HIGH (256 * 1024) /* pause the producer above this backlog */
+#define MESH_BUF_LOW (64 * 1024)   /* ...and resume it below this */
+#define MESH_READ_SIZE (16 * 1024)
+#define MESH_STREAM_ARENA_BUDGET (256 * 1024)
+
+struct mesh_worker;
+struct mesh_runtime;
+struct mesh_conn;
+struct mesh_stream;
+struct mesh_upconn;
+struct mesh_pool;
+
+/* ---- Headers ---- */
+struct mesh_header {
+    const char *name;              /* original case (HTTP/1.1), lowercase from HTTP/2 */
+    const char *value;
+    uint32_t name_len, value_len;
+};
+
+struct mesh_headers {
+    struct mesh_header *v;         /* in the stream arena */
+    uint32_t n, cap;
+};
+
+/** Appends a header; <name>/<value> must already live as long as the stream. */
+int mesh_headers_add(struct mesh_arena *a, struct mesh_headers *h, const char *name, size_t nlen,
+                     const char *value, size_t vlen);
+/** Copies name and value into the arena, then appends. */
+int mesh_headers_add_copy(struct mesh_arena *a, struct mesh_headers *h, const char *name,
+                          size_t nlen, const char *value, size_t vlen);
+/** First header named <name> (case-insensitive) or NULL. */
+struct mesh_header *mesh_headers_get(const struct mesh_headers *h, const char *name, size_t nlen);
+void mesh_headers_del(struct mesh_headers *h, const char *name, size_t nlen);
+bool mesh_header_is(const struct mesh_header *hd, const char *name, size_t nlen);
+/** Token list test: does comma-separated <value> contain <tok> (case-insensitive)? */
+bool mesh_token_list_has(const char *value, size_t len, const char *tok, size_t tlen);
+/** Removes hop-by-hop headers, including those named in Connection. */
+void mesh_headers_strip_hop(struct mesh_headers *h, bool keep_upgrade);
+const char *mesh_http_reason(int status);
+
+/* ---- Messages ---- */
+struct mesh_msg {
+    struct mesh_headers hdrs;
+    struct mesh_headers trailers;
+    const char *method;            /* request */
+    const char *path;              /* request: origin form ("/a?b"), NULL for CONNECT */
+    const char *authority;         /* request: Host or :authority */
+    const char *scheme;            /* request: "http" / "https" */
+    uint32_t method_len, path_len, authority_len;
+    int status;                    /* response */
+    int64_t content_length;        /* -1 when not given */
+    uint8_t http_minor;            /* HTTP/1.x minor version of the peer that sent it */
+    bool chunked;                  /* HTTP/1.1 chunked framing on the wire */
+};
+
+/* ---- Stream ---- */
+
+/* Response flags, as in Envoy's access log (%RESPONSE_FLAGS%). */
+enum {
+    MESH_RF_UF = 1u << 0,  /* upstream connection failure */
+    MESH_RF_UH = 1u << 1,  /* no healthy upstream */
+    MESH_RF_UO = 1u << 2,  /* upstream overflow */
+    MESH_RF_UT = 1u << 3,  /* upstream request timeout */
+    MESH_RF_UC = 1u << 4,  /* upstream connection termination */
+    MESH_RF_NR = 1u << 5,  /* no route */
+    MESH_RF_DC = 1u << 6,  /* downstream connection termination */
+    MESH_RF_SI = 1u << 7,  /* stream idle timeout */
+    MESH_RF_DPE = 1u << 8, /* downstream protocol error */
+    MESH_RF_UPE = 1u << 9, /* upstream protocol error */
+};
+/** "UF,UT" style text of <flags> into <buf>; "-" when none. */
+const char *mesh_response_flags_str(unsigned flags, char *buf, size_t size);
+
+/* Implemented by each downstream codec. */
+struct mesh_down_ops {
+    /* s->resp holds the head; 1xx statuses are interim. <end>: no body follows. */
+    void (*send_headers)(struct mesh_stream *s, bool end);
+    /* Moves all of <data> towards the client. */
+    void (*send_data)(struct mesh_stream *s, struct evbuffer *data);
+    /* End of response; s->resp.trailers may hold trailers. */
+    void (*send_end)(struct mesh_stream *s);
+    /* Abort a response whose headers were already sent. */
+    void (*reset)(struct mesh_stream *s);
+    /* The request producer may read again (after congestion). */
+    void (*resume_read)(struct mesh_stream *s);
+    /* Is the client-facing backlog above MESH_BUF_HIGH? */
+    bool (*congested)(struct mesh_stream *s);
+    /* Response was 101/200-to-CONNECT: become a byte tunnel. */
+    void (*start_tunnel)(struct mesh_stream *s);
+};
+
+/* Implemented by each upstream codec. */
+struct mesh_up_ops {
+    void (*send_data)(struct mesh_stream *s, struct evbuffer *data);
+    void (*send_end)(struct mesh_stream *s);
+    /* The stream is going away: forget it (and reset the upstream request if in flight). */
+    void (*detach)(struct mesh_stream *s);
+    void (*resume_read)(struct mesh_stream *s);
+    bool (*congested)(struct mesh_stream *s);
+};
+
+enum mesh_stream_state {
+    MESH_SS_HEADERS = 0,   /* receiving the request head */
+    MESH_SS_ROUTED,        /* waiting for an upstream connection */
+    MESH_SS_UPSTREAM,      /* attached to an upstream connection */
+    MESH_SS_LOCAL,         /* answered locally */
+    MESH_SS_TUNNEL,
+    MESH_SS_DONE,
+};
+
+struct mesh_stream {
+    struct mesh_arena *arena;
+    struct mesh_worker *w;
+    struct mesh_conn *conn;              /* downstream connection (owner) */
+    const struct mesh_down_ops *dops;
+    struct mesh_snapshot *snap;          /* reference held for the stream's life */
+    int32_t h2_id;                       /* downstream HTTP/2 stream id, 0 for HTTP/1.1 */
+    enum mesh_stream_state state;
+    struct mesh_msg req, resp;
+
+    const struct mesh_route *route;
+    const struct mesh_cluster *cluster;
+    const struct mesh_endpoint *endpoint;
+    struct mesh_upconn *up;              /* borrowed while attached */
+    const struct mesh_up_ops *uops;
+    struct mesh_list pending_link;       /* in pool->pending while waiting for a connection */
+    struct mesh_pool *pending_pool;
+
+    struct evbuffer *req_buf;            /* request body not yet handed to the upstream */
+    struct evbuffer *resp_buf;           /* HTTP/2 downstream: response body not yet framed */
+    struct event *timer;                 /* request timeout */
+    uint64_t down_unconsumed;            /* HTTP/2 downstream: bytes received but not acked */
+    uint64_t up_unconsumed;              /* HTTP/2 upstream: bytes received but not acked */
+    uint64_t req_bytes, resp_bytes;
+    uint64_t start_ns;
+    unsigned flags;                      /* MESH_RF_* */
+    unsigned attempts;
+    bool req_end;                        /* the client finished the request */
+    bool req_sent_end;                   /* the upstream got the end of the request */
+    bool resp_headers_sent;
+    bool resp_end;
+    bool req_paused;                     /* request producer paused for backpressure */
+    bool resp_paused;                    /* response producer paused for backpressure */
+    bool is_head, is_connect, is_upgrade, expect_continue;
+    bool up_bytes_seen;                  /* any response byte from the upstream */
+    bool close_after;                    /* HTTP/1.1: close the connection after this response */
+    bool counted_active;
+    /* HTTP/2 bookkeeping */
+    struct mesh_list down_link;          /* in conn->h2_streams (HTTP/2 downstream) */
+    struct mesh_list up_link;            /* in upconn->h2_streams (HTTP/2 upstream) */
+    int32_t up_h2_id;                    /* upstream HTTP/2 stream id */
+    bool h2_data_deferred;               /* downstream data provider waits for data */
+    bool h2_up_deferred;                 /* upstream data provider waits for data */
+    bool up_req_end;                     /* HTTP/2 upstream: request body complete */
+    bool up_resp_complete;               /* HTTP/2 upstream: response fully received */
+    bool h2_in_trailers;                 /* receiving request trailers (downstream) */
+};
+
+struct mesh_stream *mesh_stream_new(struct mesh_conn *c, const struct mesh_down_ops *dops);
+/** Frees the stream; detaches the upstream side first. Called by the downstream codec. */
+void mesh_stream_free(struct mesh_stream *s);
+
+/* ---- Proxy glue (proxy.c) ---- */
+/** Request head complete. <end>: no body follows. */
+void mesh_proxy_request_headers(struct mesh_stream *s, bool end);
+/** Request body bytes (moved out of <data>). Returns true when the producer should pause. */
+bool mesh_proxy_request_data(struct mesh_stream *s, struct evbuffer *data);
+void mesh_proxy_request_end(struct mesh_stream *s);
+/** Downstream went away mid-stream (connection closed or HTTP/2 reset). */
+void mesh_proxy_downstream_abort(struct mesh_stream *s);
+/** Answers locally (before response headers went out), with <reason> as the body. */
+void mesh_proxy_local_reply(struct mesh_stream *s, int status, unsigned flag, const char *reason);
+/* Upstream side events */
+void mesh_proxy_upstream_ready(struct mesh_stream *s, struct mesh_upconn *u,
+                               const struct mesh_up_ops *uops);
+void mesh_proxy_response_headers(struct mesh_stream *s, bool end);
+bool mesh_proxy_response_data(struct mesh_stream *s, struct evbuffer *data);
+void mesh_proxy_response_end(struct mesh_stream *s);
+/** Upstream failed; <retryable>: nothing was received and the connection was reused. */
+void mesh_proxy_upstream_error(struct mesh_stream *s, int status, unsigned flag, const char *reason,
+                               bool retryable);
+/** Response fully sent to the client: stats, access log. */
+void mesh_proxy_stream_done(struct mesh_stream *s);
+
+/* ---- Downstream connection (conn.c) ---- */
+enum mesh_conn_proto { MESH_CONN_SNIFF = 0, MESH_CONN_H1, MESH_CONN_H2, MESH_CONN_TUNNEL };
+
+struct mesh_conn {
+    struct mesh_worker *w;
+    int fd;
+    enum mesh_conn_proto proto;
+    struct event *rev, *wev, *idle;
+    struct evbuffer *in, *out;
+    size_t listener_idx;                  /* index into every snapshot's listeners (stable) */
+    char peer_ip[64];
+    struct mesh_list link;                /* in worker->conns */
+    bool reading;                         /* read event enabled */
+    bool closing;                         /* close once out is flushed */
+    bool draining;                        /* SIGTERM: finish in-flight, then close */
+    bool eof;
+    bool dead;                            /* closed: teardown runs on the next loop turn */
+    /* HTTP/1.1 */
+    http_parser parser;
+    struct mesh_stream *h1_stream;        /* request being parsed or answered */
+    size_t h1_msg_start;                  /* offset of the current message head in in */
+    bool h1_headers_done, h1_paused;
+    unsigned h1_nhdr;
+    char *h1_hdr_name;                    /* parse state for header callbacks */
+    size_t h1_hdr_name_len;
+    char *h1_hdr_value;
+    size_t h1_hdr_value_len;
+    bool h1_in_value;
+    bool h1_resp_chunked, h1_resp_nobody, h1_msg_complete;
+    bool h1_cl_seen, h1_te_seen;
+    int h1_err_status;                    /* set by a parser callback that refuses the request */
+    const char *h1_err;                   /* static reason for h1_err_status */
+    struct evbuffer *h1_body;             /* decoded body bytes of the current read */
+    /* HTTP/2 */
+    nghttp2_session *h2;
+    struct mesh_list h2_streams;
+    unsigned h2_in_cb;                    /* inside nghttp2 callbacks: no mem_send now */
+    struct evbuffer *h2_tmp;
+    /* Tunnel */
+    struct mesh_upconn *tunnel_up;
+};
+
+void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,
+                      const struct sockaddr *sa, socklen_t salen);
+/** Flush <out> to the socket (arms the write event when needed). */
+void mesh_conn_flush(struct mesh_conn *c);
+void mesh_conn_set_reading(struct mesh_conn *c, bool on);
+/** Closes now (streams aborted). */
+void mesh_conn_close(struct mesh_conn *c);
+/** Starts a graceful close (HTTP/2 GOAWAY, HTTP/1.1 Connection: close). */
+void mesh_conn_drain(struct mesh_conn *c);
+void mesh_conn_idle_arm(struct mesh_conn *c);
+void mesh_conn_idle_disarm(struct mesh_conn *c);
+
+/* Codec entry points called by conn.c */
+int mesh_h1_down_init(struct mesh_conn *c);
+int mesh_h1_down_on_read(struct mesh_conn *c);      /* parse what is in c->in */
+void mesh_h1_down_on_written(struct mesh_conn *c);  /* out drained below MESH_BUF_LOW */
+void mesh_h1_down_close(struct mesh_conn *c);
+void mesh_h1_down_drain(struct mesh_conn *c);
+int mesh_h2_down_init(struct mesh_conn *c);
+int mesh_h2_down_on_read(struct mesh_conn *c);
+void mesh_h2_down_on_written(struct mesh_conn *c);
+void mesh_h2_down_close(struct mesh_conn *c);
+void mesh_h2_down_drain(struct mesh_conn *c);
+
+/* ---- HTTP/1.1 helpers (http1.c) ---- */
+/**
+ * Strict check of a request head (request line + header lines, up to and
+ * including the empty line). Returns 0, or an HTTP status (400/414/431) with
+ * <why> set to a static reason.
+ */
+int mesh_h1_validate_request_head(const char *p, size_t len, const char **why);
+/** Serialises a request head (HTTP/1.1) into <out>. */
+void mesh_h1_write_request_head(struct evbuffer *out, const struct mesh_msg *m, bool chunked);
+/** Serialises a response head into <out>. */
+void mesh_h1_write_response_head(struct evbuffer *out, const struct mesh_msg *m, int minor,
+                                 bool chunked, bool close);
+/** Appends <data> to <out> as one chunk (moves it). */
+void mesh_h1_write_chunk(struct evbuffer *out, struct evbuffer *data);
+void mesh_h1_write_last_chunk(struct evbuffer *out, const struct mesh_headers *trailers);
+
+/* ---- Upstream pools (upstream.c) ---- */
+struct mesh_pool {
+    const char *key;                   /* endpoint key, owned by the pool */
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    enum mesh_upstream_proto proto;
+    struct mesh_worker *w;
+    struct mesh_list idle;             /* idle HTTP/1.1 connections */
+    struct mesh_list all;              /* every connection of this pool */
+    struct mesh_list pending;          /* streams waiting for a connection */
+    uint32_t n_conns, n_pending;
+    uint32_t max_conns, max_pending, max_reqs_per_conn;
+    uint32_t connect_timeout_ms, idle_timeout_ms;
+    uint32_t n_connecting;
+    struct event *dispatch;            /* hands pending streams to freed connections */
+    struct mesh_pool *hnext;           /* worker hash chain */
+};
+
+enum mesh_upconn_state {
+    MESH_UP_CONNECTING = 0,
+    MESH_UP_READY,
+    MESH_UP_CLOSED,
+};
+
+struct mesh_upconn {
+    struct mesh_pool *pool;
+    int fd;
+    enum mesh_upconn_state state;
+    enum mesh_upstream_proto proto;
+    struct event *rev, *wev, *timer;
+    struct evbuffer *in, *out;
+    struct evbuffer *tmp;              /* decoded response body of one read */
+    struct mesh_list link;             /* in pool->all */
+    struct mesh_list idle_link;        /* in pool->idle when idle */
+    bool in_idle, reading, tunnel;
+    uint32_t requests;                 /* requests sent on it */
+    bool dead;                         /* closed: freed on the next loop turn */
+    int connect_err;
+    /* HTTP/1.1: one stream at a time */
+    struct mesh_stream *stream;
+    http_parser parser;
+    char *hdr_name;
+    size_t hdr_name_len;
+    bool in_value, resp_headers_done, resp_headers_emitted, resp_complete, body_sent_end;
+    bool req_chunked, interim;
+    unsigned nhdr;
+    char *hdr_value;
+    size_t hdr_value_len;
+    /* HTTP/2 */
+    nghttp2_session *h2;
+    struct mesh_list h2_streams;       /* attached streams */
+    unsigned h2_in_cb;
+    uint32_t h2_active;
+    uint32_t h2_max_streams;
+    bool goaway;
+    /* Tunnel peer */
+    struct mesh_conn *tunnel_down;
+    bool shut_wr_pending;              /* tunnel: half-close once out is flushed */
+};
+
+/** Attaches <s> to a connection of its endpoint, now or when one is free. */
+void mesh_upstream_start(struct mesh_stream *s);
+/** Removes <s> from a pending queue it may be in. */
+void mesh_upstream_cancel_pending(struct mesh_stream *s);
+/** A connection finished a request and may serve another (or is closed). */
+void mesh_upconn_release(struct mesh_upconn *u, bool reusable);
+void mesh_upconn_close(struct mesh_upconn *u);
+void mesh_upconn_flush(struct mesh_upconn *u);
+void mesh_upconn_set_reading(struct mesh_upconn *u, bool on);
+void mesh_pools_free(struct mesh_worker *w);
+
+/* Upstream codecs */
+void mesh_h1_up_attach(struct mesh_upconn *u, struct mesh_stream *s);
+int mesh_h1_up_on_read(struct mesh_upconn *u);
+void mesh_h1_up_on_written(struct mesh_upconn *u);
+void mesh_h1_up_on_close(struct mesh_upconn *u);
+int mesh_h2_up_init(struct mesh_upconn *u);
+void mesh_h2_up_attach(struct mesh_upconn *u, struct mesh_stream *s);
+int mesh_h2_up_on_read(struct mesh_upconn *u);
+void mesh_h2_up_on_written(struct mesh_upconn *u);
+void mesh_h2_up_on_close(struct mesh_upconn *u);
+bool mesh_h2_up_has_capacity(struct mesh_upconn *u);
+
+/* Tunnels (tunnel.c): after CONNECT 200 or Upgrade 101, bytes flow both ways. */
+void mesh_tunnel_start(struct mesh_conn *c, struct mesh_upconn *u);
+void mesh_tunnel_on_down_read(struct mesh_conn *c);
+void mesh_tunnel_on_up_read(struct mesh_upconn *u);
+void mesh_tunnel_on_down_written(struct mesh_conn *c);
+void mesh_tunnel_on_up_written(struct mesh_upconn *u);
+void mesh_tunnel_down_closed(struct mesh_conn *c);
+void mesh_tunnel_up_closed(struct mesh_upconn *u);
+
+/* ---- Workers (worker.c) ---- */
+struct mesh_worker {
+    int id;
+    struct mesh_runtime *rt;
+    struct event_base *base;
+    pthread_t thread;
+    struct mesh_snapshot *snap;        /* reference: what new streams use */
+    int *listen_fds;                   /* one per snapshot listener */
+    struct event **listen_evs;
+    size_t n_listen;
+    struct event *notify;              /* main thread -> worker: new snapshot / drain */
+    struct mesh_list conns;
+    uint32_t n_conns;
+    struct mesh_pool **pool_tab;       /* hash of endpoint pools */
+    size_t pool_tab_size, n_pools;
+    uint64_t rr_seq;                   /* round robin cursor base */
+    uint32_t *rr;                      /* per cluster of snap: round robin cursor */
+    size_t n_rr;
+    uint64_t rand_state;
+    bool draining;
+    struct mesh_stats stats;
+};
+
+struct mesh_runtime {
+    pthread_mutex_t lock;
+    struct mesh_snapshot *current;     /* reference; guarded by lock */
+    uint64_t generation;               /* bumps with each snapshot swap */
+    struct mesh_worker *workers;
+    size_t n_workers;
+    struct event_base *main_base;
+    uint16_t *listen_ports;            /* bound port of each listener (ephemeral resolved) */
+    bool draining;
+};
+
+uint64_t mesh_now_ns(void);
+/** Worker's reference to the current snapshot (refreshed on notify). Borrowed. */
+struct mesh_snapshot *mesh_worker_snapshot(struct mesh_worker *w);
+/** Round-robin / random endpoint pick for <cl> on this worker; NULL when it has none. */
+const struct mesh_endpoint *mesh_worker_pick(struct mesh_worker *w, const struct mesh_cluster *cl);
+/** Called when a connection closes during a drain: exits the loop when the last one goes. */
+void mesh_worker_conn_gone(struct mesh_worker *w);
+
+#endif /* MESH_CORE_PROXY_INT_H */

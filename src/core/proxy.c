@@ -1,0 +1,395 @@
+/*
+ * The engine's glue: a stream's request is routed here, handed to an upstream
+ * connection, and its response handed back to the downstream codec. Neither
+ * codec knows the other; both speak to this file.
+ */
+#include "core/common.h"
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "core/log.h"
+#include "core/proxy-int.h"
+#include "core/router.h"
+
+#define LIT(s) s, sizeof(s) - 1
+
+uint64_t mesh_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- Stream lifetime ---- */
+
+struct mesh_stream *mesh_stream_new(struct mesh_conn *c, const struct mesh_down_ops *dops)
+{
+    struct mesh_arena *a = mesh_arena_new(4096, MESH_STREAM_ARENA_BUDGET);
+    struct mesh_stream *s = mesh_arena_calloc(a, 1, sizeof(*s));
+    if (!s) {
+        mesh_arena_free(a);
+        return NULL;
+    }
+    s->arena = a;
+    s->w = c->w;
+    s->conn = c;
+    s->dops = dops;
+    s->snap = mesh_snapshot_ref(mesh_worker_snapshot(c->w));
+    s->req.content_length = -1;
+    s->resp.content_length = -1;
+    s->start_ns = mesh_now_ns();
+    mesh_list_init(&s->pending_link);
+    MESH_STAT_INC(&c->w->stats, downstream_rq_total);
+    MESH_STAT_INC(&c->w->stats, downstream_rq_active);
+    return s;
+}
+
+static void detach_upstream(struct mesh_stream *s)
+{
+    if (s->pending_pool)
+        mesh_upstream_cancel_pending(s);
+    if (s->uops) {
+        const struct mesh_up_ops *u = s->uops;
+        u->detach(s);
+        s->uops = NULL;
+        s->up = NULL;
+    }
+}
+
+void mesh_stream_free(struct mesh_stream *s)
+{
+    detach_upstream(s);
+    if (s->timer)
+        event_free(s->timer);
+    if (s->req_buf)
+        evbuffer_free(s->req_buf);
+    if (s->resp_buf)
+        evbuffer_free(s->resp_buf);
+    MESH_STAT_DEC(&s->w->stats, downstream_rq_active);
+    mesh_snapshot_unref(s->snap);
+    mesh_arena_free(s->arena);
+}
+
+/* ---- Local replies ---- */
+
+void mesh_proxy_local_reply(struct mesh_stream *s, int status, unsigned flag, const char *reason)
+{
+    detach_upstream(s);
+    if (s->timer)
+        event_del(s->timer);
+    s->flags |= flag;
+    s->state = MESH_SS_LOCAL;
+    if (s->resp_headers_sent) {
+        s->dops->reset(s);
+        return;
+    }
+    char fl[64];
+    mesh_response_flags_str(s->flags, fl, sizeof(fl));
+    size_t rlen = reason ? strlen(reason) : 0;
+    memset(&s->resp, 0, sizeof(s->resp));
+    s->resp.status = status;
+    s->resp.content_length = (int64_t)(rlen ? rlen + 1 : 0);
+    if (rlen) {
+        mesh_headers_add(s->arena, &s->resp.hdrs, LIT("content-type"), LIT("text/plain"));
+    }
+    if (flag) {
+        char *v = mesh_arena_strndup(s->arena, fl, strlen(fl));
+        if (v)
+            mesh_headers_add(s->arena, &s->resp.hdrs, LIT("x-meshd-response-flags"), v, strlen(v));
+    }
+    if (!rlen) {
+        s->dops->send_headers(s, true);
+        s->dops->send_end(s);
+        return;
+    }
+    s->dops->send_headers(s, false);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, reason, rlen);
+    evbuffer_add(b, "\n", 1);
+    s->dops->send_data(s, b);
+    evbuffer_free(b);
+    /* send_data may have closed the connection (and freed <s>) only via conn close,
+     * which frees streams through the codec: codecs keep <s> valid until send_end. */
+    s->dops->send_end(s);
+}
+
+static void direct_reply(struct mesh_stream *s, const struct mesh_route *r)
+{
+    s->state = MESH_SS_LOCAL;
+    s->resp.status = r->direct_status;
+    s->resp.content_length = (int64_t)r->direct_body_len;
+    if (!r->direct_body_len) {
+        s->dops->send_headers(s, true);
+        s->dops->send_end(s);
+        return;
+    }
+    mesh_headers_add(s->arena, &s->resp.hdrs, LIT("content-type"), LIT("text/plain"));
+    s->dops->send_headers(s, false);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_reference(b, r->direct_body, r->direct_body_len, NULL, NULL);
+    s->dops->send_data(s, b);
+    evbuffer_free(b);
+    s->dops->send_end(s);
+}
+
+/* ---- Request path ---- */
+
+static uint64_t next_rand(struct mesh_worker *w)
+{
+    /* xorshift64*: request ids need uniqueness, not secrecy */
+    uint64_t x = w->rand_state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rand_state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static void add_request_headers(struct mesh_stream *s)
+{
+    struct mesh_msg *m = &s->req;
+    mesh_headers_strip_hop(&m->hdrs, s->is_upgrade);
+    if (s->is_upgrade) {
+        mesh_headers_del(&m->hdrs, LIT("connection"));
+        mesh_headers_add(s->arena, &m->hdrs, LIT("Connection"), LIT("Upgrade"));
+    }
+    /* x-forwarded-for: append the peer (RFC 7239 practice, as Envoy does) */
+    struct mesh_header *xff = mesh_headers_get(&m->hdrs, LIT("x-forwarded-for"));
+    const char *ip = s->conn->peer_ip;
+    size_t iplen = strlen(ip);
+    if (xff) {
+        size_t n = xff->value_len + 2 + iplen;
+        char *v = mesh_arena_alloc(s->arena, n + 1);
+        if (v) {
+            memcpy(v, xff->value, xff->value_len);
+            memcpy(v + xff->value_len, ", ", 2);
+            memcpy(v + xff->value_len + 2, ip, iplen);
+            xff->value = v;
+            xff->value_len = (uint32_t)n;
+        }
+    } else {
+        mesh_headers_add_copy(s->arena, &m->hdrs, LIT("x-forwarded-for"), ip, iplen);
+    }
+    mesh_headers_del(&m->hdrs, LIT("x-forwarded-proto"));
+    mesh_headers_add(s->arena, &m->hdrs, LIT("x-forwarded-proto"), m->scheme, strlen(m->scheme));
+    if (!mesh_headers_get(&m->hdrs, LIT("x-request-id"))) {
+        uint64_t a = next_rand(s->w), b = next_rand(s->w);
+        char *v = mesh_arena_alloc(s->arena, 37);
+        if (v) {
+            /* UUID v4 layout */
+            snprintf(v, 37, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
+                     (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+                     (unsigned)((b >> 48) & 0x3fff) | 0x8000, (unsigned long long)b & 0xffffffffffffULL);
+            mesh_headers_add(s->arena, &m->hdrs, LIT("x-request-id"), v, 36);
+        }
+    }
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_stream *s = arg;
+    MESH_STAT_INC(&s->w->stats, downstream_rq_timeout);
+    mesh_proxy_local_reply(s, 504, MESH_RF_UT, "upstream request timeout");
+}
+
+static void arm_timeout(struct mesh_stream *s)
+{
+    if (s->state != MESH_SS_ROUTED && s->state != MESH_SS_UPSTREAM)
+        return;
+    if (s->is_connect || s->is_upgrade)
+        return;
+    uint32_t ms = s->route && s->route->timeout_ms ? s->route->timeout_ms : s->snap->timeouts.request_ms;
+    if (!ms)
+        return;
+    if (!s->timer)
+        s->timer = evtimer_new(s->w->base, on_timeout, s);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(s->timer, &tv);
+}
+
+void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
+{
+    const struct mesh_snapshot *snap = s->snap;
+    const struct mesh_route_config *rc = snap->listeners[s->conn->listener_idx].route_config;
+    const char *path = s->req.path ? s->req.path : "/";
+    size_t plen = s->req.path ? s->req.path_len : 1;
+    const struct mesh_route *r =
+        rc ? mesh_router_match(rc, s->req.authority, s->req.authority_len, path, plen) : NULL;
+    if (!r) {
+        MESH_STAT_INC(&s->w->stats, downstream_rq_no_route);
+        char why[256];
+        snprintf(why, sizeof(why), "no route for host \"%.*s\" path \"%.*s\"",
+                 (int)MESH_MIN(s->req.authority_len, 100u), s->req.authority,
+                 (int)MESH_MIN(plen, 100u), path);
+        mesh_proxy_local_reply(s, 404, MESH_RF_NR, why);
+        return;
+    }
+    s->route = r;
+    if (r->action == MESH_ACTION_DIRECT) {
+        direct_reply(s, r);
+        return;
+    }
+    s->cluster = r->cluster;
+    if (s->is_connect && s->h2_id) {
+        mesh_proxy_local_reply(s, 501, 0, "CONNECT over HTTP/2 is not supported yet");
+        return;
+    }
+    add_request_headers(s);
+    s->state = MESH_SS_ROUTED;
+    if (end)
+        arm_timeout(s);
+    mesh_upstream_start(s);
+}
+
+bool mesh_proxy_request_data(struct mesh_stream *s, struct evbuffer *data)
+{
+    s->req_bytes += evbuffer_get_length(data);
+    if (s->uops) {
+        s->uops->send_data(s, data);
+        return s->uops && s->uops->congested(s);
+    }
+    if (s->state == MESH_SS_LOCAL || s->state == MESH_SS_DONE) {
+        evbuffer_drain(data, evbuffer_get_length(data)); /* answered already: discard */
+        return false;
+    }
+    if (!s->req_buf)
+        s->req_buf = evbuffer_new();
+    evbuffer_add_buffer(s->req_buf, data);
+    return evbuffer_get_length(s->req_buf) >= MESH_BUF_HIGH;
+}
+
+void mesh_proxy_request_end(struct mesh_stream *s)
+{
+    s->req_end = true;
+    arm_timeout(s);
+    if (s->uops && !s->req_sent_end) {
+        s->req_sent_end = true;
+        s->uops->send_end(s);
+    }
+}
+
+void mesh_proxy_downstream_abort(struct mesh_stream *s)
+{
+    s->flags |= MESH_RF_DC;
+    if (!s->resp_end)
+        mesh_log_debug("downstream closed before the response ended");
+    detach_upstream(s);
+}
+
+/* ---- Upstream side ---- */
+
+void mesh_proxy_upstream_ready(struct mesh_stream *s, struct mesh_upconn *u,
+                               const struct mesh_up_ops *uops)
+{
+    s->up = u;
+    s->uops = uops;
+    s->state = MESH_SS_UPSTREAM;
+    if (s->is_connect) {
+        MESH_STAT_INC(&s->w->stats, tunnels_total);
+        s->dops->start_tunnel(s);
+        return;
+    }
+    if (s->req_buf && evbuffer_get_length(s->req_buf) > 0) {
+        uops->send_data(s, s->req_buf);
+        if (s->uops != uops)
+            return;
+    }
+    if (s->req_end && !s->req_sent_end) {
+        s->req_sent_end = true;
+        uops->send_end(s);
+        if (s->uops != uops)
+            return;
+    }
+    if (s->req_paused && !uops->congested(s))
+        s->dops->resume_read(s);
+}
+
+void mesh_proxy_response_headers(struct mesh_stream *s, bool end)
+{
+    s->up_bytes_seen = true;
+    if (s->resp.status < 200 && s->resp.status != 101) {
+        s->dops->send_headers(s, false); /* interim */
+        s->resp.hdrs.n = 0;
+        return;
+    }
+    if (s->resp.status == 101) {
+        if (!s->is_upgrade) {
+            mesh_proxy_upstream_error(s, 502, MESH_RF_UPE, "upstream switched protocols unasked",
+                                      false);
+            return;
+        }
+        mesh_headers_strip_hop(&s->resp.hdrs, true);
+        MESH_STAT_INC(&s->w->stats, tunnels_total);
+        s->dops->start_tunnel(s);
+        return;
+    }
+    mesh_headers_strip_hop(&s->resp.hdrs, false);
+    s->dops->send_headers(s, end);
+    if (end)
+        mesh_proxy_response_end(s);
+}
+
+bool mesh_proxy_response_data(struct mesh_stream *s, struct evbuffer *data)
+{
+    s->resp_bytes += evbuffer_get_length(data);
+    s->dops->send_data(s, data);
+    return s->dops->congested(s);
+}
+
+void mesh_proxy_response_end(struct mesh_stream *s)
+{
+    if (s->timer)
+        event_del(s->timer);
+    /* release the upstream connection before the codec may free <s> */
+    detach_upstream(s);
+    s->dops->send_end(s);
+}
+
+void mesh_proxy_upstream_error(struct mesh_stream *s, int status, unsigned flag, const char *reason,
+                               bool retryable)
+{
+    /* the codec has already forgotten <s> */
+    s->up = NULL;
+    s->uops = NULL;
+    if (retryable && s->attempts < 2 && !s->resp_headers_sent && s->req_end && s->req_bytes == 0) {
+        MESH_STAT_INC(&s->w->stats, upstream_rq_retry_reused);
+        s->req_sent_end = false;
+        memset(&s->resp, 0, sizeof(s->resp));
+        s->resp.content_length = -1;
+        s->state = MESH_SS_ROUTED;
+        mesh_upstream_start(s);
+        return;
+    }
+    if (flag == MESH_RF_UC)
+        MESH_STAT_INC(&s->w->stats, upstream_rq_reset);
+    char why[256];
+    snprintf(why, sizeof(why), "%s", reason);
+    mesh_proxy_local_reply(s, status, flag, why);
+}
+
+void mesh_proxy_stream_done(struct mesh_stream *s)
+{
+    struct mesh_stats *st = &s->w->stats;
+    int status = s->resp.status;
+    if (status >= 500)
+        MESH_STAT_INC(st, downstream_rq_5xx);
+    else if (status >= 400)
+        MESH_STAT_INC(st, downstream_rq_4xx);
+    else if (status >= 300)
+        MESH_STAT_INC(st, downstream_rq_3xx);
+    else if (status >= 200)
+        MESH_STAT_INC(st, downstream_rq_2xx);
+    else if (status >= 100)
+        MESH_STAT_INC(st, downstream_rq_1xx);
+    s->state = MESH_SS_DONE;
+    if (mesh_log_enabled(MESH_LOG_DEBUG)) {
+        char fl[64];
+        mesh_log(MESH_LOG_DEBUG, "access %s \"%.*s %.*s\" %d %s %llu %llu %.3fms %s", s->conn->peer_ip,
+                 (int)s->req.method_len, s->req.method ? s->req.method : "-",
+                 (int)s->req.path_len, s->req.path ? s->req.path : "-", status,
+                 mesh_response_flags_str(s->flags, fl, sizeof(fl)),
+                 (unsigned long long)s->req_bytes, (unsigned long long)s->resp_bytes,
+                 (double)(mesh_now_ns() - s->start_ns) / 1e6,
+                 s->cluster ? s->cluster->name : "-");
+    }
+}

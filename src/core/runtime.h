@@ -1,0 +1,41 @@
+/*
+ * The proxy runtime: worker threads (one event loop and one SO_REUSEPORT
+ * listener per snapshot listener each), the current snapshot, reload and
+ * drain. Roles that proxy traffic (sidecar, gateway) build one of these.
+ */
+#ifndef MESH_CORE_RUNTIME_H
+#define MESH_CORE_RUNTIME_H
+
+#include "core/snapshot.h"
+#include "core/stats.h"
+
+struct mesh_runtime;
+struct event_base;
+
+/**
+ * Creates the runtime for <snap> (the runtime takes the caller's reference)
+ * with <n_workers> threads, binding every listener now so that errors show
+ * before anything starts. Returns NULL with <err> filled on failure.
+ */
+struct mesh_runtime *mesh_runtime_new(struct event_base *main_base, struct mesh_snapshot *snap,
+                                      unsigned n_workers, struct mesh_err *err);
+/** Bound port of listener <i> (after mesh_runtime_new). */
+uint16_t mesh_runtime_listener_port(const struct mesh_runtime *rt, size_t i);
+/** Starts the worker threads. */
+int mesh_runtime_start(struct mesh_runtime *rt);
+/**
+ * Swaps in <snap> (takes the caller's reference). Refused, with <err>
+ * filled, when the listeners differ: those need a restart.
+ */
+int mesh_runtime_swap(struct mesh_runtime *rt, struct mesh_snapshot *snap, struct mesh_err *err);
+/** New reference to the current snapshot. */
+struct mesh_snapshot *mesh_runtime_snapshot(struct mesh_runtime *rt);
+/** Stops accepting and drains every connection (GOAWAY / Connection: close). */
+void mesh_runtime_drain(struct mesh_runtime *rt);
+bool mesh_runtime_draining(struct mesh_runtime *rt);
+/** Waits for the workers to finish (after a drain) and frees everything. */
+void mesh_runtime_free(struct mesh_runtime *rt);
+/** Sums the workers' counters into <out>. */
+void mesh_runtime_stats(struct mesh_runtime *rt, uint64_t out[MESH_STAT__COUNT]);
+
+#endif /* MESH_CORE_RUNTIME_H */

@@ -1,0 +1,64 @@
+/*
+ * Counters: one block per worker, written only by its own thread and summed
+ * by the admin thread on scrape. Relaxed atomic load/store (not read-modify-
+ * write) keeps the hot path a plain add while staying race-free for readers.
+ */
+#ifndef MESH_CORE_STATS_H
+#define MESH_CORE_STATS_H
+
+#include <stdatomic.h>
+#include "core/common.h"
+
+#define MESH_STATS_FIELDS(X)                                                                       \
+    X(downstream_cx_total, counter, "downstream connections accepted")                             \
+    X(downstream_cx_active, gauge, "downstream connections open")                                  \
+    X(downstream_cx_http1, counter, "downstream HTTP/1.1 connections")                             \
+    X(downstream_cx_http2, counter, "downstream HTTP/2 connections")                               \
+    X(downstream_rq_total, counter, "downstream requests")                                         \
+    X(downstream_rq_active, gauge, "downstream requests in flight")                                \
+    X(downstream_rq_1xx, counter, "responses 1xx")                                                 \
+    X(downstream_rq_2xx, counter, "responses 2xx")                                                 \
+    X(downstream_rq_3xx, counter, "responses 3xx")                                                 \
+    X(downstream_rq_4xx, counter, "responses 4xx")                                                 \
+    X(downstream_rq_5xx, counter, "responses 5xx")                                                 \
+    X(downstream_rq_rejected, counter, "malformed requests refused")                               \
+    X(downstream_rq_no_route, counter, "requests with no route (404 NR)")                          \
+    X(downstream_rq_timeout, counter, "requests timed out (504 UT)")                               \
+    X(downstream_cx_idle_timeout, counter, "downstream connections closed idle")                   \
+    X(upstream_cx_total, counter, "upstream connections opened")                                   \
+    X(upstream_cx_active, gauge, "upstream connections open")                                      \
+    X(upstream_cx_connect_fail, counter, "upstream connect failures (UF)")                         \
+    X(upstream_cx_connect_timeout, counter, "upstream connect timeouts")                           \
+    X(upstream_cx_reused, counter, "requests sent on a reused upstream connection")                \
+    X(upstream_rq_total, counter, "upstream requests")                                             \
+    X(upstream_rq_reset, counter, "upstream resets or bad responses (502 UC)")                     \
+    X(upstream_rq_overflow, counter, "pool overflow (503 UO)")                                     \
+    X(upstream_rq_no_healthy, counter, "no endpoint (503 UH)")                                     \
+    X(upstream_rq_retry_reused, counter, "requests retried after a reused connection closed")      \
+    X(tunnels_total, counter, "CONNECT and Upgrade tunnels")
+
+enum mesh_stat_id {
+#define X(name, type, help) MESH_STAT_##name,
+    MESH_STATS_FIELDS(X)
+#undef X
+    MESH_STAT__COUNT,
+};
+
+struct mesh_stats {
+    _Atomic uint64_t v[MESH_STAT__COUNT];
+};
+
+static inline void mesh_stat_add(struct mesh_stats *st, enum mesh_stat_id id, int64_t d)
+{
+    uint64_t cur = atomic_load_explicit(&st->v[id], memory_order_relaxed);
+    atomic_store_explicit(&st->v[id], cur + (uint64_t)d, memory_order_relaxed);
+}
+#define MESH_STAT_INC(st, name) mesh_stat_add((st), MESH_STAT_##name, 1)
+#define MESH_STAT_DEC(st, name) mesh_stat_add((st), MESH_STAT_##name, -1)
+
+struct mesh_stat_desc {
+    const char *name, *type, *help;
+};
+extern const struct mesh_stat_desc mesh_stat_descs[MESH_STAT__COUNT];
+
+#endif /* MESH_CORE_STATS_H */

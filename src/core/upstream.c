@@ -1,0 +1,499 @@
+/*
+ * Upstream connection pools: one pool per endpoint per worker (no locks),
+ * idle HTTP/1.1 keep-alive connections reused LIFO-free (FIFO by list order),
+ * HTTP/2 connections shared by many streams, and a bounded queue of streams
+ * waiting for a connection. Overflow of that queue is the 503 UO answer.
+ */
+#include "core/common.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "core/log.h"
+#include "core/proxy-int.h"
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static void dispatch_cb(evutil_socket_t fd, short what, void *arg);
+
+static struct mesh_pool *pool_get(struct mesh_worker *w, const struct mesh_endpoint *ep,
+                                  const struct mesh_cluster *cl)
+{
+    if (!w->pool_tab) {
+        w->pool_tab_size = 64;
+        w->pool_tab = mesh_xcalloc(w->pool_tab_size, sizeof(*w->pool_tab));
+    }
+    size_t i = (hash_str(ep->key) ^ (uint64_t)cl->protocol) & (w->pool_tab_size - 1);
+    for (struct mesh_pool *p = w->pool_tab[i]; p; p = p->hnext)
+        if (p->proto == cl->protocol && strcmp(p->key, ep->key) == 0)
+            return p;
+    struct mesh_pool *p = mesh_xcalloc(1, sizeof(*p));
+    p->key = mesh_xstrdup(ep->key);
+    p->sa = ep->sa;
+    p->salen = ep->salen;
+    p->proto = cl->protocol;
+    p->w = w;
+    mesh_list_init(&p->idle);
+    mesh_list_init(&p->all);
+    mesh_list_init(&p->pending);
+    p->dispatch = event_new(w->base, -1, 0, dispatch_cb, p);
+    p->hnext = w->pool_tab[i];
+    w->pool_tab[i] = p;
+    w->n_pools++;
+    return p;
+}
+
+/* Limits follow the newest snapshot that used the pool. */
+static struct mesh_pool *pool_lookup(struct mesh_worker *w, const struct mesh_endpoint *ep,
+                                     const struct mesh_cluster *cl)
+{
+    struct mesh_pool *p = pool_get(w, ep, cl);
+    p->max_conns = cl->max_connections;
+    p->max_pending = cl->max_pending_requests;
+    p->max_reqs_per_conn = cl->max_requests_per_connection;
+    p->connect_timeout_ms = cl->connect_timeout_ms;
+    p->idle_timeout_ms = cl->idle_timeout_ms;
+    return p;
+}
+
+/* ---- Connections ---- */
+
+static void up_teardown(struct mesh_upconn *u)
+{
+    if (u->proto == MESH_PROTO_HTTP2 && u->h2)
+        mesh_h2_up_on_close(u);
+    event_free(u->rev);
+    event_free(u->wev);
+    event_free(u->timer);
+    evbuffer_free(u->in);
+    evbuffer_free(u->out);
+    evbuffer_free(u->tmp);
+    if (u->fd >= 0)
+        close(u->fd);
+    free(u);
+}
+
+void mesh_upconn_close(struct mesh_upconn *u)
+{
+    if (u->dead)
+        return;
+    struct mesh_pool *p = u->pool;
+    u->dead = true;
+    u->state = MESH_UP_CLOSED;
+    if (u->in_idle) {
+        mesh_list_remove(&u->idle_link);
+        u->in_idle = false;
+    }
+    mesh_list_remove(&u->link);
+    p->n_conns--;
+    MESH_STAT_DEC(&p->w->stats, upstream_cx_active);
+    event_del(u->rev);
+    event_del(u->wev);
+    event_del(u->timer);
+    /* freed on the next loop turn: callers up the stack may still hold <u> */
+    event_active(u->timer, EV_TIMEOUT, 0);
+    if (!mesh_list_empty(&p->pending))
+        event_active(p->dispatch, EV_TIMEOUT, 0);
+}
+
+void mesh_upconn_set_reading(struct mesh_upconn *u, bool on)
+{
+    if (u->dead || u->reading == on)
+        return;
+    u->reading = on;
+    if (on)
+        event_add(u->rev, NULL);
+    else
+        event_del(u->rev);
+}
+
+static void on_up_written(struct mesh_upconn *u)
+{
+    if (u->tunnel)
+        mesh_tunnel_on_up_written(u);
+    else if (u->proto == MESH_PROTO_HTTP2)
+        mesh_h2_up_on_written(u);
+    else
+        mesh_h1_up_on_written(u);
+}
+
+void mesh_upconn_flush(struct mesh_upconn *u)
+{
+    if (u->dead || u->state == MESH_UP_CONNECTING)
+        return;
+    size_t before = evbuffer_get_length(u->out);
+    while (evbuffer_get_length(u->out) > 0) {
+        int n = evbuffer_write(u->out, u->fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                break;
+            /* a write error shows up as EOF/error on the read side too: let it report */
+            mesh_log_debug("upstream %s write: %s", u->pool->key, strerror(errno));
+            evbuffer_drain(u->out, evbuffer_get_length(u->out));
+            event_active(u->rev, EV_READ, 0);
+            break;
+        }
+        if (n == 0)
+            break;
+    }
+    size_t left = evbuffer_get_length(u->out);
+    if (left) {
+        event_add(u->wev, NULL);
+    } else {
+        event_del(u->wev);
+        if (u->shut_wr_pending) {
+            u->shut_wr_pending = false;
+            shutdown(u->fd, SHUT_WR);
+        }
+    }
+    if (before >= MESH_BUF_LOW && left < MESH_BUF_LOW)
+        on_up_written(u);
+}
+
+static void fail_pending(struct mesh_pool *p, const char *why, bool all)
+{
+    while (!mesh_list_empty(&p->pending)) {
+        struct mesh_stream *s = mesh_list_entry(p->pending.next, struct mesh_stream, pending_link);
+        mesh_list_remove(&s->pending_link);
+        s->pending_pool = NULL;
+        p->n_pending--;
+        MESH_STAT_INC(&p->w->stats, upstream_cx_connect_fail);
+        mesh_proxy_upstream_error(s, 503, MESH_RF_UF, why, false);
+        if (!all)
+            break;
+    }
+}
+
+static void attach(struct mesh_upconn *u, struct mesh_stream *s)
+{
+    MESH_STAT_INC(&u->pool->w->stats, upstream_rq_total);
+    if (u->requests > 0)
+        MESH_STAT_INC(&u->pool->w->stats, upstream_cx_reused);
+    u->requests++;
+    if (u->proto == MESH_PROTO_HTTP2)
+        mesh_h2_up_attach(u, s);
+    else
+        mesh_h1_up_attach(u, s);
+}
+
+static struct mesh_stream *pop_pending(struct mesh_pool *p)
+{
+    if (mesh_list_empty(&p->pending))
+        return NULL;
+    struct mesh_stream *s = mesh_list_entry(p->pending.next, struct mesh_stream, pending_link);
+    mesh_list_remove(&s->pending_link);
+    s->pending_pool = NULL;
+    p->n_pending--;
+    return s;
+}
+
+static void take_idle(struct mesh_upconn *u)
+{
+    if (u->in_idle) {
+        mesh_list_remove(&u->idle_link);
+        u->in_idle = false;
+        event_del(u->timer);
+    }
+}
+
+static void connected(struct mesh_upconn *u)
+{
+    struct mesh_pool *p = u->pool;
+    u->state = MESH_UP_READY;
+    p->n_connecting--;
+    event_del(u->timer);
+    mesh_upconn_set_reading(u, true);
+    if (u->proto == MESH_PROTO_HTTP2) {
+        if (mesh_h2_up_init(u) != MESH_OK) {
+            fail_pending(p, "upstream HTTP/2 session failed", true);
+            mesh_upconn_close(u);
+            return;
+        }
+        event_active(p->dispatch, EV_TIMEOUT, 0);
+        return;
+    }
+    struct mesh_stream *s = pop_pending(p);
+    if (s)
+        attach(u, s);
+    else
+        mesh_upconn_release(u, true);
+}
+
+static void connect_failed(struct mesh_upconn *u, const char *what, int err)
+{
+    struct mesh_pool *p = u->pool;
+    char why[200];
+    snprintf(why, sizeof(why), "upstream connect error (%s): %s: %s", what, p->key,
+             err ? strerror(err) : "timed out");
+    mesh_log_debug("%s", why);
+    if (!err)
+        MESH_STAT_INC(&p->w->stats, upstream_cx_connect_timeout);
+    p->n_connecting--;
+    mesh_upconn_close(u);
+    /* HTTP/2 streams all waited for this one connection; HTTP/1.1 only the first */
+    bool others = p->n_connecting > 0;
+    fail_pending(p, why, p->proto == MESH_PROTO_HTTP2 && !others);
+}
+
+static void on_up_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_upconn *u = arg;
+    if (u->dead)
+        return;
+    if (u->tunnel) {
+        mesh_tunnel_on_up_read(u);
+        return;
+    }
+    if (u->proto == MESH_PROTO_HTTP2)
+        mesh_h2_up_on_read(u);
+    else
+        mesh_h1_up_on_read(u);
+}
+
+static void on_up_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_upconn *u = arg;
+    if (u->dead)
+        return;
+    if (u->state == MESH_UP_CONNECTING) {
+        int err = u->connect_err;
+        socklen_t len = sizeof(err);
+        if (!err && getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (err) {
+            connect_failed(u, "connection failure", err);
+            return;
+        }
+        event_del(u->wev);
+        connected(u);
+        if (u->dead)
+            return;
+    }
+    mesh_upconn_flush(u);
+}
+
+static void on_up_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_upconn *u = arg;
+    if (u->dead) {
+        up_teardown(u);
+        return;
+    }
+    if (u->state == MESH_UP_CONNECTING) {
+        connect_failed(u, "connect timeout", 0);
+        return;
+    }
+    /* idle timeout of a pooled connection */
+    mesh_upconn_close(u);
+}
+
+static struct mesh_upconn *up_connect(struct mesh_pool *p)
+{
+    int fd = socket(p->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct mesh_upconn *u = mesh_xcalloc(1, sizeof(*u));
+    u->pool = p;
+    u->fd = fd;
+    u->proto = p->proto;
+    u->state = MESH_UP_CONNECTING;
+    u->in = evbuffer_new();
+    u->out = evbuffer_new();
+    u->tmp = evbuffer_new();
+    u->rev = event_new(p->w->base, fd, EV_READ | EV_PERSIST, on_up_read, u);
+    u->wev = event_new(p->w->base, fd, EV_WRITE | EV_PERSIST, on_up_write, u);
+    u->timer = evtimer_new(p->w->base, on_up_timer, u);
+    mesh_list_init(&u->idle_link);
+    mesh_list_insert_tail(&p->all, &u->link);
+    p->n_conns++;
+    p->n_connecting++;
+    MESH_STAT_INC(&p->w->stats, upstream_cx_total);
+    MESH_STAT_INC(&p->w->stats, upstream_cx_active);
+    int rv = connect(fd, (const struct sockaddr *)&p->sa, p->salen);
+    if (rv < 0 && errno != EINPROGRESS)
+        u->connect_err = errno; /* reported on the next turn, like an asynchronous failure */
+    event_add(u->wev, NULL);
+    uint32_t ms = p->connect_timeout_ms ? p->connect_timeout_ms : 1000;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(u->timer, &tv);
+    return u;
+}
+
+/* ---- Streams meet connections ---- */
+
+static void enqueue(struct mesh_pool *p, struct mesh_stream *s)
+{
+    mesh_list_insert_tail(&p->pending, &s->pending_link);
+    s->pending_pool = p;
+    p->n_pending++;
+}
+
+void mesh_upstream_cancel_pending(struct mesh_stream *s)
+{
+    struct mesh_pool *p = s->pending_pool;
+    if (!p)
+        return;
+    mesh_list_remove(&s->pending_link);
+    s->pending_pool = NULL;
+    p->n_pending--;
+}
+
+static struct mesh_upconn *h2_with_capacity(struct mesh_pool *p, bool *connecting)
+{
+    struct mesh_list *pos, *tmp;
+    *connecting = false;
+    mesh_list_foreach_safe(pos, tmp, &p->all)
+    {
+        struct mesh_upconn *u = mesh_list_entry(pos, struct mesh_upconn, link);
+        if (u->state == MESH_UP_CONNECTING)
+            *connecting = true;
+        else if (u->state == MESH_UP_READY && mesh_h2_up_has_capacity(u))
+            return u;
+    }
+    return NULL;
+}
+
+void mesh_upstream_start(struct mesh_stream *s)
+{
+    struct mesh_worker *w = s->w;
+    const struct mesh_endpoint *ep = mesh_worker_pick(w, s->cluster);
+    if (!ep) {
+        MESH_STAT_INC(&w->stats, upstream_rq_no_healthy);
+        mesh_proxy_local_reply(s, 503, MESH_RF_UH, "no healthy upstream");
+        return;
+    }
+    s->endpoint = ep;
+    s->attempts++;
+    struct mesh_pool *p = pool_lookup(w, ep, s->cluster);
+    if (p->proto == MESH_PROTO_HTTP2 && !s->is_connect) {
+        bool connecting;
+        struct mesh_upconn *u = h2_with_capacity(p, &connecting);
+        if (u) {
+            attach(u, s);
+            return;
+        }
+        if (p->n_pending >= p->max_pending) {
+            MESH_STAT_INC(&w->stats, upstream_rq_overflow);
+            mesh_proxy_local_reply(s, 503, MESH_RF_UO, "upstream overflow: too many pending requests");
+            return;
+        }
+        enqueue(p, s);
+        if (!connecting && p->n_conns < p->max_conns && !up_connect(p))
+            fail_pending(p, "upstream connect error: cannot create socket", true);
+        return;
+    }
+    if (!s->is_connect && !mesh_list_empty(&p->idle)) {
+        struct mesh_upconn *u = mesh_list_entry(p->idle.next, struct mesh_upconn, idle_link);
+        take_idle(u);
+        attach(u, s);
+        return;
+    }
+    if (p->n_conns >= p->max_conns) {
+        if (p->n_pending >= p->max_pending) {
+            MESH_STAT_INC(&w->stats, upstream_rq_overflow);
+            mesh_proxy_local_reply(s, 503, MESH_RF_UO, "upstream overflow: connection pool full");
+            return;
+        }
+        enqueue(p, s);
+        return;
+    }
+    enqueue(p, s);
+    if (!up_connect(p))
+        fail_pending(p, "upstream connect error: cannot create socket", false);
+}
+
+void mesh_upconn_release(struct mesh_upconn *u, bool reusable)
+{
+    struct mesh_pool *p = u->pool;
+    u->stream = NULL;
+    if (u->dead)
+        return;
+    if (!reusable || p->w->draining || (p->max_reqs_per_conn && u->requests >= p->max_reqs_per_conn)) {
+        mesh_upconn_close(u);
+        return;
+    }
+    if (u->proto == MESH_PROTO_HTTP2) {
+        if (!mesh_list_empty(&p->pending))
+            event_active(p->dispatch, EV_TIMEOUT, 0);
+        return;
+    }
+    if (!u->in_idle) {
+        mesh_list_insert_tail(&p->idle, &u->idle_link);
+        u->in_idle = true;
+    }
+    uint32_t ms = p->idle_timeout_ms;
+    if (ms) {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        event_add(u->timer, &tv);
+    }
+    if (!mesh_list_empty(&p->pending))
+        event_active(p->dispatch, EV_TIMEOUT, 0);
+}
+
+/* Runs outside any connection's callbacks: hands waiting streams to free connections. */
+static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_pool *p = arg;
+    while (!mesh_list_empty(&p->pending)) {
+        if (p->proto == MESH_PROTO_HTTP2) {
+            bool connecting;
+            struct mesh_upconn *u = h2_with_capacity(p, &connecting);
+            if (!u) {
+                if (!connecting && p->n_conns < p->max_conns && !up_connect(p))
+                    fail_pending(p, "upstream connect error: cannot create socket", true);
+                return;
+            }
+            attach(u, pop_pending(p));
+            continue;
+        }
+        if (!mesh_list_empty(&p->idle)) {
+            struct mesh_upconn *u = mesh_list_entry(p->idle.next, struct mesh_upconn, idle_link);
+            take_idle(u);
+            attach(u, pop_pending(p));
+            continue;
+        }
+        /* a connection closed: open another one for the first waiting stream */
+        if (p->n_conns - p->n_connecting < p->max_conns && p->n_connecting < p->n_pending &&
+            p->n_conns < p->max_conns) {
+            if (!up_connect(p))
+                fail_pending(p, "upstream connect error: cannot create socket", false);
+            continue;
+        }
+        return;
+    }
+}
+
+void mesh_pools_free(struct mesh_worker *w)
+{
+    for (size_t i = 0; i < w->pool_tab_size; i++) {
+        struct mesh_pool *p = w->pool_tab[i];
+        while (p) {
+            struct mesh_pool *next = p->hnext;
+            struct mesh_list *pos, *tmp;
+            mesh_list_foreach_safe(pos, tmp, &p->all)
+            {
+                struct mesh_upconn *u = mesh_list_entry(pos, struct mesh_upconn, link);
+                mesh_list_remove(&u->link);
+                up_teardown(u);
+            }
+            event_free(p->dispatch);
+            free((char *)p->key);
+            free(p);
+            p = next;
+        }
+    }
+    free(w->pool_tab);
+    w->pool_tab = NULL;
+}

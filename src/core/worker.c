@@ -1,0 +1,361 @@
+/* Worker threads, listeners, snapshot swaps and draining. */
+#include "core/common.h"
+#include <errno.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "core/log.h"
+#include "core/proxy-int.h"
+#include "core/runtime.h"
+
+const struct mesh_stat_desc mesh_stat_descs[MESH_STAT__COUNT] = {
+#define X(name, type, help) {#name, #type, help},
+    MESH_STATS_FIELDS(X)
+#undef X
+};
+
+struct mesh_snapshot *mesh_worker_snapshot(struct mesh_worker *w)
+{
+    return w->snap;
+}
+
+const struct mesh_endpoint *mesh_worker_pick(struct mesh_worker *w, const struct mesh_cluster *cl)
+{
+    size_t n = cl->n_endpoints;
+    if (!n)
+        return NULL;
+    if (n == 1)
+        return &cl->endpoints[0];
+    if (cl->lb_policy == MESH_LB_RANDOM) {
+        uint64_t x = w->rand_state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        w->rand_state = x;
+        return &cl->endpoints[(x * 0x2545F4914F6CDD1DULL >> 33) % n];
+    }
+    /* per-cluster cursors belong to the worker's snapshot; an older one shares a global cursor */
+    uint32_t *cur = cl->index < w->n_rr && w->snap->n_clusters == w->n_rr ? &w->rr[cl->index] : NULL;
+    uint64_t k = cur ? (*cur)++ : w->rr_seq++;
+    return &cl->endpoints[k % n];
+}
+
+/* ---- Accept ---- */
+
+struct listen_ctx {
+    struct mesh_worker *w;
+    size_t idx;
+};
+
+static void accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+    struct listen_ctx *lc = arg;
+    struct mesh_worker *w = lc->w;
+    for (int i = 0; i < 64 && !w->draining; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                mesh_log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        mesh_conn_accept(w, fd, lc->idx, (struct sockaddr *)&ss, sl);
+    }
+}
+
+/* ---- Snapshot refresh and drain (main thread -> worker) ---- */
+
+static void close_listeners(struct mesh_worker *w)
+{
+    for (size_t i = 0; i < w->n_listen; i++) {
+        if (w->listen_evs[i]) {
+            free(event_get_callback_arg(w->listen_evs[i]));
+            event_free(w->listen_evs[i]);
+            w->listen_evs[i] = NULL;
+        }
+        if (w->listen_fds[i] >= 0) {
+            close(w->listen_fds[i]);
+            w->listen_fds[i] = -1;
+        }
+    }
+}
+
+static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_worker *w = arg;
+    mesh_log_info("worker %d: drain deadline reached with %u connections open", w->id, w->n_conns);
+    event_base_loopexit(w->base, NULL);
+}
+
+static void worker_start_drain(struct mesh_worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    close_listeners(w);
+    struct mesh_list *pos, *tmp;
+    mesh_list_foreach_safe(pos, tmp, &w->conns)
+    {
+        struct mesh_conn *c = mesh_list_entry(pos, struct mesh_conn, link);
+        mesh_conn_drain(c);
+    }
+    if (w->n_conns == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    uint32_t ms = w->snap->timeouts.drain_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_once(w->base, -1, EV_TIMEOUT, on_drain_deadline, w, &tv);
+}
+
+void mesh_worker_conn_gone(struct mesh_worker *w)
+{
+    if (w->draining && w->n_conns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void refresh_snapshot(struct mesh_worker *w)
+{
+    struct mesh_runtime *rt = w->rt;
+    pthread_mutex_lock(&rt->lock);
+    struct mesh_snapshot *s = rt->current;
+    if (s != w->snap)
+        mesh_snapshot_ref(s);
+    bool drain = rt->draining;
+    pthread_mutex_unlock(&rt->lock);
+    if (s != w->snap) {
+        mesh_snapshot_unref(w->snap);
+        w->snap = s;
+        free(w->rr);
+        w->n_rr = s->n_clusters;
+        w->rr = mesh_xcalloc(w->n_rr ? w->n_rr : 1, sizeof(*w->rr));
+    }
+    if (drain)
+        worker_start_drain(w);
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    refresh_snapshot(arg);
+}
+
+static void *worker_main(void *arg)
+{
+    struct mesh_worker *w = arg;
+    event_base_dispatch(w->base);
+    /* close whatever the drain deadline left, then let deferred teardowns run */
+    struct mesh_list *pos, *tmp;
+    mesh_list_foreach_safe(pos, tmp, &w->conns)
+    {
+        struct mesh_conn *c = mesh_list_entry(pos, struct mesh_conn, link);
+        mesh_conn_close(c);
+    }
+    event_base_loop(w->base, EVLOOP_NONBLOCK);
+    event_base_loop(w->base, EVLOOP_NONBLOCK);
+    return NULL;
+}
+
+/* ---- Listeners ---- */
+
+static int listen_socket(const struct sockaddr_storage *sa, socklen_t salen, uint16_t port,
+                         struct mesh_err *err, const char *path)
+{
+    struct sockaddr_storage a = *sa;
+    if (a.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)&a)->sin6_port = htons(port);
+    int fd = socket(a.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        mesh_err_add(err, 0, 0, path, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&a, salen) < 0 || listen(fd, 4096) < 0) {
+        mesh_err_add(err, 0, 0, path, "cannot listen on port %u: %s", port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage a;
+    socklen_t l = sizeof(a);
+    if (getsockname(fd, (struct sockaddr *)&a, &l) < 0)
+        return 0;
+    return ntohs(a.ss_family == AF_INET ? ((struct sockaddr_in *)&a)->sin_port
+                                        : ((struct sockaddr_in6 *)&a)->sin6_port);
+}
+
+struct mesh_runtime *mesh_runtime_new(struct event_base *main_base, struct mesh_snapshot *snap,
+                                      unsigned n_workers, struct mesh_err *err)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
+    if (!n_workers)
+        n_workers = 1;
+    struct mesh_runtime *rt = mesh_xcalloc(1, sizeof(*rt));
+    pthread_mutex_init(&rt->lock, NULL);
+    rt->current = snap;
+    rt->main_base = main_base;
+    rt->n_workers = n_workers;
+    rt->workers = mesh_xcalloc(n_workers, sizeof(*rt->workers));
+    uint16_t *ports = mesh_xcalloc(snap->n_listeners ? snap->n_listeners : 1, sizeof(*ports));
+    rt->listen_ports = ports;
+    bool ok = true;
+    for (unsigned i = 0; i < n_workers; i++) {
+        struct mesh_worker *w = &rt->workers[i];
+        w->id = (int)i;
+        w->rt = rt;
+        w->base = event_base_new();
+        w->snap = mesh_snapshot_ref(snap);
+        w->n_rr = snap->n_clusters;
+        w->rr = mesh_xcalloc(w->n_rr ? w->n_rr : 1, sizeof(*w->rr));
+        w->rand_state = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)time(NULL) << 16) ^ (i * 7919u + 1);
+        mesh_list_init(&w->conns);
+        w->notify = event_new(w->base, -1, EV_PERSIST, on_notify, w);
+        w->n_listen = snap->n_listeners;
+        w->listen_fds = mesh_xcalloc(w->n_listen, sizeof(int));
+        w->listen_evs = mesh_xcalloc(w->n_listen, sizeof(struct event *));
+        for (size_t l = 0; l < snap->n_listeners; l++) {
+            const struct mesh_listener_cfg *lc = &snap->listeners[l];
+            char path[64];
+            snprintf(path, sizeof(path), "listeners[%zu]", l);
+            uint16_t port = i == 0 ? lc->port : ports[l];
+            int fd = ok ? listen_socket(&lc->sa, lc->salen, port, err, path) : -1;
+            w->listen_fds[l] = fd;
+            if (fd < 0) {
+                ok = false;
+                continue;
+            }
+            if (i == 0)
+                ports[l] = bound_port(fd);
+            struct listen_ctx *ctx = mesh_xcalloc(1, sizeof(*ctx));
+            ctx->w = w;
+            ctx->idx = l;
+            w->listen_evs[l] = event_new(w->base, fd, EV_READ | EV_PERSIST, accept_cb, ctx);
+            event_add(w->listen_evs[l], NULL);
+        }
+    }
+    if (!ok) {
+        mesh_snapshot_ref(snap); /* the caller keeps its reference on failure */
+        mesh_runtime_free(rt);
+        return NULL;
+    }
+    return rt;
+}
+
+uint16_t mesh_runtime_listener_port(const struct mesh_runtime *rt, size_t i)
+{
+    return rt->listen_ports[i];
+}
+
+int mesh_runtime_start(struct mesh_runtime *rt)
+{
+    for (size_t i = 0; i < rt->n_workers; i++) {
+        struct mesh_worker *w = &rt->workers[i];
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            mesh_log_error("cannot start worker %zu: %s", i, strerror(errno));
+            return MESH_EIO;
+        }
+    }
+    return MESH_OK;
+}
+
+static bool same_listeners(const struct mesh_snapshot *a, const struct mesh_snapshot *b)
+{
+    if (a->n_listeners != b->n_listeners)
+        return false;
+    for (size_t i = 0; i < a->n_listeners; i++)
+        if (a->listeners[i].port != b->listeners[i].port ||
+            strcmp(a->listeners[i].address, b->listeners[i].address) != 0)
+            return false;
+    return true;
+}
+
+int mesh_runtime_swap(struct mesh_runtime *rt, struct mesh_snapshot *snap, struct mesh_err *err)
+{
+    pthread_mutex_lock(&rt->lock);
+    struct mesh_snapshot *old = rt->current;
+    if (!same_listeners(old, snap)) {
+        pthread_mutex_unlock(&rt->lock);
+        mesh_err_add(err, 0, 0, "listeners", "listener addresses or ports changed: restart meshd "
+                                              "to apply them");
+        return MESH_EINVAL;
+    }
+    rt->current = snap;
+    rt->generation++;
+    pthread_mutex_unlock(&rt->lock);
+    for (size_t i = 0; i < rt->n_workers; i++)
+        event_active(rt->workers[i].notify, EV_READ, 0);
+    mesh_snapshot_unref(old);
+    return MESH_OK;
+}
+
+struct mesh_snapshot *mesh_runtime_snapshot(struct mesh_runtime *rt)
+{
+    pthread_mutex_lock(&rt->lock);
+    struct mesh_snapshot *s = mesh_snapshot_ref(rt->current);
+    pthread_mutex_unlock(&rt->lock);
+    return s;
+}
+
+void mesh_runtime_drain(struct mesh_runtime *rt)
+{
+    pthread_mutex_lock(&rt->lock);
+    rt->draining = true;
+    pthread_mutex_unlock(&rt->lock);
+    for (size_t i = 0; i < rt->n_workers; i++)
+        event_active(rt->workers[i].notify, EV_READ, 0);
+}
+
+bool mesh_runtime_draining(struct mesh_runtime *rt)
+{
+    pthread_mutex_lock(&rt->lock);
+    bool d = rt->draining;
+    pthread_mutex_unlock(&rt->lock);
+    return d;
+}
+
+void mesh_runtime_free(struct mesh_runtime *rt)
+{
+    for (size_t i = 0; i < rt->n_workers; i++) {
+        struct mesh_worker *w = &rt->workers[i];
+        if (w->thread)
+            pthread_join(w->thread, NULL);
+        if (!w->base)
+            continue;
+        close_listeners(w);
+        mesh_pools_free(w);
+        event_base_loop(w->base, EVLOOP_NONBLOCK);
+        if (w->notify)
+            event_free(w->notify);
+        event_base_free(w->base);
+        mesh_snapshot_unref(w->snap);
+        free(w->rr);
+        free(w->listen_fds);
+        free(w->listen_evs);
+    }
+    free(rt->workers);
+    free(rt->listen_ports);
+    mesh_snapshot_unref(rt->current);
+    pthread_mutex_destroy(&rt->lock);
+    free(rt);
+}
+
+void mesh_runtime_stats(struct mesh_runtime *rt, uint64_t out[MESH_STAT__COUNT])
+{
+    memset(out, 0, sizeof(uint64_t) * MESH_STAT__COUNT);
+    for (size_t i = 0; i < rt->n_workers; i++)
+        for (size_t k = 0; k < MESH_STAT__COUNT; k++)
+            out[k] += atomic_load_explicit(&rt->workers[i].stats.v[k], memory_order_relaxed);
+}

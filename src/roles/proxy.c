@@ -1,0 +1,208 @@
+/*
+ * The proxy roles (sidecar and gateway): both run the same engine from a
+ * snapshot. What differs between them comes in the snapshot (listeners,
+ * routes), not in code paths here.
+ */
+#include "core/common.h"
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "core/admin.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "core/snapshot.h"
+#include "roles/role.h"
+
+struct proxy_role {
+    const struct mesh_opts *o;
+    struct event_base *base;
+    struct mesh_runtime *rt;
+    struct mesh_admin *admin;
+    struct event *sig_term, *sig_int, *sig_hup;
+};
+
+static void print_err(const struct mesh_err *err)
+{
+    char buf[8192];
+    mesh_err_format(err, buf, sizeof(buf));
+    fputs(buf, stderr);
+}
+
+static void start_drain(void *arg)
+{
+    struct proxy_role *p = arg;
+    if (mesh_runtime_draining(p->rt))
+        return;
+    mesh_log_info("draining: no new connections, finishing requests in flight");
+    mesh_runtime_drain(p->rt);
+    event_base_loopexit(p->base, NULL);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+    start_drain(arg);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct proxy_role *p = arg;
+    struct mesh_err err;
+    mesh_err_init(&err, p->o->snapshot);
+    struct mesh_snapshot *s = mesh_snapshot_load_file(p->o->snapshot, &err);
+    if (s && mesh_runtime_swap(p->rt, s, &err) != MESH_OK) {
+        mesh_snapshot_unref(s);
+        s = NULL;
+    }
+    if (!s) {
+        char buf[4096];
+        mesh_err_format(&err, buf, sizeof(buf));
+        mesh_log_error("reload refused, the previous snapshot keeps serving:\n%s", buf);
+        return;
+    }
+    struct mesh_snapshot *cur = mesh_runtime_snapshot(p->rt);
+    mesh_log_info("reloaded snapshot version %s", cur->version);
+    mesh_snapshot_unref(cur);
+}
+
+/* "127.0.0.1:15000" or "[::1]:15000" */
+static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[128];
+    const char *colon = strrchr(s, ':');
+    if (!colon || (size_t)(colon - s) >= sizeof(host))
+        return -1;
+    memcpy(host, s, (size_t)(colon - s));
+    host[colon - s] = '\0';
+    char *h = host;
+    if (h[0] == '[') {
+        h++;
+        char *e = strchr(h, ']');
+        if (!e)
+            return -1;
+        *e = '\0';
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return -1;
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*a4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*a6);
+        return 0;
+    }
+    return -1;
+}
+
+static void write_ready(struct proxy_role *p, struct mesh_snapshot *snap)
+{
+    char line[2048];
+    int off = snprintf(line, sizeof(line), "ready admin=%u",
+                       p->admin ? mesh_admin_port(p->admin) : 0);
+    for (size_t i = 0; i < snap->n_listeners && off < (int)sizeof(line) - 80; i++)
+        off += snprintf(line + off, sizeof(line) - (size_t)off, " %s=%u", snap->listeners[i].name,
+                        mesh_runtime_listener_port(p->rt, i));
+    off += snprintf(line + off, sizeof(line) - (size_t)off, "\n");
+    ssize_t w = write(p->o->ready_fd, line, (size_t)off);
+    (void)w;
+    close(p->o->ready_fd);
+}
+
+int mesh_role_proxy_run(const struct mesh_opts *o)
+{
+    if (!o->snapshot) {
+        fprintf(stderr, "meshd: --role=%s needs --snapshot FILE (the control plane push comes "
+                        "in a later release)\n", o->role);
+        return 2;
+    }
+    struct mesh_err err;
+    mesh_err_init(&err, o->snapshot);
+    struct mesh_snapshot *snap = mesh_snapshot_load_file(o->snapshot, &err);
+    if (!snap) {
+        print_err(&err);
+        return 1;
+    }
+    if (o->check_only) {
+        printf("%s: snapshot %s is valid\n", o->snapshot, snap->version);
+        mesh_snapshot_unref(snap);
+        return 0;
+    }
+    struct sockaddr_storage admin_sa;
+    socklen_t admin_len = 0;
+    if (o->admin) {
+        if (parse_addr(o->admin, &admin_sa, &admin_len)) {
+            fprintf(stderr, "meshd: --admin %s: expected ADDR:PORT with a numeric address\n",
+                    o->admin);
+            mesh_snapshot_unref(snap);
+            return 2;
+        }
+    } else if (snap->admin_address) {
+        admin_sa = snap->admin_sa;
+        admin_len = snap->admin_salen;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct proxy_role p = {.o = o};
+    p.base = event_base_new();
+    unsigned n = o->concurrency ? o->concurrency : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    struct mesh_snapshot *keep = mesh_snapshot_ref(snap);
+    p.rt = mesh_runtime_new(p.base, snap, n, &err);
+    int rc = 1;
+    if (!p.rt) {
+        print_err(&err);
+        mesh_snapshot_unref(snap);
+        goto out_snap;
+    }
+    if (admin_len) {
+        p.admin = mesh_admin_new(p.base, p.rt, (struct sockaddr *)&admin_sa, admin_len,
+                                 start_drain, &p, &err);
+        if (!p.admin) {
+            print_err(&err);
+            goto out_rt;
+        }
+    }
+    p.sig_term = evsignal_new(p.base, SIGTERM, on_term, &p);
+    p.sig_int = evsignal_new(p.base, SIGINT, on_term, &p);
+    p.sig_hup = evsignal_new(p.base, SIGHUP, on_hup, &p);
+    evsignal_add(p.sig_term, NULL);
+    evsignal_add(p.sig_int, NULL);
+    evsignal_add(p.sig_hup, NULL);
+    if (mesh_runtime_start(p.rt) != MESH_OK)
+        goto out_sig;
+    for (size_t i = 0; i < keep->n_listeners; i++)
+        mesh_log_info("listener %s on %s:%u", keep->listeners[i].name, keep->listeners[i].address,
+                      mesh_runtime_listener_port(p.rt, i));
+    if (o->ready_fd >= 0)
+        write_ready(&p, keep);
+    mesh_log_info("meshd %s ready: %u workers, snapshot %s", o->role, n, keep->version);
+    event_base_dispatch(p.base);
+    rc = 0;
+out_sig:
+    if (!mesh_runtime_draining(p.rt))
+        mesh_runtime_drain(p.rt);
+    event_free(p.sig_term);
+    event_free(p.sig_int);
+    event_free(p.sig_hup);
+    mesh_admin_free(p.admin);
+out_rt:
+    if (!mesh_runtime_draining(p.rt))
+        mesh_runtime_drain(p.rt);
+    mesh_runtime_free(p.rt);
+    mesh_log_info("meshd %s stopped", o->role);
+out_snap:
+    mesh_snapshot_unref(keep);
+    event_base_free(p.base);
+    return rc;
+}

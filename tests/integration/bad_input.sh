@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Bad input: every malformed request gets a clear 4xx (a body saying why) and never
+# reaches the upstream (the backend's /__count does not move).
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "${MESH_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+
+start_backend a
+write_snapshot "$T_DIR/snap.json" --endpoint "127.0.0.1:$BACKEND"
+start_meshd "$T_DIR/snap.json" || bail_out "meshd starts"
+
+# h1_bad DESC STATUS_ERE OP...: sends the raw request (mesh-test-raw ops), then checks the
+# status, a non-empty body, that meshd closed the connection, and the backend's count.
+h1_bad()
+{
+    local desc=$1 want=$2 before after out st body outcome
+    shift 2
+    before=$(backend_count a)
+    out=$("$RAW_BIN" --timeout 5 127.0.0.1 "$MESH_PORT" "$@" readall 2>"$T_DIR/raw.outcome")
+    outcome=$(sed -n 's/^mesh-test-raw: //p' "$T_DIR/raw.outcome")
+    st=$(status_of "$out")
+    body=$(body_of "$out")
+    if [[ $st =~ ^($want)$ ]]; then
+        ok "$desc: $st"
+    else
+        not_ok "$desc: want $want" "request: $*" \
+            "response ($outcome): $(printf '%s' "$out" | head -c 600)"
+    fi
+    if [ -n "$body" ]; then
+        ok "$desc: the body says why"
+    else
+        not_ok "$desc: the body says why" "response: $(printf '%s' "$out" | head -c 300)"
+    fi
+    expect_eq "$outcome" eof "$desc: meshd closes the connection"
+    after=$(backend_count a)
+    expect_eq "$after" "$before" "$desc: never reached the upstream (/__count)"
+}
+
+R='Host: t\r\n'
+
+# Sanity: a good request moves the counter by exactly one, and /__count is not counted.
+before=$(backend_count a)
+out=$(raw "$MESH_PORT" "send:GET /ok HTTP/1.1\r\n${R}Connection: close\r\n\r\n" readall)
+expect_eq "$(status_of "$out")" 200 "control: a well-formed request gets 200"
+expect_eq "$(backend_count a)" $((before + 1)) "control: the backend counted it"
+
+# ---- framing -----------------------------------------------------------------------------
+h1_bad "Content-Length plus Transfer-Encoding" 400 \
+    "send:POST /echo HTTP/1.1\r\n${R}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+h1_bad "Transfer-Encoding plus Content-Length (other order)" 400 \
+    "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+h1_bad "two differing Content-Lengths" 400 \
+    "send:POST /echo HTTP/1.1\r\n${R}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"
+h1_bad "Content-Length list with differing values" 400 \
+    "send:POST /echo HTTP/1.1\r\n${R}Content-Length: 5, 6\r\n\r\nhello!"
+h1_bad "non-numeric Content-Length" 400 \
+    "send:POST /echo HTTP/1.1\r\n${R}Content-Length: 5x\r\n\r\nhello"
+h1_bad "Transfer-Encoding: gzip" 400 \
+    "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: gzip\r\n\r\nhello"
+h1_bad "Transfer-Encoding: chunked, gzip" 400 \
+    "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: chunked, gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+h1_bad "Transfer-Encoding: gzip, chunked" 400 \
+    "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+h1_bad "bad chunk size (zz)" 400 \
+    "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
+h1_bad "chunk size overflow" 400 \
+    "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nhello\r\n0\r\n\r\n"
+
+# ---- header syntax -----------------------------------------------------------------------
+h1_bad "whitespace before the colon" 400 "send:GET / HTTP/1.1\r\n${R}X-Bad : v\r\n\r\n"
+h1_bad "obs-fold (continuation line)" 400 "send:GET / HTTP/1.1\r\n${R}X-Fold: a\r\n  b\r\n\r\n"
+h1_bad "NUL in a header value" 400 "send:GET / HTTP/1.1\r\n${R}X-Nul: a\0b\r\n\r\n"
+h1_bad "bare CR in a header value" 400 "send:GET / HTTP/1.1\r\n${R}X-CR: a\rb\r\n\r\n"
+h1_bad "bare LF in a header value" 400 "send:GET / HTTP/1.1\r\n${R}X-LF: a\nb\r\n\r\n"
+h1_bad "header name with a space" 400 "send:GET / HTTP/1.1\r\n${R}X Bad: v\r\n\r\n"
+h1_bad "missing Host in HTTP/1.1 (RFC 9112 3.2)" 400 "send:GET / HTTP/1.1\r\n\r\n"
+
+# ---- sizes -------------------------------------------------------------------------------
+long=$(head -c 9000 /dev/zero | tr '\0' a)
+h1_bad "request line > 8 KiB (URI 9000 bytes)" '414|431' "send:GET /$long HTTP/1.1\r\n${R}\r\n"
+{
+    printf 'GET / HTTP/1.1\r\nHost: t\r\n'
+    for i in $(seq 1 70); do
+        printf 'X-Big-%d: %s\r\n' "$i" "$(head -c 1000 /dev/zero | tr '\0' b)"
+    done
+    printf '\r\n'
+} >"$T_DIR/bigheaders.req"
+h1_bad "headers > 64 KiB total (70 x 1 kB)" 431 "sendfile:$T_DIR/bigheaders.req"
+{
+    printf 'GET / HTTP/1.1\r\nHost: t\r\n'
+    for i in $(seq 1 150); do printf 'X-H-%d: v\r\n' "$i"; done
+    printf '\r\n'
+} >"$T_DIR/manyheaders.req"
+h1_bad "more than 100 headers (150)" 431 "sendfile:$T_DIR/manyheaders.req"
+
+# ---- request line ------------------------------------------------------------------------
+h1_bad "invalid method G@T" 400 "send:G@T / HTTP/1.1\r\n${R}\r\n"
+h1_bad "invalid version HTTP/1.2" 400 "send:GET / HTTP/1.2\r\n${R}\r\n"
+h1_bad "invalid version HTTP/3.0" 400 "send:GET / HTTP/3.0\r\n${R}\r\n"
+h1_bad "garbage version" 400 "send:GET / HTTZ/1.1\r\n${R}\r\n"
+h1_bad "request target not origin/absolute form (foo)" 400 "send:GET foo HTTP/1.1\r\n${R}\r\n"
+
+# The listener still serves after all of the above.
+expect_eq "$("${CURL[@]}" "$(mesh_url /after)")" "hello from a" "still serving good requests"
+
+# ---- HTTP/2 --------------------------------------------------------------------------------
+# h2_bad DESC H2RAW_ARGS...: the stream must be refused (RST_STREAM or GOAWAY with
+# PROTOCOL_ERROR, or a 4xx), and the backend must not see it.
+h2_bad()
+{
+    local desc=$1 before after out
+    shift
+    before=$(backend_count a)
+    out=$("$H2RAW_BIN" --timeout 5 127.0.0.1 "$MESH_PORT" "$@" 2>&1)
+    if [[ $out =~ (rst-stream=PROTOCOL_ERROR|goaway=PROTOCOL_ERROR|status=4[0-9][0-9]) ]]; then
+        ok "$desc: ${BASH_REMATCH[1]}"
+    else
+        not_ok "$desc: want RST_STREAM/GOAWAY PROTOCOL_ERROR or 4xx" "request: $*" \
+            "outcome: $(printf '%s' "$out" | tr '\n' ' ')"
+    fi
+    after=$(backend_count a)
+    expect_eq "$after" "$before" "$desc: never reached the upstream (/__count)"
+}
+
+[ -x "$H2RAW_BIN" ] || bail_out "mesh-test-h2raw built: $H2RAW_BIN"
+out=$("$H2RAW_BIN" --timeout 5 127.0.0.1 "$MESH_PORT" --path /hello -H 'x-fine: yes' 2>&1)
+expect_match "$out" 'status=200' "h2 control: a valid request through mesh-test-h2raw gets 200"
+
+h2_bad "h2 connection-specific header (connection: keep-alive)" -H 'connection: keep-alive'
+h2_bad "h2 keep-alive header" -H 'keep-alive: timeout=5'
+h2_bad "h2 transfer-encoding header" -H 'transfer-encoding: chunked'
+h2_bad "h2 te other than trailers" -H 'te: gzip'
+h2_bad "h2 uppercase header name (X-Upper)" -H 'X-Upper: v'
+h2_bad "h2 empty :path" --path ''

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Upstream errors (502/503/504 with a reason), the admin endpoints, SIGHUP reload
+# (good and malformed snapshots), SIGTERM drain, /quitquitquit.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "${MESH_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+
+start_backend a
+start_backend b
+A=${BACKEND_PORT[a]}
+B=${BACKEND_PORT[b]}
+CLOSED=$(free_port) || bail_out "found a closed port"
+
+# json_ok FILE: the file parses as JSON (jq or python3; skipped when neither exists).
+json_ok()
+{
+    if have_cmd jq; then
+        jq -e . "$1" >/dev/null 2>&1
+    elif have_cmd python3; then
+        python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" 2>/dev/null
+    else
+        return 0
+    fi
+}
+
+# One listener; routes by prefix: /delay/ has a 200 ms timeout, /empty goes to a cluster
+# without endpoints, /closed to a port nothing listens on, the rest to backend a.
+cat >"$T_DIR/errors.json" <<EOF
+{"version":"errors-1",
+ "admin":{"address":"127.0.0.1","port":0},
+ "listeners":[{"name":"main","address":"127.0.0.1","port":0,"route_config":"rc"}],
+ "route_configs":[{"name":"rc","virtual_hosts":[{"name":"all","domains":["*"],"routes":[
+   {"match":{"prefix":"/delay/"},"route":{"cluster":"a","timeout_ms":200}},
+   {"match":{"prefix":"/empty"},"route":{"cluster":"empty"}},
+   {"match":{"prefix":"/closed"},"route":{"cluster":"closed"}},
+   {"match":{"path":"/direct"},"direct_response":{"status":418,"body":"short and stout\n"}},
+   {"match":{"prefix":"/"},"route":{"cluster":"a"}}]}]}],
+ "clusters":[
+   {"name":"a","protocol":"http1","endpoints":[{"address":"127.0.0.1","port":$A}]},
+   {"name":"empty","protocol":"http1","endpoints":[]},
+   {"name":"closed","protocol":"http1","connect_timeout_ms":2000,
+    "endpoints":[{"address":"127.0.0.1","port":$CLOSED}]}]}
+EOF
+start_meshd "$T_DIR/errors.json" || bail_out "meshd starts"
+MAIN_PID=$MESHD_PID
+
+# err_case DESC WANT_STATUS PATH: status, and a body that is not empty and not the backend's.
+err_case()
+{
+    local desc=$1 want=$2 path=$3 out st body
+    out=$("${CURL[@]}" -i "$(mesh_url "$path")" 2>&1)
+    st=$(status_of "$out")
+    body=$(body_of "$out")
+    if [ "$st" = "$want" ]; then
+        ok "$desc: $want"
+    else
+        not_ok "$desc: want $want" "request: GET $path" "response: $(printf '%s' "$out" | head -c 600)"
+    fi
+    if [ -n "$body" ] && [[ ! $body =~ from\ a ]]; then
+        ok "$desc: body says why ($(printf '%s' "$body" | head -c 80 | tr '\n' ' '))"
+    else
+        not_ok "$desc: body says why" "body: $(printf '%q' "$body")"
+    fi
+}
+
+expect_eq "$("${CURL[@]}" "$(mesh_url /hello)")" "hello from a" "control: routing to a works"
+err_case "upstream resets the connection (/reset)" 502 /reset
+err_case "cluster without endpoints" 503 /empty
+err_case "endpoint port closed (connect refused)" 503 /closed
+err_case "route timeout 200 ms, backend answers after 2000 ms" 504 /delay/2000
+out=$("${CURL[@]}" -i "$(mesh_url /direct)" 2>&1)
+expect_eq "$(status_of "$out")" 418 "direct response: status"
+expect_eq "$(body_of "$out")" "short and stout" "direct response: body"
+expect_eq "$("${CURL[@]}" "$(mesh_url /hello)")" "hello from a" "still serving after the errors"
+
+# ---- admin ---------------------------------------------------------------------------------
+if [ -z "$MESH_ADMIN_PORT" ]; then
+    not_ok "ready line has admin=<port>"
+else
+    ok "ready line has admin=<port>"
+    expect_eq "$(http_code "$(admin_url /ready)")" 200 "admin /ready: 200"
+    stats=$("${CURL[@]}" "$(admin_url /stats)")
+    expect_match "$stats" '(rq|request)[a-z_]*[^0-9]+[1-9][0-9]*' "admin /stats: a non-zero request counter"
+    prom=$("${CURL[@]}" "$(admin_url /stats/prometheus)")
+    expect_match "$prom" $'(^|\n)# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* counter' \
+        "admin /stats/prometheus: Prometheus text with a counter"
+    expect_match "$prom" $'(^|\n)[a-zA-Z_:]*(rq|request)[a-zA-Z0-9_:]*(\\{[^}]*\\})? [1-9]' \
+        "admin /stats/prometheus: a non-zero request counter"
+    "${CURL[@]}" -o "$T_DIR/config_dump.json" "$(admin_url /config_dump)"
+    check "admin /config_dump: valid JSON" json_ok "$T_DIR/config_dump.json"
+    expect_match "$(cat "$T_DIR/config_dump.json")" '"errors-1"' \
+        "admin /config_dump: the snapshot (its version)"
+    expect_match "$(cat "$T_DIR/config_dump.json")" "$CLOSED" \
+        "admin /config_dump: the snapshot (its endpoints)"
+    clusters=$("${CURL[@]}" "$(admin_url /clusters)")
+    expect_match "$clusters" "127\\.0\\.0\\.1:$A" "admin /clusters: lists endpoint a"
+    expect_match "$clusters" "127\\.0\\.0\\.1:$CLOSED" "admin /clusters: lists the closed endpoint"
+    # Envoy wants POST for mutations; accept meshd answering POST.
+    out=$("${CURL[@]}" -X POST -w '\n%{http_code}' "$(admin_url '/logging?level=debug')")
+    expect_match "$out" $'\n200$' "admin POST /logging?level=debug: 200"
+    expect_match "$out" '[Dd][Ee][Bb][Uu][Gg]' "admin /logging: answer names the new level"
+    size0=$(wc -c <"$MESHD_LOG")
+    "${CURL[@]}" -o /dev/null "$(mesh_url /after-debug)"
+    wait_for 5 test "$(wc -c <"$MESHD_LOG")" -gt "$size0"
+    expect_match "$(tail -c +$((size0 + 1)) "$MESHD_LOG")" '.' \
+        "admin /logging: debug level logs a request"
+    out=$("${CURL[@]}" -X POST -w '\n%{http_code}' "$(admin_url '/logging?level=info')")
+    expect_match "$out" $'\n200$' "admin POST /logging?level=info: 200"
+    expect_eq "$(http_code "$(admin_url '/logging?level=nonsense')" -X POST)" 400 \
+        "admin /logging with an unknown level: 400"
+    expect_eq "$(http_code "$(admin_url /no-such-admin-page)")" 404 "admin unknown path: 404"
+    out=$("${CURL[@]}" -X POST -w '\n%{http_code}' "$(admin_url /quitquitquit)")
+    expect_match "$out" $'\n200$' "admin POST /quitquitquit: 200"
+    if wait_exit "$MAIN_PID" 10; then
+        T_CHECKED+=("$MAIN_PID")
+        expect_eq "$(describe_status "$T_LAST_STATUS")" "exit 0" "/quitquitquit: meshd exits 0"
+        rep=$(sanitizer_report "$MESHD_LOG")
+        expect_eq "$rep" "" "/quitquitquit: no sanitizer report"
+    else
+        not_ok "/quitquitquit: meshd exits within 10 s"
+    fi
+fi
+
+# ---- a malformed snapshot at startup -----------------------------------------------------------
+write_snapshot "$T_DIR/bad.json" --endpoint "127.0.0.1:70000"
+timeout 10 "$MESH_BIN" --role=sidecar --snapshot "$T_DIR/bad.json" --concurrency 1 \
+    >"$T_DIR/bad.out" 2>&1
+st=$?
+expect_match "$st" '^([1-9]|[1-9][0-9]|1[01][0-9]|12[0-3])$' \
+    "malformed snapshot at startup: exits non-zero (not by a signal, no timeout)"
+expect_match "$(cat "$T_DIR/bad.out")" 'clusters\[0\]\.endpoints\[0\]\.port' \
+    "malformed snapshot at startup: message names the JSON path"
+expect_eq "$(sanitizer_report "$T_DIR/bad.out")" "" "malformed snapshot at startup: no sanitizer report"
+
+# ---- SIGHUP reload ------------------------------------------------------------------------------
+write_snapshot "$T_DIR/hup.json" --endpoint "127.0.0.1:$A" --version hup-a
+start_meshd "$T_DIR/hup.json" || bail_out "meshd (reload) starts"
+HUP_PID=$MESHD_PID
+expect_eq "$("${CURL[@]}" "$(mesh_url /hello)")" "hello from a" "reload: before SIGHUP, routes to a"
+
+# A keep-alive connection with a request in flight across the reload.
+count0=$(backend_count a)
+rm -f "$T_DIR/go"
+"$RAW_BIN" --timeout 20 127.0.0.1 "$MESH_PORT" \
+    "send:GET /delay/3000 HTTP/1.1\r\nHost: t\r\n\r\n" "expect:delayed 3000 ms by a" \
+    "waitfile:$T_DIR/go" "send:GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" \
+    readall >"$T_DIR/inflight.out" 2>"$T_DIR/inflight.err" &
+RAW_PID=$!
+track "$RAW_PID" other "mesh-test-raw (in flight across SIGHUP)" "$T_DIR/inflight.err"
+wait_for 10 test "$(backend_count a)" -gt "$count0" ||
+    not_ok "reload: the in-flight request reached backend a"
+
+write_snapshot "$T_DIR/hup.json" --endpoint "127.0.0.1:$B" --version hup-b
+kill -HUP "$HUP_PID"
+if wait_for 10 test "$("${CURL[@]}" "$(mesh_url /hello)" 2>/dev/null)" = "hello from b"; then
+    ok "reload: after SIGHUP, new requests route to b"
+else
+    not_ok "reload: after SIGHUP, new requests route to b" \
+        "got: $("${CURL[@]}" "$(mesh_url /hello)" 2>&1)"
+fi
+touch "$T_DIR/go"
+wait_exit "$RAW_PID" 25
+inflight=$(cat "$T_DIR/inflight.out")
+expect_match "$inflight" $'^HTTP/1\\.1 200 [^\r]*\r\n' "reload: in-flight request completes with 200"
+expect_match "$inflight" 'delayed 3000 ms by a' "reload: in-flight request answered by a"
+expect_match "$inflight" $'HTTP/1\\.1 200 [^\r]*\r\n.*hello from [ab]' \
+    "reload: the same keep-alive connection serves the next request"
+expect_eq "$(sed -n 's/^mesh-test-raw: //p' "$T_DIR/inflight.err")" eof \
+    "reload: the old connection ends only after Connection: close"
+if have_cmd jq; then
+    expect_eq "$("${CURL[@]}" "$(admin_url /config_dump)" | jq -r .version 2>/dev/null)" hup-b \
+        "reload: /config_dump shows the new version"
+fi
+
+# Malformed snapshots on SIGHUP: refused, with the reason in the log; b keeps serving.
+reload_refused()
+{
+    local desc=$1 pattern=$2 size0
+    size0=$(wc -c <"$MESHD_LOG")
+    kill -HUP "$HUP_PID"
+    if wait_for 10 log_since_matches "$size0" "$pattern"; then
+        ok "$desc: refused, the log says why"
+    else
+        not_ok "$desc: refused, the log says why (want /$pattern/)" \
+            "log since SIGHUP: $(tail -c +$((size0 + 1)) "$MESHD_LOG" | head -c 600)"
+    fi
+    expect_eq "$("${CURL[@]}" "$(mesh_url /hello)" 2>&1)" "hello from b" "$desc: old snapshot keeps serving"
+    check "$desc: meshd still running" alive "$HUP_PID"
+}
+
+log_since_matches()
+{
+    tail -c +$(($1 + 1)) "$MESHD_LOG" | grep -Eq "$2"
+}
+
+printf '{"version":"broken", "listeners": [' >"$T_DIR/hup.json.tmp" && mv "$T_DIR/hup.json.tmp" "$T_DIR/hup.json"
+reload_refused "SIGHUP with invalid JSON" '[Jj][Ss][Oo][Nn]|parse|syntax|snapshot'
+write_snapshot "$T_DIR/hup.json" --endpoint "127.0.0.1:70000" --version hup-bad
+reload_refused "SIGHUP with an out-of-range port" 'clusters\[0\]\.endpoints\[0\]\.port'
+if have_cmd jq; then
+    expect_eq "$("${CURL[@]}" "$(admin_url /config_dump)" | jq -r .version 2>/dev/null)" hup-b \
+        "refused reloads: /config_dump still shows hup-b"
+fi
+write_snapshot "$T_DIR/hup.json" --endpoint "127.0.0.1:$A" --version hup-a2
+kill -HUP "$HUP_PID"
+if wait_for 10 test "$("${CURL[@]}" "$(mesh_url /hello)" 2>/dev/null)" = "hello from a"; then
+    ok "reload after refused ones: a good snapshot is applied again"
+else
+    not_ok "reload after refused ones: a good snapshot is applied again"
+fi
+stop_meshd "$HUP_PID"
+
+# ---- SIGTERM drains ----------------------------------------------------------------------------
+write_snapshot "$T_DIR/drain.json" --endpoint "127.0.0.1:$A" --drain-ms 5000
+start_meshd "$T_DIR/drain.json" || bail_out "meshd (drain) starts"
+DRAIN_PID=$MESHD_PID
+count0=$(backend_count a)
+"${CURL[@]}" -D "$T_DIR/drain.hdr" -o "$T_DIR/drain.body" -w '%{http_code}' \
+    "$(mesh_url /delay/1000)" >"$T_DIR/drain.code" 2>"$T_DIR/drain.err" &
+CURL_PID=$!
+track "$CURL_PID" other "curl (in flight across SIGTERM)" "$T_DIR/drain.err"
+wait_for 10 test "$(backend_count a)" -gt "$count0" ||
+    not_ok "drain: the in-flight request reached the backend"
+kill -TERM "$DRAIN_PID"
+
+refused()
+{
+    "${CURL[@]}" --max-time 2 -o /dev/null "$(mesh_url /new)" 2>/dev/null
+    [ $? -eq 7 ]
+}
+if wait_for 5 refused; then
+    ok "drain: new connections are refused after SIGTERM"
+else
+    not_ok "drain: new connections are refused after SIGTERM" \
+        "curl $(mesh_url /new) -> $(http_code "$(mesh_url /new)" --max-time 2)"
+fi
+wait_exit "$CURL_PID" 15
+expect_eq "$(cat "$T_DIR/drain.code")" 200 "drain: the in-flight request completes with 200"
+expect_eq "$(cat "$T_DIR/drain.body")" "delayed 1000 ms by a" "drain: in-flight body complete"
+expect_match "$(tr -d '\r' <"$T_DIR/drain.hdr")" $'(^|\n)[Cc]onnection: close' \
+    "drain: the HTTP/1.1 response carries Connection: close"
+if wait_exit "$DRAIN_PID" 10; then
+    check_exit "$DRAIN_PID"
+else
+    not_ok "drain: meshd exits after the in-flight request (within 10 s)"
+fi

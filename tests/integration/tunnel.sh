@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Byte tunnels: CONNECT (curl -p -x, and raw bytes to a TCP echo) and Upgrade: websocket.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "${MESH_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+
+start_backend a
+HTTP=${BACKEND_PORT[a]}
+ECHO=${BACKEND_ECHO_PORT[a]}
+
+# Listener "web" routes to the HTTP backend; listener "tcp" routes to the TCP echo. A CONNECT
+# target always names the same endpoint as the route's cluster, so the test holds whether
+# meshd dials the CONNECT authority or the routed cluster.
+cat >"$T_DIR/snap.json" <<EOF
+{"version":"tunnel-1",
+ "admin":{"address":"127.0.0.1","port":0},
+ "listeners":[
+   {"name":"web","address":"127.0.0.1","port":0,"route_config":"to_web"},
+   {"name":"tcp","address":"127.0.0.1","port":0,"route_config":"to_echo"}],
+ "route_configs":[
+   {"name":"to_web","virtual_hosts":[{"name":"all","domains":["*"],
+     "routes":[{"match":{"prefix":"/"},"route":{"cluster":"web"}}]}]},
+   {"name":"to_echo","virtual_hosts":[{"name":"all","domains":["*"],
+     "routes":[{"match":{"prefix":"/"},"route":{"cluster":"echo"}}]}]}],
+ "clusters":[
+   {"name":"web","protocol":"http1","endpoints":[{"address":"127.0.0.1","port":$HTTP}]},
+   {"name":"echo","protocol":"http1","endpoints":[{"address":"127.0.0.1","port":$ECHO}]}]}
+EOF
+start_meshd "$T_DIR/snap.json" || bail_out "meshd starts"
+WEB=${MESHD_PORTS[web]:-}
+TCP=${MESHD_PORTS[tcp]:-}
+[ -n "$WEB" ] && [ -n "$TCP" ] || bail_out "ready line names both listeners (web, tcp)"
+
+# ---- CONNECT -------------------------------------------------------------------------------
+out=$("${CURL[@]}" -p -x "http://127.0.0.1:$WEB" "http://127.0.0.1:$HTTP/hello" 2>&1)
+expect_eq "$out" "hello from a" "CONNECT via curl -p -x: HTTP inside the tunnel reaches the backend"
+
+random_file "$T_DIR/1m" 1048576
+"${CURL[@]}" -p -x "http://127.0.0.1:$WEB" --data-binary @"$T_DIR/1m" -o "$T_DIR/1m.out" \
+    "http://127.0.0.1:$HTTP/echo"
+expect_eq "$(sha_of "$T_DIR/1m.out")" "$(sha_of "$T_DIR/1m")" \
+    "CONNECT tunnel: 1 MiB upload echoed byte-exact"
+
+out=$(raw "$TCP" "send:CONNECT 127.0.0.1:$ECHO HTTP/1.1\r\nHost: 127.0.0.1:$ECHO\r\n\r\n" \
+    'expect:\r\n\r\n' 'send:bytes\0\xff\x01 not http\r\n\r\n' 'expect:not http\r\n\r\n' \
+    'send:second' 'expect:second' shutwr readall)
+expect_eq "$(status_of "$out")" 200 "CONNECT to a TCP echo: 200"
+body=$(printf '%s' "$out" | tr -d '\0' | LC_ALL=C sed -n '/^\r$/,$p' | tail -n +2 | od -An -c | tr -s ' \n' ' ')
+expect_match "$body" 'b y t e s 377 001 n o t h t t p' \
+    "CONNECT to a TCP echo: raw bytes (NUL, 0xff) come back unchanged"
+expect_match "$out" 'second$' "CONNECT to a TCP echo: a second write comes back too"
+expect_eq "$(cat "$T_DIR/raw.outcome")" "mesh-test-raw: eof" \
+    "CONNECT tunnel: half-close from the client ends the tunnel"
+
+# Exact bytes, including NULs, compared with od (bash strings drop NULs).
+"$RAW_BIN" --timeout 10 127.0.0.1 "$TCP" \
+    "send:CONNECT 127.0.0.1:$ECHO HTTP/1.1\r\nHost: 127.0.0.1:$ECHO\r\n\r\n" 'expect:\r\n\r\n' \
+    'send:\0\0\x01\x02zz' 'expect:zz' >"$T_DIR/nul.out" 2>/dev/null
+expect_match "$(od -An -tx1 "$T_DIR/nul.out" | tr -d '\n')" '0d 0a 0d 0a 00 00 01 02 7a 7a$' \
+    "CONNECT tunnel: NUL bytes pass"
+
+# ---- Upgrade: websocket -------------------------------------------------------------------------
+ws_req="GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+out=$(raw "$WEB" "send:$ws_req" 'expect:\r\n\r\n' 'send:ping-1 \x81\x05hello' 'expect:hello' \
+    'send:ping-2' 'expect:ping-2')
+expect_match "$out" $'^HTTP/1\\.1 101 ' "websocket: 101 Switching Protocols"
+expect_eq "$(header_of "$out" x-backend)" a "websocket: the 101 comes from the backend"
+expect_match "$(header_of "$out" upgrade)" '^[Ww]eb[Ss]ocket$' "websocket: Upgrade header passes"
+expect_match "$out" $'\r\n\r\nping-1 \x81\x05hello' "websocket: bytes after 101 are echoed (0x81 0x05 frame header too)"
+expect_match "$out" 'ping-2$' "websocket: a second write is echoed"
+
+# Upgrade request bytes sent together with the first frame (one write).
+out=$(raw "$WEB" "send:${ws_req}early-bytes" 'expect:early-bytes')
+expect_match "$out" $'101 .*\r\n\r\nearly-bytes' \
+    "websocket: bytes sent with the upgrade request arrive after the 101"
+
+# A non-101 answer to an upgrade request stays HTTP.
+out=$(raw "$WEB" "send:GET /hello HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" \
+    'expect:hello from a' "send:GET /status/201 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" readall)
+order=$(printf '%s' "$out" | tr -d '\r' | grep -Eo '^HTTP/1\.1 [0-9]{3}' | awk '{print $2}' |
+    tr '\n' ' ')
+expect_eq "$order" "200 201 " "upgrade refused by the backend (200): connection stays HTTP"
+
+# A plain request still works on the web listener.
+expect_eq "$("${CURL[@]}" "http://127.0.0.1:$WEB/hello")" "hello from a" "still serving plain HTTP"
