@@ -5,6 +5,8 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "core/log.h"
 #include "core/proxy-int.h"
@@ -94,13 +96,14 @@ static void on_written(struct mesh_conn *c)
     }
 }
 
-void mesh_conn_flush(struct mesh_conn *c)
+/* Writes what <out> holds now; called from the write event only. */
+static void write_now(struct mesh_conn *c)
 {
     if (c->dead)
         return;
     size_t before = evbuffer_get_length(c->out);
     while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+        int n = mesh_io_write(c->out, c->fd);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 break;
@@ -125,9 +128,23 @@ void mesh_conn_flush(struct mesh_conn *c)
         on_written(c);
 }
 
+/*
+ * Writes are deferred to the end of the current loop turn: a response's head,
+ * body and end, produced by several calls, leave in one writev.
+ */
+void mesh_conn_flush(struct mesh_conn *c)
+{
+    if (c->dead || c->flush_pending)
+        return;
+    c->flush_pending = true;
+    event_active(c->wev, EV_WRITE, 0);
+}
+
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
-    mesh_conn_flush(arg);
+    struct mesh_conn *c = arg;
+    c->flush_pending = false;
+    write_now(c);
 }
 
 static int sniff(struct mesh_conn *c)
@@ -172,7 +189,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     if (c->dead)
         return;
     if (c->reading && !c->eof) {
-        int n = evbuffer_read(c->in, c->fd, MESH_READ_SIZE);
+        int n = mesh_io_read(c->in, c->fd, MESH_READ_SIZE);
         if (n == 0) {
             c->eof = true;
         } else if (n < 0) {
@@ -222,6 +239,50 @@ void mesh_conn_drain(struct mesh_conn *c)
     case MESH_CONN_TUNNEL: break; /* tunnels end on their own or at the drain deadline */
     default: mesh_conn_close(c); break;
     }
+}
+
+int mesh_io_read(struct evbuffer *b, int fd, size_t max)
+{
+    /* one read(2) into reserved space: evbuffer_read() adds an ioctl(FIONREAD) per call */
+    struct evbuffer_iovec iov[2];
+    int n = evbuffer_reserve_space(b, (ev_ssize_t)max, iov, 2);
+    if (n < 1)
+        return -1;
+    /* recv/sendmsg skip the VFS file-position lock that read/writev take */
+    ssize_t r;
+    if (n == 1) {
+        r = recv(fd, iov[0].iov_base, MESH_MIN(iov[0].iov_len, max), 0);
+    } else {
+        struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+        r = recvmsg(fd, &mh, 0);
+    }
+    if (r <= 0) {
+        evbuffer_commit_space(b, iov, 0);
+        return (int)r;
+    }
+    size_t left = (size_t)r;
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len > left)
+            iov[i].iov_len = left;
+        left -= iov[i].iov_len;
+    }
+    evbuffer_commit_space(b, iov, n);
+    return (int)r;
+}
+
+int mesh_io_write(struct evbuffer *b, int fd)
+{
+    struct evbuffer_iovec v[32];
+    int n = evbuffer_peek(b, 256 * 1024, NULL, v, 32);
+    if (n <= 0)
+        return 0;
+    if (n > 32)
+        n = 32;
+    struct msghdr mh = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)n};
+    ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0)
+        evbuffer_drain(b, (size_t)w);
+    return (int)w;
 }
 
 void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,

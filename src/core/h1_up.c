@@ -224,7 +224,7 @@ static void on_eof(struct mesh_upconn *u, int err)
 
 int mesh_h1_up_on_read(struct mesh_upconn *u)
 {
-    int n = evbuffer_read(u->in, u->fd, MESH_READ_SIZE);
+    int n = mesh_io_read(u->in, u->fd, MESH_READ_SIZE);
     int err = n < 0 ? errno : 0;
     if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
         return MESH_OK;

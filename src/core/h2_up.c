@@ -362,7 +362,7 @@ bool mesh_h2_up_has_capacity(struct mesh_upconn *u)
 
 int mesh_h2_up_on_read(struct mesh_upconn *u)
 {
-    int n = evbuffer_read(u->in, u->fd, MESH_READ_SIZE);
+    int n = mesh_io_read(u->in, u->fd, MESH_READ_SIZE);
     int err = n < 0 ? errno : 0;
     if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
         return MESH_OK;

@@ -230,6 +230,7 @@ struct mesh_conn {
     bool draining;                        /* SIGTERM: finish in-flight, then close */
     bool eof;
     bool dead;                            /* closed: teardown runs on the next loop turn */
+    bool flush_pending;
     /* HTTP/1.1 */
     http_parser parser;
     struct mesh_stream *h1_stream;        /* request being parsed or answered */
@@ -257,7 +258,7 @@ struct mesh_conn {
 
 void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,
                       const struct sockaddr *sa, socklen_t salen);
-/** Flush <out> to the socket (arms the write event when needed). */
+/** Schedules writing <out> at the end of this loop turn (coalesces writes). */
 void mesh_conn_flush(struct mesh_conn *c);
 void mesh_conn_set_reading(struct mesh_conn *c, bool on);
 /** Closes now (streams aborted). */
@@ -333,6 +334,7 @@ struct mesh_upconn {
     uint32_t requests;                 /* requests sent on it */
     bool dead;                         /* closed: freed on the next loop turn */
     int connect_err;
+    bool flush_pending;
     /* HTTP/1.1: one stream at a time */
     struct mesh_stream *stream;
     http_parser parser;
@@ -422,6 +424,10 @@ struct mesh_runtime {
 };
 
 uint64_t mesh_now_ns(void);
+/** Reads up to <max> bytes from <fd> into <b> with a single read(2); like read()'s result. */
+int mesh_io_read(struct evbuffer *b, int fd, size_t max);
+/** Sends what it can of <b> with one sendmsg(2) (no SIGPIPE) and drains it; like send()'s result. */
+int mesh_io_write(struct evbuffer *b, int fd);
 /** Worker's reference to the current snapshot (refreshed on notify). Borrowed. */
 struct mesh_snapshot *mesh_worker_snapshot(struct mesh_worker *w);
 /** Round-robin / random endpoint pick for <cl> on this worker; NULL when it has none. */

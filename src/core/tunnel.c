@@ -48,7 +48,7 @@ void mesh_tunnel_on_down_read(struct mesh_conn *c)
 void mesh_tunnel_on_up_read(struct mesh_upconn *u)
 {
     struct mesh_conn *c = u->tunnel_down;
-    int n = evbuffer_read(u->in, u->fd, MESH_READ_SIZE);
+    int n = mesh_io_read(u->in, u->fd, MESH_READ_SIZE);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (c && !c->dead && evbuffer_get_length(u->in))

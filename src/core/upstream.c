@@ -127,13 +127,13 @@ static void on_up_written(struct mesh_upconn *u)
         mesh_h1_up_on_written(u);
 }
 
-void mesh_upconn_flush(struct mesh_upconn *u)
+static void up_write_now(struct mesh_upconn *u)
 {
     if (u->dead || u->state == MESH_UP_CONNECTING)
         return;
     size_t before = evbuffer_get_length(u->out);
     while (evbuffer_get_length(u->out) > 0) {
-        int n = evbuffer_write(u->out, u->fd);
+        int n = mesh_io_write(u->out, u->fd);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                 break;
@@ -158,6 +158,15 @@ void mesh_upconn_flush(struct mesh_upconn *u)
     }
     if (before >= MESH_BUF_LOW && left < MESH_BUF_LOW)
         on_up_written(u);
+}
+
+/* Deferred to the end of the loop turn, like mesh_conn_flush(). */
+void mesh_upconn_flush(struct mesh_upconn *u)
+{
+    if (u->dead || u->state == MESH_UP_CONNECTING || u->flush_pending)
+        return;
+    u->flush_pending = true;
+    event_active(u->wev, EV_WRITE, 0);
 }
 
 static void fail_pending(struct mesh_pool *p, const char *why, bool all)
@@ -279,7 +288,8 @@ static void on_up_write(evutil_socket_t fd, short what, void *arg)
         if (u->dead)
             return;
     }
-    mesh_upconn_flush(u);
+    u->flush_pending = false;
+    up_write_now(u);
 }
 
 static void on_up_timer(evutil_socket_t fd, short what, void *arg)
