@@ -18,6 +18,7 @@ static void usage(FILE *f)
                "  --concurrency N      worker threads (default: number of cores)\n"
                "  --ready-fd N         write \"ready admin=PORT NAME=PORT...\" to fd N once listening\n"
                "  --log-level LEVEL    trace, debug, info (default), warn, error, off\n"
+               "  --access-log         one line per request on stderr (with response flags)\n"
                "  --version, --help\n\n"
                "signals: SIGHUP reloads the snapshot, SIGTERM drains and exits\n");
 }
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
         {"ready-fd", required_argument, NULL, 'f'},
         {"log-level", required_argument, NULL, 'l'},
         {"check", no_argument, NULL, 't'},
+        {"access-log", no_argument, NULL, 'A'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -57,6 +59,7 @@ int main(int argc, char **argv)
         case 's': o.snapshot = optarg; break;
         case 'a': o.admin = optarg; break;
         case 't': o.check_only = true; break;
+        case 'A': o.access_log = true; break;
         case 'c':
             if (!parse_uint(optarg, 1024, &v) || v == 0) {
                 fprintf(stderr, "meshd: --concurrency: expected 1..1024, got \"%s\"\n", optarg);

@@ -164,6 +164,7 @@ struct mesh_stream {
     uint64_t up_unconsumed;              /* HTTP/2 upstream: bytes received but not acked */
     uint64_t req_bytes, resp_bytes;
     uint64_t start_ns;
+    uint64_t last_ms, deadline_ms;       /* stream idle / request timeout (cached clock) */
     unsigned flags;                      /* MESH_RF_* */
     unsigned attempts;
     bool req_end;                        /* the client finished the request */
@@ -420,6 +421,7 @@ struct mesh_runtime {
     size_t n_workers;
     struct event_base *main_base;
     uint16_t *listen_ports;            /* bound port of each listener (ephemeral resolved) */
+    bool access_log;                   /* one line per request at info level */
     bool draining;
 };
 

@@ -185,13 +185,68 @@ static void add_request_headers(struct mesh_stream *s)
     }
 }
 
+/*
+ * One timer per stream covers both the request timeout (a deadline set when
+ * the request is complete) and the stream idle timeout (no byte either way).
+ * Activity only stamps a cached time; the timer re-arms itself when it fires
+ * early, so the hot path never touches the timer heap.
+ */
+static uint64_t now_ms(struct mesh_worker *w)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(w->base, &tv);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+static void touch(struct mesh_stream *s)
+{
+    s->last_ms = now_ms(s->w);
+}
+
+static void schedule_timer(struct mesh_stream *s);
+
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct mesh_stream *s = arg;
-    MESH_STAT_INC(&s->w->stats, downstream_rq_timeout);
-    mesh_proxy_local_reply(s, 504, MESH_RF_UT, "upstream request timeout");
+    uint64_t now = now_ms(s->w);
+    if (s->deadline_ms && now >= s->deadline_ms) {
+        MESH_STAT_INC(&s->w->stats, downstream_rq_timeout);
+        mesh_proxy_local_reply(s, 504, MESH_RF_UT, "upstream request timeout");
+        return;
+    }
+    uint32_t idle = s->snap->timeouts.stream_idle_ms;
+    if (idle && now >= s->last_ms + idle) {
+        MESH_STAT_INC(&s->w->stats, downstream_rq_idle_timeout);
+        if (s->req_end)
+            mesh_proxy_local_reply(s, 504, MESH_RF_SI, "stream idle timeout");
+        else
+            mesh_proxy_local_reply(s, 408, MESH_RF_SI, "stream idle timeout: request incomplete");
+        return;
+    }
+    schedule_timer(s);
 }
 
+static void schedule_timer(struct mesh_stream *s)
+{
+    uint64_t now = now_ms(s->w), next = 0;
+    uint32_t idle = s->snap->timeouts.stream_idle_ms;
+    if (idle)
+        next = s->last_ms + idle;
+    if (s->deadline_ms && (!next || s->deadline_ms < next))
+        next = s->deadline_ms;
+    if (!next) {
+        if (s->timer)
+            event_del(s->timer);
+        return;
+    }
+    if (!s->timer)
+        s->timer = evtimer_new(s->w->base, on_timeout, s);
+    uint64_t ms = next > now ? next - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(s->timer, &tv);
+}
+
+/* The request is complete: its timeout starts now (Envoy's route timeout semantics). */
 static void arm_timeout(struct mesh_stream *s)
 {
     if (s->state != MESH_SS_ROUTED && s->state != MESH_SS_UPSTREAM)
@@ -199,12 +254,8 @@ static void arm_timeout(struct mesh_stream *s)
     if (s->is_connect || s->is_upgrade)
         return;
     uint32_t ms = s->route && s->route->timeout_ms ? s->route->timeout_ms : s->snap->timeouts.request_ms;
-    if (!ms)
-        return;
-    if (!s->timer)
-        s->timer = evtimer_new(s->w->base, on_timeout, s);
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(s->timer, &tv);
+    s->deadline_ms = ms ? now_ms(s->w) + ms : 0;
+    schedule_timer(s);
 }
 
 void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
@@ -236,14 +287,18 @@ void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
     }
     add_request_headers(s);
     s->state = MESH_SS_ROUTED;
+    touch(s);
     if (end)
         arm_timeout(s);
+    else if (!s->is_connect && !s->is_upgrade)
+        schedule_timer(s);
     mesh_upstream_start(s);
 }
 
 bool mesh_proxy_request_data(struct mesh_stream *s, struct evbuffer *data)
 {
     s->req_bytes += evbuffer_get_length(data);
+    touch(s);
     if (s->uops) {
         s->uops->send_data(s, data);
         return s->uops && s->uops->congested(s);
@@ -307,6 +362,7 @@ void mesh_proxy_upstream_ready(struct mesh_stream *s, struct mesh_upconn *u,
 void mesh_proxy_response_headers(struct mesh_stream *s, bool end)
 {
     s->up_bytes_seen = true;
+    touch(s);
     if (s->resp.status < 200 && s->resp.status != 101) {
         s->dops->send_headers(s, false); /* interim */
         s->resp.hdrs.n = 0;
@@ -332,6 +388,7 @@ void mesh_proxy_response_headers(struct mesh_stream *s, bool end)
 bool mesh_proxy_response_data(struct mesh_stream *s, struct evbuffer *data)
 {
     s->resp_bytes += evbuffer_get_length(data);
+    touch(s);
     s->dops->send_data(s, data);
     return s->dops->congested(s);
 }
@@ -382,14 +439,22 @@ void mesh_proxy_stream_done(struct mesh_stream *s)
     else if (status >= 100)
         MESH_STAT_INC(st, downstream_rq_1xx);
     s->state = MESH_SS_DONE;
-    if (mesh_log_enabled(MESH_LOG_DEBUG)) {
-        char fl[64];
-        mesh_log(MESH_LOG_DEBUG, "access %s \"%.*s %.*s\" %d %s %llu %llu %.3fms %s", s->conn->peer_ip,
-                 (int)s->req.method_len, s->req.method ? s->req.method : "-",
-                 (int)s->req.path_len, s->req.path ? s->req.path : "-", status,
-                 mesh_response_flags_str(s->flags, fl, sizeof(fl)),
-                 (unsigned long long)s->req_bytes, (unsigned long long)s->resp_bytes,
-                 (double)(mesh_now_ns() - s->start_ns) / 1e6,
-                 s->cluster ? s->cluster->name : "-");
-    }
+    if (!s->w->rt->access_log)
+        return;
+    /* Envoy's default format, trimmed: flags say why a request failed */
+    char fl[64];
+    const struct mesh_header *rid = mesh_headers_get(&s->req.hdrs, LIT("x-request-id"));
+    const struct mesh_header *ua = mesh_headers_get(&s->req.hdrs, LIT("user-agent"));
+    mesh_log(MESH_LOG_INFO,
+             "access \"%.*s %.*s HTTP/%s\" %d %s %llu %llu %.3fms \"%.*s\" \"%.*s\" \"%.*s\" "
+             "\"%s\" %s %s",
+             (int)s->req.method_len, s->req.method ? s->req.method : "-",
+             (int)(s->req.path ? s->req.path_len : 1), s->req.path ? s->req.path : "-",
+             s->h2_id ? "2" : s->req.http_minor ? "1.1" : "1.0", status,
+             mesh_response_flags_str(s->flags, fl, sizeof(fl)), (unsigned long long)s->req_bytes,
+             (unsigned long long)s->resp_bytes, (double)(mesh_now_ns() - s->start_ns) / 1e6,
+             ua ? (int)ua->value_len : 1, ua ? ua->value : "-", rid ? (int)rid->value_len : 1,
+             rid ? rid->value : "-", (int)s->req.authority_len,
+             s->req.authority ? s->req.authority : "", s->endpoint ? s->endpoint->key : "-",
+             s->cluster ? s->cluster->name : "-", s->conn->peer_ip);
 }

@@ -21,6 +21,8 @@ struct mesh_runtime *mesh_runtime_new(struct event_base *main_base, struct mesh_
                                       unsigned n_workers, struct mesh_err *err);
 /** Bound port of listener <i> (after mesh_runtime_new). */
 uint16_t mesh_runtime_listener_port(const struct mesh_runtime *rt, size_t i);
+/** Logs one line per request (Envoy-style, with response flags). Call before start. */
+void mesh_runtime_set_access_log(struct mesh_runtime *rt, bool on);
 /** Starts the worker threads. */
 int mesh_runtime_start(struct mesh_runtime *rt);
 /**

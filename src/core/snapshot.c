@@ -767,6 +767,7 @@ static struct mesh_snapshot *parse_doc(const char *json, size_t len, struct mesh
     json_error_t jerr;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
+        scrub(jerr.text); /* "near '...'" quotes the input */
         mesh_err_add(err, jerr.line > 0 ? jerr.line : 1, jerr.column > 0 ? jerr.column : 1,
                      NULL, "invalid JSON: %s", jerr.text);
         return NULL;

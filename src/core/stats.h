@@ -24,6 +24,7 @@
     X(downstream_rq_rejected, counter, "malformed requests refused")                               \
     X(downstream_rq_no_route, counter, "requests with no route (404 NR)")                          \
     X(downstream_rq_timeout, counter, "requests timed out (504 UT)")                               \
+    X(downstream_rq_idle_timeout, counter, "streams idle too long (408/504 SI)")                   \
     X(downstream_cx_idle_timeout, counter, "downstream connections closed idle")                   \
     X(upstream_cx_total, counter, "upstream connections opened")                                   \
     X(upstream_cx_active, gauge, "upstream connections open")                                      \

@@ -49,8 +49,9 @@ int mesh_err_add(struct mesh_err *err, int line, int col, const char *path, cons
 size_t mesh_err_format(const struct mesh_err *err, char *buf, size_t size)
 {
     size_t off = 0;
-    if (size)
-        buf[0] = '\0';
+    if (!size)
+        return 0;
+    buf[0] = '\0';
     for (size_t i = 0; i < err->count && off < size; i++) {
         const struct mesh_err_entry *e = &err->e[i];
         int n;

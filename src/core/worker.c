@@ -259,6 +259,11 @@ uint16_t mesh_runtime_listener_port(const struct mesh_runtime *rt, size_t i)
     return rt->listen_ports[i];
 }
 
+void mesh_runtime_set_access_log(struct mesh_runtime *rt, bool on)
+{
+    rt->access_log = on;
+}
+
 int mesh_runtime_start(struct mesh_runtime *rt)
 {
     for (size_t i = 0; i < rt->n_workers; i++) {

@@ -179,6 +179,7 @@ int mesh_role_proxy_run(const struct mesh_opts *o)
     evsignal_add(p.sig_term, NULL);
     evsignal_add(p.sig_int, NULL);
     evsignal_add(p.sig_hup, NULL);
+    mesh_runtime_set_access_log(p.rt, o->access_log);
     if (mesh_runtime_start(p.rt) != MESH_OK)
         goto out_sig;
     for (size_t i = 0; i < keep->n_listeners; i++)

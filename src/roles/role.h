@@ -12,6 +12,7 @@ struct mesh_opts {
     unsigned concurrency;       /* --concurrency N, 0 = cores */
     int ready_fd;               /* --ready-fd N, -1 = none */
     bool check_only;            /* --check: validate the configuration and exit */
+    bool access_log;            /* --access-log: one line per request on stderr */
 };
 
 struct mesh_role {

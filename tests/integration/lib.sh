@@ -527,18 +527,19 @@ raw()
     return 0
 }
 
-# status_of TEXT: the status code of the first HTTP/1.x status line that is not 1xx.
+# status_of TEXT: the status code of the first HTTP/1.x status line that is not an
+# interim response (100, 102, 103; 101 counts as final).
 status_of()
 {
     printf '%s' "$1" | tr -d '\r' | awk '/^HTTP\/1\.[01] [0-9][0-9][0-9]/ {
-        if ($2 !~ /^1/) { print $2; exit } }'
+        if ($2 !~ /^10[0235]$/) { print $2; exit } }'
 }
 
-# body_of TEXT: what follows the header block of the final (non-1xx) response.
+# body_of TEXT: what follows the header block of the final (non-interim) response.
 body_of()
 {
     local t=$1
-    while [[ $t =~ ^HTTP/1\.[01]\ 1[0-9][0-9] ]]; do
+    while [[ $t =~ ^HTTP/1\.[01]\ 10[0235] ]]; do
         t=${t#*$'\r\n\r\n'}
     done
     [[ $t == *$'\r\n\r\n'* ]] && printf '%s' "${t#*$'\r\n\r\n'}"
@@ -549,7 +550,7 @@ body_of()
 header_of()
 {
     local t=$1
-    while [[ $t =~ ^HTTP/1\.[01]\ 1[0-9][0-9] ]]; do
+    while [[ $t =~ ^HTTP/1\.[01]\ 10[0235] ]]; do
         t=${t#*$'\r\n\r\n'}
     done
     printf '%s' "${t%%$'\r\n\r\n'*}" | tr -d '\r' |

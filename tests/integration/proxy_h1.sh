@@ -43,6 +43,16 @@ out=$(raw "$MESH_PORT" "send:POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding
 expect_eq "$(status_of "$out")" 200 "chunked upload with extension and trailer: 200"
 expect_match "$out" "hello world!" "chunked upload with extension and trailer: body intact"
 
+# Trailers, h1 -> h1: a request trailer reaches the backend, a response trailer the client.
+out=$(raw "$MESH_PORT" "send:POST /headers HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\nX-Req-Trailer: tv\r\n\r\n" readall)
+expect_eq "$(status_of "$out")" 200 "chunked request with a trailer: 200"
+expect_match "$(body_of "$out")" $'# trailers\nX-Req-Trailer: tv' \
+    "request trailer forwarded h1 -> h1 (as a trailer, name case kept)"
+out=$(raw "$MESH_PORT" "send:GET /trailers HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nConnection: close\r\n\r\n" readall)
+expect_match "$(body_of "$out")" 'trailers from a' "chunked response with a trailer: body"
+expect_match "$out" $'\r\n0\r\n([^\r]*\r\n)*x-backend-trailer: a\r\n' \
+    "response trailer forwarded h1 -> h1"
+
 # ---- chunked response -----------------------------------------------------------------
 n=$("${CURL[@]}" "$(mesh_url /bytes/300000)" | wc -c)
 expect_eq "$n" 300000 "chunked response (/bytes/300000): all bytes arrive"
@@ -132,6 +142,33 @@ for size in 1048576 67108864; do
         "download $size bytes (chunked from the backend) byte-exact"
     rm -f "$T_DIR/up" "$T_DIR/up.out" "$T_DIR/down.out" "$T_DIR/down.ref"
 done
+
+# ---- bounded memory: big bodies stream through --------------------------------------------------
+# 256 MiB each way (1 GiB with MESH_TEST_BIG=1) through a fresh meshd whose peak RSS may not grow
+# by more than 64 MiB (ASan's quarantine is made small for it so that it measures meshd).
+big=$((256 * 1024 * 1024))
+[ "${MESH_TEST_BIG:-0}" = 1 ] && big=$((1024 * 1024 * 1024))
+first_pid=$MESHD_PID
+saved_asan=$ASAN_OPTIONS
+export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4"
+start_meshd "$T_DIR/snap.json" || bail_out "meshd (memory) starts"
+export ASAN_OPTIONS=$saved_asan
+hwm()
+{
+    awk '/^VmHWM:/ {print int($2 / 1024)}' "/proc/$MESHD_PID/status"
+}
+hwm0=$(hwm)
+n=$("${CURL[@]}" --max-time 120 "$(mesh_url "/bytes/$big")" | wc -c)
+expect_eq "$n" "$big" "download $big bytes (h1)"
+n=$(head -c "$big" /dev/zero | "${CURL[@]}" --max-time 120 -T - -X POST "$(mesh_url /echo)" | wc -c)
+expect_eq "$n" "$big" "upload+echo $big bytes (h1, chunked, streaming both ways)"
+n=$(head -c "$big" /dev/zero | "${CURL[@]}" --max-time 120 --http2-prior-knowledge -T - -X POST \
+    "$(mesh_url /echo)" | wc -c)
+expect_eq "$n" "$big" "upload+echo $big bytes (h2 -> h1)"
+hwm1=$(hwm)
+expect_le $((hwm1 - hwm0)) 64 "bounded memory: peak RSS grew ${hwm0} -> ${hwm1} MiB (<= 64 MiB)"
+stop_meshd "$MESHD_PID"
+MESHD_PID=$first_pid
 
 # ---- the backend saw every request (sanity for the counters the other tests use) ------------
 expect_match "$(backend_count a)" '^[0-9]+$' "backend /__count answers"

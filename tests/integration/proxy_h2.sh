@@ -56,11 +56,19 @@ fi
 expect_eq "$("${CURL[@]}" "http://127.0.0.1:$P1/hello")" "hello from a" \
     "HTTP/1.1 on the same listener as h2c"
 
-random_file "$T_DIR/1m" 1048576
-"${CURL[@]}" --http2-prior-knowledge --data-binary @"$T_DIR/1m" -o "$T_DIR/1m.out" \
-    "http://127.0.0.1:$P1/echo"
-expect_eq "$(sha_of "$T_DIR/1m.out")" "$(sha_of "$T_DIR/1m")" \
-    "h2c upload 1 MiB -> h1 backend /echo byte-exact"
+for size in 1048576 16777216; do
+    random_file "$T_DIR/up" "$size"
+    "${CURL[@]}" --max-time 60 --http2-prior-knowledge --data-binary @"$T_DIR/up" \
+        -o "$T_DIR/up.out" "http://127.0.0.1:$P1/echo"
+    expect_eq "$(sha_of "$T_DIR/up.out")" "$(sha_of "$T_DIR/up")" \
+        "h2c upload $size bytes -> h1 backend /echo byte-exact"
+done
+rm -f "$T_DIR/up" "$T_DIR/up.out"
+
+# Response trailers from an HTTP/1.1 backend (chunked) reach an h2 client as trailers.
+out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$P1" --path /trailers 2>&1)
+expect_match "$out" 'status=200' "h2 client <- h1 upstream /trailers: 200"
+expect_match "$out" 'trailer x-backend-trailer: a' "trailers h1 -> h2: x-backend-trailer arrives"
 n=$("${CURL[@]}" --http2-prior-knowledge "http://127.0.0.1:$P1/bytes/3000000" | wc -c)
 expect_eq "$n" 3000000 "h2c download 3 MB from a chunked h1 response"
 

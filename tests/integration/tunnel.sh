@@ -42,7 +42,7 @@ expect_eq "$(sha_of "$T_DIR/1m.out")" "$(sha_of "$T_DIR/1m")" \
 
 out=$(raw "$TCP" "send:CONNECT 127.0.0.1:$ECHO HTTP/1.1\r\nHost: 127.0.0.1:$ECHO\r\n\r\n" \
     'expect:\r\n\r\n' 'send:bytes\0\xff\x01 not http\r\n\r\n' 'expect:not http\r\n\r\n' \
-    'send:second' 'expect:second' shutwr readall)
+    'send:second' 'expect:second' shutwr readall | tr -d '\0')
 expect_eq "$(status_of "$out")" 200 "CONNECT to a TCP echo: 200"
 body=$(printf '%s' "$out" | tr -d '\0' | LC_ALL=C sed -n '/^\r$/,$p' | tail -n +2 | od -An -c | tr -s ' \n' ' ')
 expect_match "$body" 'b y t e s 377 001 n o t h t t p' \

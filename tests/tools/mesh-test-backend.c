@@ -16,6 +16,8 @@
  *   /status/N        status N with a short body
  *   /delay/MS        200 after MS milliseconds
  *   /bytes/N         200, N bytes of 'x', chunked transfer encoding
+ *   /trailers        200, chunked body "trailers from NAME\n" and the trailer field
+ *                    "x-backend-trailer: NAME" (sent whatever the request's TE says)
  *   /close           200 with "connection: close", then closes
  *   /reset           closes the socket without answering (RST, SO_LINGER 0)
  *   /ws              with "Upgrade: websocket": 101, then echoes every byte
@@ -68,6 +70,7 @@ enum endpoint {
     EP_STATUS,
     EP_DELAY,
     EP_BYTES,
+    EP_TRAILERS,
     EP_CLOSE,
     EP_RESET,
     EP_COUNT,
@@ -364,6 +367,8 @@ static enum endpoint classify(struct conn *c, long *arg)
         return EP_HEADERS;
     if (strcmp(path, "/close") == 0)
         return EP_CLOSE;
+    if (strcmp(path, "/trailers") == 0)
+        return EP_TRAILERS;
     if (strcmp(path, "/reset") == 0)
         return EP_RESET;
     if (strcmp(path, "/__count") == 0)
@@ -551,6 +556,17 @@ static void dispatch(struct conn *c)
         evbuffer_add(out_of(c), "\r\n", 2);
         pump_bytes(c);
         return;
+    case EP_TRAILERS: {
+        char body[300];
+        int n = snprintf(body, sizeof(body), "trailers from %s\n", s->name);
+        write_head(c, 200, "content-type: text/plain\r\ntrailer: x-backend-trailer\r\n"
+                           "transfer-encoding: chunked\r\n");
+        evbuffer_add(out_of(c), "\r\n", 2);
+        if (!c->head)
+            evbuffer_add_printf(out_of(c), "%x\r\n%s\r\n0\r\nx-backend-trailer: %s\r\n\r\n", n,
+                                body, s->name);
+        break;
+    }
     case EP_CLOSE:
         c->close_after = true;
         respond_text(c, 200, "closing, from %s\n", s->name);
