@@ -119,7 +119,18 @@ static void write_now(struct mesh_conn *c)
         event_add(c->wev, NULL);
     } else {
         event_del(c->wev);
-        if (c->closing) {
+        if (c->closing && c->linger && !c->lingering) {
+            /* closing with unread input would send RST and may destroy our reply in
+             * flight: send FIN, then read and drop for a moment (nginx lingering close) */
+            c->lingering = true;
+            shutdown(c->fd, SHUT_WR);
+            evbuffer_drain(c->in, evbuffer_get_length(c->in));
+            mesh_conn_set_reading(c, true);
+            struct timeval tv = {2, 0};
+            event_add(c->idle, &tv);
+            return;
+        }
+        if (c->closing && !c->lingering) {
             mesh_conn_close(c);
             return;
         }
@@ -188,6 +199,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     struct mesh_conn *c = arg;
     if (c->dead)
         return;
+    if (c->lingering) {
+        int n = mesh_io_read(c->in, c->fd, MESH_READ_SIZE);
+        evbuffer_drain(c->in, evbuffer_get_length(c->in));
+        c->linger_bytes += n > 0 ? (size_t)n : 0;
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || c->linger_bytes > (1u << 20))
+            mesh_conn_close(c);
+        return;
+    }
     if (c->reading && !c->eof) {
         int n = mesh_io_read(c->in, c->fd, MESH_READ_SIZE);
         if (n == 0) {
@@ -219,6 +238,10 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
     struct mesh_conn *c = arg;
     if (c->dead) {
         teardown(c);
+        return;
+    }
+    if (c->lingering) {
+        mesh_conn_close(c);
         return;
     }
     MESH_STAT_INC(&c->w->stats, downstream_cx_idle_timeout);

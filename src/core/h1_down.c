@@ -40,6 +40,7 @@ static void reply_error(struct mesh_conn *c, int status, const char *why)
     evbuffer_drain(c->in, evbuffer_get_length(c->in));
     mesh_conn_set_reading(c, false);
     c->closing = true;
+    c->linger = true;
     mesh_conn_flush(c);
 }
 
@@ -290,6 +291,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
     struct mesh_conn *c = conn_of(p);
+    if (c->h1_in_value && commit_header(c)) /* the last trailer */
+        return -1;
     c->h1_msg_complete = true;
     http_parser_pause(p, 1); /* the next pipelined request waits for this response */
     return 0;
@@ -497,6 +500,9 @@ static void d_send_headers(struct mesh_stream *s, bool end)
     }
     bool nobody = s->is_head || st == 204 || st == 304;
     bool chunked = false;
+    /* announced trailers (gRPC-web, h2 upstreams) need chunked framing to reach the client */
+    if (!nobody && !end && s->req.http_minor >= 1 && mesh_headers_get(&s->resp.hdrs, LIT("trailer")))
+        s->resp.content_length = -1;
     if (!nobody && s->resp.content_length < 0) {
         if (end)
             s->resp.content_length = 0;

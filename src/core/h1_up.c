@@ -95,6 +95,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
     struct mesh_upconn *u = p->data;
+    if (u->in_value && commit(u)) /* the last trailer */
+        return -1;
     u->resp_complete = true;
     http_parser_pause(p, 1);
     return 0;

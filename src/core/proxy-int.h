@@ -232,6 +232,9 @@ struct mesh_conn {
     bool eof;
     bool dead;                            /* closed: teardown runs on the next loop turn */
     bool flush_pending;
+    bool linger;                          /* after an error reply: FIN, then drain input briefly */
+    bool lingering;
+    size_t linger_bytes;
     /* HTTP/1.1 */
     http_parser parser;
     struct mesh_stream *h1_stream;        /* request being parsed or answered */
@@ -422,6 +425,8 @@ struct mesh_runtime {
     struct event_base *main_base;
     uint16_t *listen_ports;            /* bound port of each listener (ephemeral resolved) */
     bool access_log;                   /* one line per request at info level */
+    struct event *done_ev;             /* main thread: a worker finished */
+    _Atomic unsigned workers_done;
     bool draining;
 };
 

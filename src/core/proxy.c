@@ -439,13 +439,14 @@ void mesh_proxy_stream_done(struct mesh_stream *s)
     else if (status >= 100)
         MESH_STAT_INC(st, downstream_rq_1xx);
     s->state = MESH_SS_DONE;
-    if (!s->w->rt->access_log)
+    bool al = s->w->rt->access_log;
+    if (!al && !mesh_log_enabled(MESH_LOG_DEBUG))
         return;
     /* Envoy's default format, trimmed: flags say why a request failed */
     char fl[64];
     const struct mesh_header *rid = mesh_headers_get(&s->req.hdrs, LIT("x-request-id"));
     const struct mesh_header *ua = mesh_headers_get(&s->req.hdrs, LIT("user-agent"));
-    mesh_log(MESH_LOG_INFO,
+    mesh_log(al ? MESH_LOG_INFO : MESH_LOG_DEBUG,
              "access \"%.*s %.*s HTTP/%s\" %d %s %llu %llu %.3fms \"%.*s\" \"%.*s\" \"%.*s\" "
              "\"%s\" %s %s",
              (int)s->req.method_len, s->req.method ? s->req.method : "-",

@@ -13,6 +13,7 @@ struct mesh_runtime;
 struct event_base;
 
 /**
+ * evthread_use_pthreads() must have run before <main_base> was created.
  * Creates the runtime for <snap> (the runtime takes the caller's reference)
  * with <n_workers> threads, binding every listener now so that errors show
  * before anything starts. Returns NULL with <err> filled on failure.
@@ -32,7 +33,10 @@ int mesh_runtime_start(struct mesh_runtime *rt);
 int mesh_runtime_swap(struct mesh_runtime *rt, struct mesh_snapshot *snap, struct mesh_err *err);
 /** New reference to the current snapshot. */
 struct mesh_snapshot *mesh_runtime_snapshot(struct mesh_runtime *rt);
-/** Stops accepting and drains every connection (GOAWAY / Connection: close). */
+/**
+ * Stops accepting and drains every connection (GOAWAY / Connection: close).
+ * The main loop given to mesh_runtime_new() exits once every worker is done.
+ */
 void mesh_runtime_drain(struct mesh_runtime *rt);
 bool mesh_runtime_draining(struct mesh_runtime *rt);
 /** Waits for the workers to finish (after a drain) and frees everything. */

@@ -157,7 +157,17 @@ static void *worker_main(void *arg)
     }
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     event_base_loop(w->base, EVLOOP_NONBLOCK);
+    atomic_fetch_add(&w->rt->workers_done, 1);
+    event_active(w->rt->done_ev, EV_TIMEOUT, 0);
     return NULL;
+}
+
+/* Main thread: the last worker to finish its drain ends the main loop. */
+static void on_worker_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_runtime *rt = arg;
+    if (atomic_load(&rt->workers_done) == rt->n_workers)
+        event_base_loopexit(rt->main_base, NULL);
 }
 
 /* ---- Listeners ---- */
@@ -199,14 +209,13 @@ static uint16_t bound_port(int fd)
 struct mesh_runtime *mesh_runtime_new(struct event_base *main_base, struct mesh_snapshot *snap,
                                       unsigned n_workers, struct mesh_err *err)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, (void (*)(void))evthread_use_pthreads);
     if (!n_workers)
         n_workers = 1;
     struct mesh_runtime *rt = mesh_xcalloc(1, sizeof(*rt));
     pthread_mutex_init(&rt->lock, NULL);
     rt->current = snap;
     rt->main_base = main_base;
+    rt->done_ev = event_new(main_base, -1, 0, on_worker_done, rt);
     rt->n_workers = n_workers;
     rt->workers = mesh_xcalloc(n_workers, sizeof(*rt->workers));
     uint16_t *ports = mesh_xcalloc(snap->n_listeners ? snap->n_listeners : 1, sizeof(*ports));
@@ -352,6 +361,7 @@ void mesh_runtime_free(struct mesh_runtime *rt)
     }
     free(rt->workers);
     free(rt->listen_ports);
+    event_free(rt->done_ev);
     mesh_snapshot_unref(rt->current);
     pthread_mutex_destroy(&rt->lock);
     free(rt);

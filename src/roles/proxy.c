@@ -6,6 +6,7 @@
 #include "core/common.h"
 #include <arpa/inet.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,8 +39,8 @@ static void start_drain(void *arg)
     if (mesh_runtime_draining(p->rt))
         return;
     mesh_log_info("draining: no new connections, finishing requests in flight");
+    /* the main loop keeps serving admin (/ready says DRAINING) until the workers finish */
     mesh_runtime_drain(p->rt);
-    event_base_loopexit(p->base, NULL);
 }
 
 static void on_term(evutil_socket_t sig, short what, void *arg)
@@ -154,6 +155,8 @@ int mesh_role_proxy_run(const struct mesh_opts *o)
         admin_len = snap->admin_salen;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* before any event base exists: workers wake the main loop across threads */
+    evthread_use_pthreads();
     struct proxy_role p = {.o = o};
     p.base = event_base_new();
     unsigned n = o->concurrency ? o->concurrency : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
