@@ -35,8 +35,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
         return 0;
+    struct mesh_runtime rt;
+    memset(&rt, 0, sizeof(rt));
     struct mesh_worker w;
     memset(&w, 0, sizeof(w));
+    w.rt = &rt;
     w.base = event_base_new();
     w.snap = snap;
     w.rand_state = 1;
