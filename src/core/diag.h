@@ -2,6 +2,7 @@
 #ifndef MESH_CORE_DIAG_H
 #define MESH_CORE_DIAG_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include "core/common.h"
 

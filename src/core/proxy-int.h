@@ -136,6 +136,7 @@ enum mesh_stream_state {
     MESH_SS_UPSTREAM,      /* attached to an upstream connection */
     MESH_SS_LOCAL,         /* answered locally */
     MESH_SS_TUNNEL,
+    MESH_SS_HANDLER,       /* served by a role's handler (control API) */
     MESH_SS_DONE,
 };
 
@@ -149,6 +150,7 @@ struct mesh_stream {
     enum mesh_stream_state state;
     struct mesh_msg req, resp;
 
+    const struct mesh_handler_reg *handler;
     const struct mesh_route *route;
     const struct mesh_cluster *cluster;
     const struct mesh_endpoint *endpoint;
@@ -416,6 +418,13 @@ struct mesh_worker {
     struct mesh_stats stats;
 };
 
+struct mesh_handler_reg {
+    char *name;
+    void (*fn)(void *arg, struct mesh_stream *s);
+    void *arg;
+    size_t max_body;
+};
+
 struct mesh_runtime {
     pthread_mutex_t lock;
     struct mesh_snapshot *current;     /* reference; guarded by lock */
@@ -426,6 +435,8 @@ struct mesh_runtime {
     uint16_t *listen_ports;            /* bound port of each listener (ephemeral resolved) */
     bool access_log;                   /* one line per request at info level */
     struct event *done_ev;             /* main thread: a worker finished */
+    struct mesh_handler_reg handlers[8];
+    size_t n_handlers;
     _Atomic unsigned workers_done;
     bool draining;
 };

@@ -9,6 +9,7 @@
 #include <time.h>
 #include "core/log.h"
 #include "core/proxy-int.h"
+#include "core/handler.h"
 #include "core/router.h"
 
 #define LIT(s) s, sizeof(s) - 1
@@ -258,9 +259,40 @@ static void arm_timeout(struct mesh_stream *s)
     schedule_timer(s);
 }
 
+static void run_handler(struct mesh_stream *s)
+{
+    s->handler->fn(s->handler->arg, s);
+}
+
+static bool start_handler(struct mesh_stream *s, const char *name, bool end)
+{
+    struct mesh_runtime *rt = s->w->rt;
+    for (size_t i = 0; i < rt->n_handlers; i++) {
+        if (strcmp(rt->handlers[i].name, name) == 0) {
+            s->handler = &rt->handlers[i];
+            break;
+        }
+    }
+    if (!s->handler) {
+        mesh_proxy_local_reply(s, 500, 0, "no handler serves this listener");
+        return true;
+    }
+    s->state = MESH_SS_HANDLER;
+    if (s->req.content_length > 0 && (uint64_t)s->req.content_length > s->handler->max_body) {
+        mesh_proxy_local_reply(s, 413, 0, "request body too large");
+        return true;
+    }
+    if (end)
+        run_handler(s);
+    return true;
+}
+
 void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
 {
     const struct mesh_snapshot *snap = s->snap;
+    const char *hname = snap->listeners[s->conn->listener_idx].handler;
+    if (hname && start_handler(s, hname, end))
+        return;
     const struct mesh_route_config *rc = snap->listeners[s->conn->listener_idx].route_config;
     const char *path = s->req.path ? s->req.path : "/";
     size_t plen = s->req.path ? s->req.path_len : 1;
@@ -303,8 +335,19 @@ bool mesh_proxy_request_data(struct mesh_stream *s, struct evbuffer *data)
         s->uops->send_data(s, data);
         return s->uops && s->uops->congested(s);
     }
-    if (s->state == MESH_SS_LOCAL || s->state == MESH_SS_DONE) {
+    if (s->state == MESH_SS_LOCAL || s->state == MESH_SS_DONE || s->resp_headers_sent) {
         evbuffer_drain(data, evbuffer_get_length(data)); /* answered already: discard */
+        return false;
+    }
+    if (s->state == MESH_SS_HANDLER) {
+        if (!s->req_buf)
+            s->req_buf = evbuffer_new();
+        if (evbuffer_get_length(s->req_buf) + evbuffer_get_length(data) > s->handler->max_body) {
+            evbuffer_drain(data, evbuffer_get_length(data));
+            mesh_proxy_local_reply(s, 413, 0, "request body too large");
+            return false;
+        }
+        evbuffer_add_buffer(s->req_buf, data);
         return false;
     }
     if (!s->req_buf)
@@ -316,6 +359,11 @@ bool mesh_proxy_request_data(struct mesh_stream *s, struct evbuffer *data)
 void mesh_proxy_request_end(struct mesh_stream *s)
 {
     s->req_end = true;
+    if (s->state == MESH_SS_HANDLER) {
+        if (!s->resp_headers_sent)
+            run_handler(s);
+        return;
+    }
     arm_timeout(s);
     if (s->uops && !s->req_sent_end) {
         s->req_sent_end = true;
@@ -458,4 +506,119 @@ void mesh_proxy_stream_done(struct mesh_stream *s)
              rid ? rid->value : "-", (int)s->req.authority_len,
              s->req.authority ? s->req.authority : "", s->endpoint ? s->endpoint->key : "-",
              s->cluster ? s->cluster->name : "-", s->conn->peer_ip);
+}
+
+/* ---- Local handlers (handler.h) ---- */
+
+int mesh_runtime_add_handler(struct mesh_runtime *rt, const char *name, mesh_handler_fn *fn,
+                             void *arg, size_t max_body)
+{
+    if (rt->n_handlers == MESH_ARRAY_LEN(rt->handlers))
+        return MESH_ELIMIT;
+    struct mesh_handler_reg *h = &rt->handlers[rt->n_handlers++];
+    h->name = mesh_xstrdup(name);
+    h->fn = fn;
+    h->arg = arg;
+    h->max_body = max_body;
+    return MESH_OK;
+}
+
+const char *mesh_stream_method(const struct mesh_stream *s, size_t *len)
+{
+    *len = s->req.method_len;
+    return s->req.method;
+}
+
+const char *mesh_stream_path(const struct mesh_stream *s, size_t *len)
+{
+    *len = s->req.path ? s->req.path_len : 1;
+    return s->req.path ? s->req.path : "/";
+}
+
+const char *mesh_stream_header(const struct mesh_stream *s, const char *name, size_t *len)
+{
+    const struct mesh_header *h = mesh_headers_get(&s->req.hdrs, name, strlen(name));
+    if (!h)
+        return NULL;
+    *len = h->value_len;
+    return h->value;
+}
+
+const char *mesh_stream_peer(const struct mesh_stream *s)
+{
+    return s->conn->peer_ip;
+}
+
+const char *mesh_stream_body(struct mesh_stream *s, size_t *len)
+{
+    if (!s->req_buf || !evbuffer_get_length(s->req_buf)) {
+        *len = 0;
+        return "";
+    }
+    *len = evbuffer_get_length(s->req_buf);
+    return (const char *)evbuffer_pullup(s->req_buf, -1);
+}
+
+struct event_base *mesh_stream_base(const struct mesh_stream *s)
+{
+    return s->w->base;
+}
+
+void mesh_stream_reply_header(struct mesh_stream *s, const char *name, const char *value)
+{
+    if (!s->resp_headers_sent)
+        mesh_headers_add_copy(s->arena, &s->resp.hdrs, name, strlen(name), value, strlen(value));
+}
+
+void mesh_stream_reply_start(struct mesh_stream *s, int status, const char *content_type)
+{
+    if (s->resp_headers_sent)
+        return;
+    s->resp.status = status;
+    s->resp.content_length = -1;
+    if (content_type)
+        mesh_stream_reply_header(s, "content-type", content_type);
+    s->dops->send_headers(s, false);
+}
+
+void mesh_stream_reply_data(struct mesh_stream *s, const void *data, size_t len)
+{
+    if (!len || s->resp_end)
+        return;
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, data, len);
+    s->resp_bytes += len;
+    s->dops->send_data(s, b);
+    evbuffer_free(b);
+}
+
+void mesh_stream_reply_end(struct mesh_stream *s)
+{
+    if (!s->resp_end)
+        s->dops->send_end(s);
+}
+
+void mesh_stream_reply(struct mesh_stream *s, int status, const char *content_type,
+                       const void *body, size_t len)
+{
+    if (s->resp_headers_sent)
+        return;
+    s->resp.status = status;
+    s->resp.content_length = (int64_t)len;
+    if (content_type && len)
+        mesh_stream_reply_header(s, "content-type", content_type);
+    s->dops->send_headers(s, len == 0);
+    if (len) {
+        struct evbuffer *b = evbuffer_new();
+        evbuffer_add(b, body, len);
+        s->resp_bytes += len;
+        s->dops->send_data(s, b);
+        evbuffer_free(b);
+    }
+    s->dops->send_end(s);
+}
+
+int mesh_stream_on_close(struct mesh_stream *s, void (*fn)(void *), void *arg)
+{
+    return mesh_arena_defer(s->arena, fn, arg);
 }

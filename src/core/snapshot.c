@@ -642,7 +642,8 @@ static void parse_route_configs(struct ctx *c, struct mesh_snapshot *s, json_t *
 
 /* ---- listeners, admin, timeouts ---------------------------------------- */
 
-static const char *const listener_fields[] = {"name", "address", "port", "route_config", NULL};
+static const char *const listener_fields[] = {"name", "address", "port", "route_config", "handler",
+                                              NULL};
 static const char *const admin_fields[] = {"address", "port", NULL};
 static const char *const timeout_fields[] = {"request_ms", "idle_ms", "stream_idle_ms",
                                              "drain_ms", NULL};
@@ -690,8 +691,12 @@ static void parse_listeners(struct ctx *c, struct mesh_snapshot *s, json_t *arr,
         if (l->name)
             register_name(c, names, l->name, i, p, "listener");
         bool addr_ok = get_addr(c, o, p, true, &l->address, &l->port, &l->sa, &l->salen);
-        const char *rc = get_string(c, o, p, "route_config", true, true);
-        if (rc) {
+        /* a listener either routes (route_config) or is served by a role's handler */
+        l->handler = get_string(c, o, p, "handler", false, true);
+        const char *rc = get_string(c, o, p, "route_config", !l->handler, true);
+        if (rc && l->handler) {
+            fail(c, p, "has both route_config and handler: give one");
+        } else if (rc) {
             json_t *idx = json_object_get(c->rc_names, rc);
             if (idx) {
                 l->route_config = &s->route_configs[json_integer_value(idx)];

@@ -95,7 +95,8 @@ struct mesh_listener_cfg {
     uint16_t port;                 /* 0 = ephemeral (tests) */
     struct sockaddr_storage sa;
     socklen_t salen;
-    const struct mesh_route_config *route_config; /* resolved at load */
+    const struct mesh_route_config *route_config; /* resolved at load; NULL with a handler */
+    const char *handler;           /* served by a handler the role registered (control API) */
 };
 
 struct mesh_timeouts {

@@ -361,6 +361,8 @@ void mesh_runtime_free(struct mesh_runtime *rt)
     }
     free(rt->workers);
     free(rt->listen_ports);
+    for (size_t i = 0; i < rt->n_handlers; i++)
+        free(rt->handlers[i].name);
     event_free(rt->done_ev);
     mesh_snapshot_unref(rt->current);
     pthread_mutex_destroy(&rt->lock);
