@@ -259,6 +259,18 @@ static void arm_timeout(struct mesh_stream *s)
     schedule_timer(s);
 }
 
+/* A weighted split (canary): each request draws independently, so the split converges. */
+static const struct mesh_cluster *pick_weighted(struct mesh_worker *w, const struct mesh_route *r)
+{
+    uint32_t x = (uint32_t)(next_rand(w) >> 32) % r->total_weight;
+    for (size_t i = 0; i < r->n_weighted; i++) {
+        if (x < r->weighted[i].weight)
+            return r->weighted[i].cluster;
+        x -= r->weighted[i].weight;
+    }
+    return r->weighted[r->n_weighted - 1].cluster;
+}
+
 static void run_handler(struct mesh_stream *s)
 {
     s->handler->fn(s->handler->arg, s);
@@ -312,7 +324,7 @@ void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
         direct_reply(s, r);
         return;
     }
-    s->cluster = r->cluster;
+    s->cluster = r->n_weighted ? pick_weighted(s->w, r) : r->cluster;
     if (s->is_connect && s->h2_id) {
         mesh_proxy_local_reply(s, 501, 0, "CONNECT over HTTP/2 is not supported yet");
         return;

@@ -432,7 +432,8 @@ static void parse_clusters(struct ctx *c, struct mesh_snapshot *s, json_t *arr,
 
 static const char *const route_fields[] = {"match", "route", "direct_response", NULL};
 static const char *const match_fields[] = {"prefix", "path", NULL};
-static const char *const action_fields[] = {"cluster", "timeout_ms", NULL};
+static const char *const action_fields[] = {"cluster", "weighted_clusters", "timeout_ms", NULL};
+static const char *const weighted_fields[] = {"name", "weight", NULL};
 static const char *const direct_fields[] = {"status", "body", NULL};
 static const char *const vhost_fields[] = {"name", "domains", "routes", NULL};
 static const char *const rc_fields[] = {"name", "virtual_hosts", NULL};
@@ -462,6 +463,58 @@ static void parse_match(struct ctx *c, struct mesh_route *r, json_t *m, const ch
     r->path_len = strlen(v);
 }
 
+/* Cluster named <name> (clusters are parsed first, the array is final), or NULL with an error. */
+static const struct mesh_cluster *find_cluster(struct ctx *c, const char *name, const char *path,
+                                               const char *key)
+{
+    json_t *idx = json_object_get(c->cluster_names, name);
+    if (!idx) {
+        char pc[PATH_MAX_LEN];
+        path_key(pc, path, key);
+        fail(c, pc, "no cluster named '%s'", name);
+        return NULL;
+    }
+    return &c->snap->clusters[json_integer_value(idx)];
+}
+
+/* "weighted_clusters": [{"name": "a", "weight": 90}, ...]: a split by weight (canary). */
+static void parse_weighted(struct ctx *c, struct mesh_route *r, json_t *fwd, const char *path)
+{
+    char p[PATH_MAX_LEN];
+    json_t *arr = get_array(c, fwd, path, "weighted_clusters", true, p);
+    if (!arr)
+        return;
+    size_t n = json_array_size(arr);
+    if (n == 0) {
+        fail(c, p, "must name at least one cluster");
+        return;
+    }
+    r->weighted = zalloc(c, n, sizeof(*r->weighted));
+    r->n_weighted = n;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        char pi[PATH_MAX_LEN];
+        path_idx(pi, p, i);
+        json_t *o = json_array_get(arr, i);
+        if (!json_is_object(o)) {
+            fail(c, pi, "must be an object");
+            continue;
+        }
+        check_fields(c, o, pi, weighted_fields);
+        const char *name = get_string(c, o, pi, "name", true, true);
+        if (name)
+            r->weighted[i].cluster = find_cluster(c, name, pi, "name");
+        uint32_t w = 0;
+        get_uint(c, o, pi, "weight", true, 0, 1000000, &w);
+        r->weighted[i].weight = w;
+        total += w;
+    }
+    if (total == 0)
+        fail(c, p, "weights must not all be 0");
+    r->total_weight = (uint32_t)total;
+    r->cluster = r->weighted[0].cluster; /* a valid default for code that reads one cluster */
+}
+
 static void parse_route(struct ctx *c, struct mesh_route *r, json_t *o, const char *path)
 {
     char p[PATH_MAX_LEN];
@@ -484,18 +537,19 @@ static void parse_route(struct ctx *c, struct mesh_route *r, json_t *o, const ch
             return;
         check_fields(c, fwd, p, action_fields);
         get_duration(c, fwd, p, "timeout_ms", &r->timeout_ms);
+        json_t *wc = json_object_get(fwd, "weighted_clusters");
+        if (!wc == !json_object_get(fwd, "cluster")) {
+            fail(c, p, "must have exactly one of \"cluster\" or \"weighted_clusters\"");
+            return;
+        }
+        if (wc) {
+            parse_weighted(c, r, fwd, p);
+            return;
+        }
         const char *name = get_string(c, fwd, p, "cluster", true, true);
         if (!name)
             return;
-        json_t *idx = json_object_get(c->cluster_names, name);
-        if (!idx) {
-            char pc[PATH_MAX_LEN];
-            path_key(pc, p, "cluster");
-            fail(c, pc, "no cluster named '%s'", name);
-            return;
-        }
-        /* clusters are parsed first: the array is final by now */
-        r->cluster = &c->snap->clusters[json_integer_value(idx)];
+        r->cluster = find_cluster(c, name, p, "cluster");
     } else {
         r->action = MESH_ACTION_DIRECT;
         direct = get_object(c, o, path, "direct_response", true, p);

@@ -61,6 +61,11 @@ enum mesh_route_action {
     MESH_ACTION_DIRECT = 1,
 };
 
+struct mesh_weighted_cluster {
+    const struct mesh_cluster *cluster;
+    uint32_t weight;
+};
+
 struct mesh_route {
     enum mesh_path_match match;
     const char *path;              /* prefix or exact path */
@@ -68,6 +73,9 @@ struct mesh_route {
     enum mesh_route_action action;
     /* MESH_ACTION_CLUSTER */
     const struct mesh_cluster *cluster; /* resolved at load: never NULL for a CLUSTER route */
+    struct mesh_weighted_cluster *weighted; /* a split by weight instead of <cluster> */
+    size_t n_weighted;
+    uint32_t total_weight;
     uint32_t timeout_ms;           /* whole request; 0 = the snapshot's request timeout */
     /* MESH_ACTION_DIRECT */
     int direct_status;

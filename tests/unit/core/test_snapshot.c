@@ -323,7 +323,8 @@ SNAPSHOT_TEST(required_fields_are_reported)
     EXPECT_ERROR("route_configs[0].virtual_hosts[0].name", "is required");
     EXPECT_ERROR("route_configs[0].virtual_hosts[0].domains", "is required");
     EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[0].match", "is required");
-    EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[0].route.cluster", "is required");
+    EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[0].route",
+                 "exactly one of \"cluster\" or \"weighted_clusters\"");
     EXPECT_ERROR("clusters[0].name", "is required");
     EXPECT_ERROR("clusters[0].endpoints[0].address", "is required");
     EXPECT_ERROR("clusters[0].endpoints[0].port", "is required");
@@ -635,4 +636,68 @@ SNAPSHOT_TEST(control_characters_are_scrubbed_from_errors)
                          " \"port\": 0, \"route_config\": \"x\\ty\"}]}"));
     EXPECT_ERROR("a?[31m?b", "unknown field");
     EXPECT_ERROR("listeners[0].route_config", "no route config named 'x?y'");
+}
+
+/* ---- weighted clusters and handler listeners ---- */
+
+static const char *const weighted =
+    "{\"version\": \"w\","
+    " \"listeners\": [{\"name\": \"l\", \"address\": \"127.0.0.1\", \"port\": 0,"
+    "                  \"route_config\": \"rc\"}],"
+    " \"route_configs\": [{\"name\": \"rc\", \"virtual_hosts\": [{\"name\": \"vh\","
+    "     \"domains\": [\"*\"], \"routes\": [{\"match\": {\"prefix\": \"/\"},"
+    "       \"route\": {%s}}]}]}],"
+    " \"clusters\": [{\"name\": \"a\", \"endpoints\": []}, {\"name\": \"b\", \"endpoints\": []}]"
+    "}";
+
+static struct mesh_snapshot *parse_weighted(const char *route)
+{
+    char doc[4096];
+    snprintf(doc, sizeof(doc), weighted, route);
+    return parse(doc);
+}
+
+SNAPSHOT_TEST(weighted_clusters_resolve_with_total)
+{
+    struct mesh_snapshot *s = parse_weighted(
+        "\"weighted_clusters\": [{\"name\": \"a\", \"weight\": 90}, {\"name\": \"b\", \"weight\": 10}]");
+    cr_assert_not_null(s, "%s", errbuf);
+    const struct mesh_route *r = &s->route_configs[0].vhosts[0].routes[0];
+    cr_expect_eq(r->n_weighted, 2);
+    cr_expect_eq(r->total_weight, 100);
+    cr_expect_str_eq(r->weighted[0].cluster->name, "a");
+    cr_expect_str_eq(r->weighted[1].cluster->name, "b");
+    cr_expect_eq(r->weighted[1].weight, 10);
+    mesh_snapshot_unref(s);
+}
+
+SNAPSHOT_TEST(weighted_clusters_errors)
+{
+    const char *p = "route_configs[0].virtual_hosts[0].routes[0].route";
+    cr_expect_null(parse_weighted("\"cluster\": \"a\", \"weighted_clusters\": []"));
+    EXPECT_ERROR(p, "exactly one of \"cluster\" or \"weighted_clusters\"");
+    cr_expect_null(parse_weighted("\"weighted_clusters\": []"));
+    EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[0].route.weighted_clusters",
+                 "at least one cluster");
+    cr_expect_null(parse_weighted("\"weighted_clusters\": [{\"name\": \"zz\", \"weight\": 1},"
+                                  " {\"name\": \"a\", \"weight\": 0}]"));
+    EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[0].route.weighted_clusters[0].name",
+                 "no cluster named 'zz'");
+    cr_expect_null(parse_weighted("\"weighted_clusters\": [{\"name\": \"a\", \"weight\": 0}]"));
+    EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[0].route.weighted_clusters",
+                 "must not all be 0");
+}
+
+SNAPSHOT_TEST(handler_listener_needs_no_route_config)
+{
+    const char *doc = "{\"version\": \"h\", \"listeners\": [{\"name\": \"api\", \"address\": "
+                      "\"127.0.0.1\", \"port\": 0, \"handler\": \"api\"}]}";
+    struct mesh_snapshot *s = parse(doc);
+    cr_assert_not_null(s, "%s", errbuf);
+    cr_expect_str_eq(s->listeners[0].handler, "api");
+    cr_expect_null(s->listeners[0].route_config);
+    mesh_snapshot_unref(s);
+    cr_expect_null(parse("{\"version\": \"h\", \"listeners\": [{\"name\": \"l\", \"address\": "
+                         "\"127.0.0.1\", \"port\": 0}]}"));
+    EXPECT_ERROR("listeners[0].route_config", "is required");
 }
