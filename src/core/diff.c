@@ -38,7 +38,8 @@ static size_t split_lines(const char *s, size_t n, struct line **out)
         uint64_t h = 1469598103934665603ull;
         for (size_t k = 0; k < len; k++)
             h = (h ^ (unsigned char)s[i + k]) * 1099511628211ull;
-        v[count] = (struct line){.p = s + i, .len = len, .hash = h ^ (nl != NULL), .nl = nl != NULL};
+        bool has_nl = nl != NULL;
+        v[count] = (struct line){.p = s + i, .len = len, .hash = h ^ has_nl, .nl = has_nl};
         count++;
         i += len + (nl ? 1 : 0);
     }

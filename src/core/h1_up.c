@@ -196,7 +196,11 @@ static void process(struct mesh_upconn *u)
             return;
         }
         deliver(u);
-        if (e == HPE_PAUSED && u->stream == s)
+        if (u->stream != s)
+            return;
+        if (!u->resp_headers_done)
+            continue; /* an interim 1xx was passed on: parse the final response */
+        if (e == HPE_PAUSED)
             return;
     }
 }

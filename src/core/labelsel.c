@@ -41,6 +41,8 @@ static void skip_ws(struct parser *ps)
 
 static int fail(struct parser *ps, const char *what)
 {
+    if (!ps->err)
+        return MESH_EINVAL;
     if (*ps->p)
         mesh_err_add(ps->err, 0, 0, NULL, "label selector \"%s\": %s at column %d (near \"%.10s\")",
                      ps->text, what, (int)(ps->p - ps->text) + 1, ps->p);

@@ -12,7 +12,7 @@ struct mesh_labelsel;
  * Parses <text>, the subset of the Kubernetes selector syntax: `k=v`, `k==v`, `k!=v`,
  * `k in (a,b)`, `k notin (a,b)`, `k` (exists) and `!k` (does not exist), joined by commas
  * (all must hold). NULL or "" selects everything. On a syntax error records one entry in
- * <err> (which must be initialised) naming the position and returns NULL.
+ * <err> (initialised; may be NULL) naming the position and returns NULL.
  * Caller owns the result; free with mesh_labelsel_free().
  */
 struct mesh_labelsel *mesh_labelsel_parse(const char *text, struct mesh_err *err);

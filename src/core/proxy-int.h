@@ -193,6 +193,8 @@ struct mesh_stream {
 struct mesh_stream *mesh_stream_new(struct mesh_conn *c, const struct mesh_down_ops *dops);
 /** Frees the stream; detaches the upstream side first. Called by the downstream codec. */
 void mesh_stream_free(struct mesh_stream *s);
+/** Frees the worker's cache of stream arenas (at worker exit). */
+void mesh_stream_cache_free(struct mesh_worker *w);
 
 /* ---- Proxy glue (proxy.c) ---- */
 /** Request head complete. <end>: no body follows. */
@@ -406,6 +408,9 @@ struct mesh_worker {
     struct event **listen_evs;
     size_t n_listen;
     struct event *notify;              /* main thread -> worker: new snapshot / drain */
+    int notify_fd;                     /* eventfd behind <notify> */
+    struct mesh_arena *arena_cache[32]; /* reset stream arenas, reused (no malloc per request) */
+    size_t n_arena_cache;
     struct mesh_list conns;
     uint32_t n_conns;
     struct mesh_pool **pool_tab;       /* hash of endpoint pools */

@@ -25,7 +25,9 @@ uint64_t mesh_now_ns(void)
 
 struct mesh_stream *mesh_stream_new(struct mesh_conn *c, const struct mesh_down_ops *dops)
 {
-    struct mesh_arena *a = mesh_arena_new(4096, MESH_STREAM_ARENA_BUDGET);
+    struct mesh_worker *w = c->w;
+    struct mesh_arena *a = w->n_arena_cache ? w->arena_cache[--w->n_arena_cache]
+                                            : mesh_arena_new(4096, MESH_STREAM_ARENA_BUDGET);
     struct mesh_stream *s = mesh_arena_calloc(a, 1, sizeof(*s));
     if (!s) {
         mesh_arena_free(a);
@@ -61,14 +63,28 @@ void mesh_stream_free(struct mesh_stream *s)
 {
     detach_upstream(s);
     if (s->timer)
-        event_free(s->timer);
+        event_del(s->timer); /* the event itself lives in the arena */
     if (s->req_buf)
         evbuffer_free(s->req_buf);
     if (s->resp_buf)
         evbuffer_free(s->resp_buf);
-    MESH_STAT_DEC(&s->w->stats, downstream_rq_active);
+    struct mesh_worker *w = s->w;
+    MESH_STAT_DEC(&w->stats, downstream_rq_active);
     mesh_snapshot_unref(s->snap);
-    mesh_arena_free(s->arena);
+    struct mesh_arena *a = s->arena;
+    /* keep the arena (its first chunk) for the next stream: no malloc per request */
+    if (w->n_arena_cache < MESH_ARRAY_LEN(w->arena_cache)) {
+        mesh_arena_reset(a);
+        w->arena_cache[w->n_arena_cache++] = a;
+    } else {
+        mesh_arena_free(a);
+    }
+}
+
+void mesh_stream_cache_free(struct mesh_worker *w)
+{
+    while (w->n_arena_cache)
+        mesh_arena_free(w->arena_cache[--w->n_arena_cache]);
 }
 
 /* ---- Local replies ---- */
@@ -240,8 +256,12 @@ static void schedule_timer(struct mesh_stream *s)
             event_del(s->timer);
         return;
     }
-    if (!s->timer)
-        s->timer = evtimer_new(s->w->base, on_timeout, s);
+    if (!s->timer) {
+        s->timer = mesh_arena_alloc(s->arena, event_get_struct_event_size());
+        if (!s->timer)
+            return;
+        evtimer_assign(s->timer, s->w->base, on_timeout, s);
+    }
     uint64_t ms = next > now ? next - now : 0;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     evtimer_add(s->timer, &tv);

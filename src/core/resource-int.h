@@ -46,8 +46,8 @@ enum mesh_fcard {
 
 /** Validates one string value (list items and map values included) at <n>. */
 typedef void mesh_check_fn(struct mesh_rctx *c, const struct mesh_ynode *n, const char *s);
-/** Cross-field checks once a message is filled; <map> may have no pairs. */
-typedef void mesh_post_fn(struct mesh_rctx *c, const struct mesh_ynode *map, const void *msg);
+/** Cross-field checks (and derived fields) once a message is filled; <map> may be empty. */
+typedef void mesh_post_fn(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg);
 
 struct mesh_field {
     const char *name;             /* YAML/JSON name */
@@ -128,6 +128,7 @@ struct mesh_rctx {
     char subject[384];            /* "VirtualService ns/name" */
     struct mesh_arena *arena;     /* the resource's arena */
     const struct mesh_resource *res; /* metadata (namespace) for cross checks */
+    int line, col;                /* position used when a message has no node */
     char path[MESH_RPATH_MAX];    /* "spec.http[0].route[1].weight" */
     size_t plen;
     char npath[MESH_RPATH_MAX];   /* same with indexes and map keys elided: "spec.http[].route[]" */
@@ -192,6 +193,8 @@ extern const struct mesh_schema mesh_schema_k8s_service_spec;
 extern const struct mesh_schema mesh_schema_k8s_endpoints;      /* top level: subsets */
 extern const struct mesh_schema mesh_schema_k8s_endpoint_slice; /* top level */
 extern const struct mesh_schema mesh_schema_object_meta;
+extern const struct mesh_schema mesh_schema_label_selector;     /* security WorkloadSelector */
+extern const struct mesh_schema mesh_schema_policy_target_ref;
 
 /* Shared value checks (validate.c wrappers reporting through the context). */
 mesh_check_fn mesh_check_label_key, mesh_check_label_value, mesh_check_annotation_key;

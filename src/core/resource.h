@@ -6,6 +6,7 @@
 #include "core/common.h"
 #include "core/diag.h"
 #include "core/resource_types.h"
+#include "core/status.h"
 
 /*
  * A user's Istio YAML (or JSON) becomes a list of struct mesh_resource: the
@@ -79,7 +80,7 @@ struct mesh_resource {
         const struct mesh_peer_authentication *peer_authentication;
         const struct mesh_authorization_policy *authorization_policy;
         const struct mesh_request_authentication *request_authentication;
-        const struct mesh_k8s_service *service;
+        const struct mesh_k8s_service_spec *service; /* its spec */
         const struct mesh_k8s_endpoints *endpoints;
         const struct mesh_k8s_endpoint_slice *endpoint_slice;
     } typed;

@@ -143,6 +143,7 @@ enum mesh_redirect_derive_port {
 
 struct mesh_http_redirect {
     const char *uri, *authority;
+    const char *prefix_rewrite;           /* replaces the matched prefix of the path */
     struct mesh_opt_u32 port;             /* oneof with derive_port */
     bool has_derive_port;
     enum mesh_redirect_derive_port derive_port;
@@ -365,6 +366,15 @@ struct mesh_locality_lb {
     struct mesh_opt_bool enabled;
 };
 
+struct mesh_zone_aware_lb {
+    struct mesh_opt_bool enabled;
+    struct mesh_locality_failover *failover;
+    size_t n_failover;
+    const char **failover_priority;
+    size_t n_failover_priority;
+    struct mesh_opt_u32 min_cluster_size;
+};
+
 struct mesh_warmup {
     struct mesh_duration duration;
     struct mesh_opt_double minimum_percent;
@@ -376,6 +386,7 @@ struct mesh_load_balancer {
     enum mesh_lb_simple simple;           /* oneof with consistent_hash */
     struct mesh_consistent_hash *consistent_hash;
     struct mesh_locality_lb *locality_lb_setting;
+    struct mesh_zone_aware_lb *zone_aware_lb_setting;
     struct mesh_duration warmup_duration_secs; /* deprecated */
     struct mesh_warmup *warmup;
 };
@@ -840,10 +851,6 @@ struct mesh_k8s_service_spec {
     const char *load_balancer_class;
     const char *internal_traffic_policy;
     const char *traffic_distribution;
-};
-
-struct mesh_k8s_service {
-    struct mesh_k8s_service_spec *spec;
 };
 
 struct mesh_k8s_endpoint_address {

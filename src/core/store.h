@@ -12,10 +12,11 @@
  * SQLite's write lock (BEGIN IMMEDIATE, busy timeout), readers see committed revisions.
  *
  * Errors: every function returns MESH_OK or a negative status and, on error, appends a
- * message to <err> (initialised by the caller with mesh_err_init()); the entry's status
- * is the returned one. MESH_EINVAL: bad input (400); MESH_ENOTFOUND (404);
- * MESH_STORE_ECONFLICT: stale resourceVersion (409); MESH_EAGAIN: another writer held the
- * lock past the busy timeout (503, retry); MESH_ESTORE: SQLite failed (500).
+ * message to <err> (initialised by the caller with mesh_err_init(); NULL discards
+ * messages); the entry's status is the returned one. MESH_EINVAL: bad input (400);
+ * MESH_ENOTFOUND (404); MESH_STORE_ECONFLICT: stale resourceVersion (409); MESH_EAGAIN:
+ * another writer held the lock past the busy timeout (503, retry); MESH_ESTORE: SQLite
+ * failed (500).
  */
 #ifndef MESH_CORE_STORE_H
 #define MESH_CORE_STORE_H
@@ -83,8 +84,9 @@ int mesh_store_apply(struct mesh_store *st, json_t *docs, const char *note,
                      struct mesh_store_result *results, int64_t *rev, struct mesh_err *err);
 
 /**
- * The current object <kind> <ns>/<name> (ns "" for cluster-scoped objects) with
+ * The current object <kind> <ns>/<name> (<ns> NULL: "default") with
  * metadata.resourceVersion (a string, as in Kubernetes) and metadata.creationTimestamp set.
+ * Kinds are matched exactly ("VirtualService"): aliases are the CLI's business.
  * Caller owns *<out> (json_decref). MESH_ENOTFOUND when absent.
  */
 int mesh_store_get(struct mesh_store *st, const char *kind, const char *ns, const char *name,
@@ -108,9 +110,9 @@ int mesh_store_list(struct mesh_store *st, const struct mesh_store_filter *f, js
                     int64_t *rev, struct mesh_err *err);
 
 /**
- * Deletes <kind> <ns>/<name> in a new revision (*<rev>, optional). <resource_version> > 0 is a
- * precondition (MESH_STORE_ECONFLICT when the stored one differs), 0 deletes whatever is
- * there. MESH_ENOTFOUND when absent.
+ * Deletes <kind> <ns>/<name> (<ns> NULL: "default") in a new revision (*<rev>, optional).
+ * <resource_version> > 0 is a precondition (MESH_STORE_ECONFLICT when the stored one
+ * differs), 0 deletes whatever is there. MESH_ENOTFOUND when absent.
  */
 int mesh_store_delete(struct mesh_store *st, const char *kind, const char *ns, const char *name,
                       int64_t resource_version, const char *note, int64_t *rev,

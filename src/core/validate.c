@@ -197,7 +197,9 @@ const char *mesh_validate_ns_host(const char *s, bool gateway)
     ns[nslen] = '\0';
     bool special = strcmp(ns, "*") == 0 || strcmp(ns, ".") == 0 ||
                    (!gateway && strcmp(ns, "~") == 0);
-    if (!special && !label_ok(ns, nslen, true))
+    /* sidecars: "~ns/host" excludes hosts that the other entries select */
+    bool excluded = !gateway && ns[0] == '~' && nslen > 1 && label_ok(ns + 1, nslen - 1, true);
+    if (!special && !excluded && !label_ok(ns, nslen, true))
         return gateway ? "invalid namespace in gateway host (use \"*\", \".\" or a namespace)"
                        : "invalid namespace in sidecar host (use \"*\", \".\", \"~\" or a "
                          "namespace)";

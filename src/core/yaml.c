@@ -633,8 +633,64 @@ static void syntax_error(struct builder *b, const yaml_parser_t *p)
         fail_at(b, (int)m.line + 1, (int)m.column + 1, "%s", what);
 }
 
-struct mesh_ystream *mesh_yaml_parse(const char *buf, size_t len, const char *file,
-                                     struct mesh_diags *d)
+/*
+ * libyaml refuses a plain scalar in a flow collection whose ':' is followed by
+ * ',', ']' or '}' ("addresses: [1.2.3.4, 2001:db8::]"), which go-yaml, and so
+ * Kubernetes and Istio, accept. Such a parse error names where the scalar
+ * starts; the caller quotes that scalar and parses again.
+ */
+static bool flow_colon_error(const yaml_parser_t *p)
+{
+    return p->error == YAML_SCANNER_ERROR && p->problem && p->context &&
+           strcmp(p->problem, "found unexpected ':'") == 0 &&
+           strcmp(p->context, "while scanning a plain scalar") == 0;
+}
+
+/* Byte offset of character <index> (libyaml counts characters; "\r\n" is two). */
+static size_t char_to_byte(const char *buf, size_t len, size_t index)
+{
+    size_t i = 0;
+    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+        i = 3; /* the BOM is not counted */
+    for (size_t n = 0; n < index && i < len; n++) {
+        unsigned char c = (unsigned char)buf[i];
+        i += c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+    }
+    return MESH_MIN(i, len);
+}
+
+/* A copy of <buf> with the plain scalar starting at byte <at> single-quoted. */
+static char *quote_scalar(const char *buf, size_t len, size_t at, size_t *out_len)
+{
+    size_t end = at;
+    while (end < len && buf[end] != ',' && buf[end] != ']' && buf[end] != '}' &&
+           buf[end] != '\n' && buf[end] != '\r' &&
+           !(buf[end] == '#' && end > at && (buf[end - 1] == ' ' || buf[end - 1] == '\t')))
+        end++;
+    while (end > at && (buf[end - 1] == ' ' || buf[end - 1] == '\t'))
+        end--;
+    size_t quotes = 0;
+    for (size_t i = at; i < end; i++)
+        quotes += buf[i] == '\'';
+    *out_len = len + 2 + quotes;
+    char *p = mesh_xmalloc(*out_len);
+    size_t o = 0;
+    memcpy(p, buf, at);
+    o = at;
+    p[o++] = '\'';
+    for (size_t i = at; i < end; i++) {
+        if (buf[i] == '\'')
+            p[o++] = '\'';
+        p[o++] = buf[i];
+    }
+    p[o++] = '\'';
+    memcpy(p + o, buf + end, len - end);
+    return p;
+}
+
+/* One libyaml pass; *<fix_at> is set to a byte offset when the input needs quote_scalar(). */
+static struct mesh_ystream *parse_once(const char *buf, size_t len, const char *file,
+                                       struct mesh_diags *d, size_t *fix_at)
 {
     struct mesh_ystream *s = mesh_xcalloc(1, sizeof(*s));
     s->arena = mesh_arena_new(64 * 1024, 0);
@@ -647,7 +703,10 @@ struct mesh_ystream *mesh_yaml_parse(const char *buf, size_t len, const char *fi
     while (!done) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) {
-            syntax_error(&b, &p);
+            if (flow_colon_error(&p))
+                *fix_at = char_to_byte(buf, len, p.context_mark.index);
+            else
+                syntax_error(&b, &p);
             break;
         }
         bool ok = true;
@@ -678,6 +737,41 @@ struct mesh_ystream *mesh_yaml_parse(const char *buf, size_t len, const char *fi
     yaml_parser_delete(&p);
     reset_doc(&b); /* drops a document cut short by an error */
     return s;
+}
+
+struct mesh_ystream *mesh_yaml_parse(const char *buf, size_t len, const char *file,
+                                     struct mesh_diags *d)
+{
+    char *patched = NULL;
+    for (int attempt = 0;; attempt++) {
+        struct mesh_diags tmp;
+        mesh_diags_init(&tmp);
+        size_t fix_at = SIZE_MAX;
+        struct mesh_ystream *s = parse_once(buf, len, file, &tmp, &fix_at);
+        if (fix_at != SIZE_MAX && attempt < 64 && fix_at < len) {
+            size_t nlen;
+            char *next = quote_scalar(buf, len, fix_at, &nlen);
+            free(patched);
+            patched = next;
+            buf = next;
+            len = nlen;
+            mesh_yaml_free(s);
+            mesh_diags_free(&tmp);
+            continue;
+        }
+        if (fix_at != SIZE_MAX) /* gave up: report libyaml's error */
+            mesh_diags_add(&tmp, MESH_DIAG_ERROR, file, 0, 0, NULL, NULL,
+                           "found unexpected ':' while scanning a plain scalar");
+        for (size_t i = 0; i < tmp.n; i++) {
+            const struct mesh_diag *e = &tmp.v[i];
+            mesh_diags_add(d, e->severity, e->file, e->line, e->col, e->subject, e->path, "%s",
+                           e->msg);
+        }
+        mesh_diags_free(&tmp);
+        free(patched);
+        /* node strings live in the arena, nothing points into the patched copy */
+        return s;
+    }
 }
 
 void mesh_yaml_free(struct mesh_ystream *s)

@@ -76,6 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < 4; i++)
         event_base_loop(w.base, EVLOOP_NONBLOCK);
     mesh_pools_free(&w);
+    mesh_stream_cache_free(&w);
     for (int i = 0; i < 2; i++)
         event_base_loop(w.base, EVLOOP_NONBLOCK);
     free(w.rr);

@@ -1,0 +1,836 @@
+#include "core/common.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include "core/arena.h"
+#include "core/compile-int.h"
+#include "core/status.h"
+
+/*
+ * mesh_compile(): the entry point, the helpers shared by compile*.c, and the
+ * clusters (DestinationRule selection and traffic policy mapping). The
+ * registry is compile_registry.c, virtual hosts and gateways compile_route.c.
+ */
+
+/* ---- String map ---- */
+
+uint64_t mesh_cmap_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static struct mesh_cmap_slot *cmap_find(const struct mesh_cmap *m, const char *key, uint64_t h)
+{
+    size_t mask = m->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct mesh_cmap_slot *s = &m->slots[i];
+        if (!s->key || (s->hash == h && strcmp(s->key, key) == 0))
+            return s;
+    }
+}
+
+void *mesh_cmap_get(const struct mesh_cmap *m, const char *key)
+{
+    if (m->n == 0)
+        return NULL;
+    struct mesh_cmap_slot *s = cmap_find(m, key, mesh_cmap_hash(key));
+    return s->key ? s->val : NULL;
+}
+
+void mesh_cmap_put(struct mesh_cmap *m, const char *key, void *val)
+{
+    if ((m->n + 1) * 4 > m->cap * 3) {
+        struct mesh_cmap old = *m;
+        m->cap = old.cap ? old.cap * 2 : 64;
+        m->slots = mesh_xcalloc(m->cap, sizeof(*m->slots));
+        m->n = 0;
+        for (size_t i = 0; i < old.cap; i++) {
+            if (old.slots[i].key) {
+                *cmap_find(m, old.slots[i].key, old.slots[i].hash) = old.slots[i];
+                m->n++;
+            }
+        }
+        free(old.slots);
+    }
+    uint64_t h = mesh_cmap_hash(key);
+    struct mesh_cmap_slot *s = cmap_find(m, key, h);
+    if (!s->key) {
+        s->key = key;
+        s->hash = h;
+        m->n++;
+    }
+    s->val = val;
+}
+
+void mesh_cmap_free(struct mesh_cmap *m)
+{
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---- Helpers ---- */
+
+void *mesh_cc_alloc(struct mesh_cc *c, size_t size)
+{
+    void *p = mesh_arena_calloc(c->arena, 1, size ? size : 1);
+    if (!p)
+        mesh_bug(__FILE__, __LINE__, "out of memory");
+    return p;
+}
+
+char *mesh_cc_strdup(struct mesh_cc *c, const char *s)
+{
+    size_t n = strlen(s);
+    char *p = mesh_cc_alloc(c, n + 1);
+    memcpy(p, s, n + 1);
+    return p;
+}
+
+char *mesh_cc_printf(struct mesh_cc *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = mesh_cc_alloc(c, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+void mesh_cc_diag(struct mesh_cc *c, enum mesh_diag_severity sev, const struct mesh_resource *r,
+                  const char *path, const char *fmt, ...)
+{
+    char msg[1024], subject[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    subject[0] = '\0';
+    if (r)
+        snprintf(subject, sizeof(subject), "%s %s/%s", mesh_kind_name(r->kind),
+                 r->meta.namespace_, r->meta.name);
+    /* the same text from several ports or several clusters is said once */
+    char *key = mesh_cc_printf(c, "%d|%s|%s|%s", (int)sev, subject, path ? path : "", msg);
+    if (mesh_cmap_get(&c->warned, key))
+        return;
+    mesh_cmap_put(&c->warned, key, key);
+    mesh_diags_add(c->diags, sev, r ? r->file : NULL, r ? r->line : 0, r ? r->col : 0,
+                   r ? subject : NULL, path, "%s", msg);
+}
+
+bool mesh_cc_labels_match(const struct mesh_kv *sel, size_t n_sel, const struct mesh_kv *labels,
+                          size_t n_labels)
+{
+    for (size_t i = 0; i < n_sel; i++) {
+        bool found = false;
+        for (size_t j = 0; j < n_labels && !found; j++)
+            found = strcmp(sel[i].key, labels[j].key) == 0 &&
+                    strcmp(sel[i].value ? sel[i].value : "",
+                           labels[j].value ? labels[j].value : "") == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+bool mesh_cc_exported(const char *ns, const char **export_to, size_t n_export_to,
+                      const char *from)
+{
+    if (n_export_to == 0)
+        return true; /* Istio's default exportTo is "*" */
+    for (size_t i = 0; i < n_export_to; i++) {
+        const char *e = export_to[i];
+        if (strcmp(e, "*") == 0 || strcmp(e, from) == 0 ||
+            (strcmp(e, ".") == 0 && strcmp(ns, from) == 0))
+            return true;
+    }
+    return false;
+}
+
+const char *mesh_cc_expand_host(struct mesh_cc *c, const char *host, const char *ns)
+{
+    if (strchr(host, '.') || strcmp(host, "*") == 0) {
+        for (const char *p = host; *p; p++)
+            if (*p >= 'A' && *p <= 'Z') {
+                char *low = mesh_cc_strdup(c, host);
+                for (char *q = low; *q; q++)
+                    if (*q >= 'A' && *q <= 'Z')
+                        *q = (char)(*q - 'A' + 'a');
+                return low;
+            }
+        return host;
+    }
+    char *fq = mesh_cc_printf(c, "%s.%s.%s", host, ns, MESH_DOMAIN_SUFFIX);
+    for (char *q = fq; *q; q++)
+        if (*q >= 'A' && *q <= 'Z')
+            *q = (char)(*q - 'A' + 'a');
+    return fq;
+}
+
+bool mesh_cc_host_match(const char *pat, const char *h)
+{
+    if (strcmp(pat, "*") == 0)
+        return true;
+    if (pat[0] != '*')
+        return strcmp(pat, h) == 0;
+    /* "*.example.com" covers "a.example.com" and the narrower wildcard "*.a.example.com" */
+    size_t np = strlen(pat) - 1, nh = strlen(h);
+    if (h[0] == '*') {
+        size_t nhs = nh - 1;
+        return nhs >= np && strcmp(h + 1 + (nhs - np), pat + 1) == 0;
+    }
+    return nh > np && strcmp(h + (nh - np), pat + 1) == 0;
+}
+
+static uint32_t clamp_ms(int64_t ns, uint32_t min)
+{
+    int64_t ms = ns / 1000000;
+    if (ms < (int64_t)min)
+        return min;
+    if (ms > (int64_t)UINT32_MAX)
+        return UINT32_MAX;
+    return (uint32_t)ms;
+}
+
+/* ---- DestinationRules ---- */
+
+/* One DestinationRule with its host expanded, indexed for the per-service lookup. */
+struct cdr {
+    const struct mesh_resource *res;
+    const char *host;
+    struct cdr *next_same_host;
+};
+
+struct dr_index {
+    struct mesh_cmap exact;        /* host -> first struct cdr (chain in key order) */
+    struct cdr **wild;             /* wildcard hosts, in key order */
+    size_t n_wild;
+    struct mesh_cmap by_svc;       /* service host -> chosen resource (or &no_dr) */
+};
+
+static const char no_dr_marker;
+
+static struct dr_index *dr_index(struct mesh_cc *c)
+{
+    if (c->drx)
+        return c->drx;
+    struct dr_index *ix = mesh_cc_alloc(c, sizeof(*ix));
+    size_t n = c->n_by_kind[MESH_KIND_DESTINATION_RULE];
+    ix->wild = mesh_cc_alloc(c, (n + 1) * sizeof(*ix->wild));
+    /* walk in reverse key order so that each chain ends up in key order */
+    for (size_t i = n; i-- > 0;) {
+        const struct mesh_resource *r = c->by_kind[MESH_KIND_DESTINATION_RULE][i];
+        const struct mesh_destination_rule *dr = r->typed.destination_rule;
+        if (!dr->host)
+            continue;
+        /* a DR with a workloadSelector applies only to the workloads it selects */
+        if (dr->workload_selector &&
+            (strcmp(r->meta.namespace_, c->node->namespace_) != 0 ||
+             !mesh_cc_labels_match(dr->workload_selector->match_labels,
+                                   dr->workload_selector->n_match_labels, c->node->labels,
+                                   c->node->n_labels)))
+            continue;
+        if (!mesh_cc_exported(r->meta.namespace_, dr->export_to, dr->n_export_to,
+                              c->node->namespace_))
+            continue;
+        struct cdr *d = mesh_cc_alloc(c, sizeof(*d));
+        d->res = r;
+        d->host = mesh_cc_expand_host(c, dr->host, r->meta.namespace_);
+        if (d->host[0] == '*') {
+            ix->wild[ix->n_wild++] = d;
+        } else {
+            d->next_same_host = mesh_cmap_get(&ix->exact, d->host);
+            mesh_cmap_put(&ix->exact, d->host, d);
+        }
+    }
+    /* the reverse walk reversed the wildcard list too */
+    for (size_t i = 0; i < ix->n_wild / 2; i++) {
+        struct cdr *t = ix->wild[i];
+        ix->wild[i] = ix->wild[ix->n_wild - 1 - i];
+        ix->wild[ix->n_wild - 1 - i] = t;
+    }
+    c->drx = ix;
+    return ix;
+}
+
+/*
+ * Istio's lookup (push_context destinationRule()): the rules of the proxy's
+ * namespace first, then those of the service's namespace, then the root
+ * namespace; within one namespace the most specific host wins (exact, then the
+ * longest wildcard). Several rules for the same host are merged by Istio; we
+ * take the first by name and say so.
+ */
+const struct mesh_resource *mesh_cc_destination_rule(struct mesh_cc *c, const struct mesh_csvc *svc)
+{
+    struct dr_index *ix = dr_index(c);
+    const void *cached = mesh_cmap_get(&ix->by_svc, svc->host);
+    if (cached)
+        return cached == &no_dr_marker ? NULL : cached;
+
+    const char *order[3] = {c->node->namespace_, svc->ns, MESH_ROOT_NAMESPACE};
+    const struct mesh_resource *found = NULL;
+    for (size_t k = 0; k < 3 && !found; k++) {
+        if ((k == 1 && strcmp(order[1], order[0]) == 0) ||
+            (k == 2 && (strcmp(order[2], order[0]) == 0 || strcmp(order[2], order[1]) == 0)))
+            continue;
+        const struct cdr *best = NULL, *other = NULL;
+        for (const struct cdr *d = mesh_cmap_get(&ix->exact, svc->host); d; d = d->next_same_host) {
+            if (strcmp(d->res->meta.namespace_, order[k]) != 0)
+                continue;
+            if (!best)
+                best = d;
+            else if (!other)
+                other = d;
+        }
+        size_t best_len = 0;
+        if (!best) {
+            for (size_t i = 0; i < ix->n_wild; i++) {
+                const struct cdr *d = ix->wild[i];
+                if (strcmp(d->res->meta.namespace_, order[k]) != 0 ||
+                    !mesh_cc_host_match(d->host, svc->host))
+                    continue;
+                size_t len = strlen(d->host);
+                if (len > best_len) {
+                    best = d;
+                    best_len = len;
+                    other = NULL;
+                } else if (len == best_len && !other) {
+                    other = d;
+                }
+            }
+        }
+        if (best)
+            found = best->res;
+        if (found && other)
+            mesh_cc_diag(c, MESH_DIAG_WARNING, other->res, "spec.host",
+                         "%s is also configured by DestinationRule %s/%s: only that one is used "
+                         "(Istio merges them; meshd does not yet)",
+                         svc->host, found->meta.namespace_, found->meta.name);
+    }
+    mesh_cmap_put(&ix->by_svc, svc->host, found ? (void *)found : (void *)&no_dr_marker);
+    return found;
+}
+
+/* Every DestinationRule field the snapshot cannot express, named once per rule. */
+static void warn_lb(struct mesh_cc *c, const struct mesh_resource *r, const char *p,
+                    const struct mesh_load_balancer *lb)
+{
+    if (!lb)
+        return;
+    static const char *const names[] = {"UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH",
+                                        "ROUND_ROBIN", "LEAST_REQUEST"};
+    if (lb->has_simple && lb->simple != MESH_LB_ROUND_ROBIN && lb->simple != MESH_LB_RANDOM &&
+        lb->simple != MESH_LB_UNSPECIFIED && (size_t)lb->simple < MESH_ARRAY_LEN(names))
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.loadBalancer.simple", p),
+                     "%s is not enforced yet; round_robin is used", names[lb->simple]);
+    if (lb->consistent_hash)
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r,
+                     mesh_cc_printf(c, "%s.loadBalancer.consistentHash", p),
+                     "not enforced yet; round_robin is used");
+    if (lb->locality_lb_setting)
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r,
+                     mesh_cc_printf(c, "%s.loadBalancer.localityLbSetting", p),
+                     "not enforced yet");
+    if (lb->warmup_duration_secs.set)
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r,
+                     mesh_cc_printf(c, "%s.loadBalancer.warmupDurationSecs", p),
+                     "not enforced yet");
+    if (lb->warmup)
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.loadBalancer.warmup", p),
+                     "not enforced yet");
+}
+
+static void warn_pool(struct mesh_cc *c, const struct mesh_resource *r, const char *p,
+                      const struct mesh_connection_pool *cp)
+{
+    if (!cp)
+        return;
+    struct {
+        bool set;
+        const char *name;
+    } f[] = {
+        {cp->tcp && cp->tcp->tcp_keepalive, "tcp.tcpKeepalive"},
+        {cp->tcp && cp->tcp->max_connection_duration.set, "tcp.maxConnectionDuration"},
+        {cp->tcp && cp->tcp->idle_timeout.set, "tcp.idleTimeout"},
+        {cp->http && cp->http->http2_max_requests, "http.http2MaxRequests"},
+        {cp->http && cp->http->max_retries, "http.maxRetries"},
+        {cp->http && cp->http->use_client_protocol, "http.useClientProtocol"},
+        {cp->http && cp->http->max_concurrent_streams, "http.maxConcurrentStreams"},
+    };
+    for (size_t i = 0; i < MESH_ARRAY_LEN(f); i++)
+        if (f[i].set)
+            mesh_cc_diag(c, MESH_DIAG_WARNING, r,
+                         mesh_cc_printf(c, "%s.connectionPool.%s", p, f[i].name),
+                         "not enforced yet");
+}
+
+static void warn_policy(struct mesh_cc *c, const struct mesh_resource *r, const char *p,
+                        const struct mesh_traffic_policy *tp)
+{
+    if (!tp)
+        return;
+    warn_lb(c, r, p, tp->load_balancer);
+    warn_pool(c, r, p, tp->connection_pool);
+    if (tp->outlier_detection)
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.outlierDetection", p),
+                     "not enforced yet");
+    if (tp->tls && tp->tls->mode != MESH_CLIENT_TLS_DISABLE)
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.tls", p),
+                     "not enforced yet: traffic to the endpoints is plain text");
+    if (tp->tunnel)
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.tunnel", p),
+                     "not enforced yet");
+    if (tp->proxy_protocol)
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.proxyProtocol", p),
+                     "not enforced yet");
+    if (tp->retry_budget)
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.retryBudget", p),
+                     "not enforced yet");
+    for (size_t i = 0; i < tp->n_port_level_settings; i++) {
+        const struct mesh_port_traffic_policy *pl = &tp->port_level_settings[i];
+        char *pp = mesh_cc_printf(c, "%s.portLevelSettings[%zu]", p, i);
+        warn_lb(c, r, pp, pl->load_balancer);
+        warn_pool(c, r, pp, pl->connection_pool);
+        if (pl->outlier_detection)
+            mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.outlierDetection", pp),
+                         "not enforced yet");
+        if (pl->tls && pl->tls->mode != MESH_CLIENT_TLS_DISABLE)
+            mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.tls", pp),
+                         "not enforced yet: traffic to the endpoints is plain text");
+    }
+}
+
+static void warn_dr_once(struct mesh_cc *c, const struct mesh_resource *r)
+{
+    if (mesh_cmap_get(&c->dr_warned, r->key))
+        return;
+    mesh_cmap_put(&c->dr_warned, r->key, (void *)r);
+    const struct mesh_destination_rule *dr = r->typed.destination_rule;
+    warn_policy(c, r, "spec.trafficPolicy", dr->traffic_policy);
+    for (size_t i = 0; i < dr->n_subsets; i++)
+        warn_policy(c, r, mesh_cc_printf(c, "spec.subsets[%zu].trafficPolicy", i),
+                    dr->subsets[i].traffic_policy);
+}
+
+/* The effective load balancer and connection pool of one port (Istio MergeTrafficPolicy). */
+struct policy {
+    const struct mesh_load_balancer *lb;
+    const struct mesh_connection_pool *pool;
+};
+
+static bool port_level(const struct mesh_traffic_policy *tp, uint32_t port, struct policy *out)
+{
+    for (size_t i = 0; i < tp->n_port_level_settings; i++) {
+        const struct mesh_port_traffic_policy *pl = &tp->port_level_settings[i];
+        if (pl->port && pl->port->number == port) {
+            /* port-level settings replace, they do not inherit */
+            out->lb = pl->load_balancer;
+            out->pool = pl->connection_pool;
+            return true;
+        }
+    }
+    return false;
+}
+
+static struct policy effective_policy(const struct mesh_traffic_policy *host,
+                                      const struct mesh_traffic_policy *subset, uint32_t port)
+{
+    struct policy p = {NULL, NULL};
+    if (host && !port_level(host, port, &p)) {
+        p.lb = host->load_balancer;
+        p.pool = host->connection_pool;
+    }
+    if (subset && !port_level(subset, port, &p)) {
+        if (subset->load_balancer)
+            p.lb = subset->load_balancer;
+        if (subset->connection_pool)
+            p.pool = subset->connection_pool;
+    }
+    return p;
+}
+
+/* ---- Clusters ---- */
+
+static int cmp_inst(const void *a, const void *b)
+{
+    const struct mesh_cinst *x = *(const struct mesh_cinst *const *)a;
+    const struct mesh_cinst *y = *(const struct mesh_cinst *const *)b;
+    int d = strcmp(x->address, y->address);
+    if (d)
+        return d;
+    return x->port < y->port ? -1 : x->port > y->port;
+}
+
+static json_t *endpoints_json(struct mesh_cc *c, const struct mesh_csvc *svc, size_t port_idx,
+                              const struct mesh_subset *subset)
+{
+    const struct mesh_cinst **v = mesh_cc_alloc(c, (svc->n_inst + 1) * sizeof(*v));
+    size_t n = 0;
+    for (size_t i = 0; i < svc->n_inst; i++) {
+        const struct mesh_cinst *e = &svc->inst[i];
+        if (e->port_idx != port_idx)
+            continue;
+        if (subset && !mesh_cc_labels_match(subset->labels, subset->n_labels, e->labels,
+                                            e->n_labels))
+            continue;
+        v[n++] = e;
+    }
+    qsort(v, n, sizeof(*v), cmp_inst);
+    json_t *arr = json_array();
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* the same address and port twice (Endpoints and a WorkloadEntry): keep one */
+        if (i > 0 && strcmp(v[i]->address, v[i - 1]->address) == 0 && v[i]->port == v[i - 1]->port)
+            continue;
+        uint32_t w = v[i]->weight;
+        if (sum + w > UINT32_MAX)
+            w = 1;
+        sum += w;
+        json_t *ep = json_object();
+        json_object_set_new(ep, "address", json_string(v[i]->address));
+        json_object_set_new(ep, "port", json_integer(v[i]->port));
+        json_object_set_new(ep, "weight", json_integer(w));
+        json_array_append_new(arr, ep);
+    }
+    return arr;
+}
+
+static json_t *cluster_json(const char *name, bool h2, const struct policy *pol)
+{
+    /* Istio's defaults where the snapshot's differ: 10s connect, 1h idle, no limits */
+    uint32_t connect_ms = 10000, idle_ms = 3600000, max_conn = UINT32_MAX,
+             max_pending = UINT32_MAX, max_req = 0;
+    const char *lb = "round_robin";
+    if (pol && pol->lb && pol->lb->has_simple && pol->lb->simple == MESH_LB_RANDOM)
+        lb = "random";
+    const struct mesh_connection_pool *cp = pol ? pol->pool : NULL;
+    if (cp && cp->tcp) {
+        if (cp->tcp->max_connections > 0)
+            max_conn = (uint32_t)cp->tcp->max_connections;
+        if (cp->tcp->connect_timeout.set)
+            connect_ms = clamp_ms(cp->tcp->connect_timeout.ns, 1);
+    }
+    if (cp && cp->http) {
+        if (cp->http->http1_max_pending_requests > 0)
+            max_pending = (uint32_t)cp->http->http1_max_pending_requests;
+        if (cp->http->max_requests_per_connection > 0)
+            max_req = (uint32_t)cp->http->max_requests_per_connection;
+        if (cp->http->idle_timeout.set)
+            idle_ms = clamp_ms(cp->http->idle_timeout.ns, 0);
+        if (cp->http->h2_upgrade_policy == MESH_H2_UPGRADE_UPGRADE)
+            h2 = true;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "connect_timeout_ms", json_integer(connect_ms));
+    json_object_set_new(o, "idle_timeout_ms", json_integer(idle_ms));
+    json_object_set_new(o, "lb_policy", json_string(lb));
+    json_object_set_new(o, "max_connections", json_integer(max_conn));
+    json_object_set_new(o, "max_pending_requests", json_integer(max_pending));
+    json_object_set_new(o, "max_requests_per_connection", json_integer(max_req));
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "protocol", json_string(h2 ? "http2" : "http1"));
+    return o;
+}
+
+static const char *add_cluster(struct mesh_cc *c, const char *name, json_t *o)
+{
+    json_array_append_new(c->cluster_list, o);
+    /* the key must outlive the map: the cluster's own name string */
+    const char *key = json_string_value(json_object_get(o, "name"));
+    mesh_cmap_put(&c->clusters, key, o);
+    return key;
+}
+
+static const char *empty_cluster(struct mesh_cc *c, const char *name)
+{
+    json_t *o = cluster_json(name, false, NULL);
+    json_object_set_new(o, "endpoints", json_array());
+    return add_cluster(c, name, o);
+}
+
+const char *mesh_cc_cluster(struct mesh_cc *c, const struct mesh_csvc *svc, const char *host,
+                            uint32_t port, const char *subset, const struct mesh_resource *from,
+                            const char *from_path)
+{
+    char name[1024];
+    snprintf(name, sizeof(name), "outbound|%u|%s|%s", port, subset ? subset : "", host);
+    json_t *have = mesh_cmap_get(&c->clusters, name);
+    if (have)
+        return json_string_value(json_object_get(have, "name"));
+
+    if (!svc) {
+        mesh_cc_diag(c, MESH_DIAG_WARNING, from, from_path,
+                     "no service %s is known to this proxy (not in the registry, or hidden by "
+                     "exportTo or the Sidecar): cluster %s has no endpoints and answers 503",
+                     host, name);
+        return empty_cluster(c, name);
+    }
+    size_t pi = SIZE_MAX;
+    for (size_t i = 0; i < svc->n_ports && pi == SIZE_MAX; i++)
+        if (svc->ports[i].port == port)
+            pi = i;
+    if (pi == SIZE_MAX) {
+        mesh_cc_diag(c, MESH_DIAG_WARNING, from, from_path,
+                     "service %s has no port %u: cluster %s has no endpoints and answers 503",
+                     host, port, name);
+        return empty_cluster(c, name);
+    }
+    const struct mesh_resource *dr = mesh_cc_destination_rule(c, svc);
+    const struct mesh_destination_rule *d = dr ? dr->typed.destination_rule : NULL;
+    const struct mesh_subset *ss = NULL;
+    if (subset) {
+        for (size_t i = 0; d && i < d->n_subsets && !ss; i++)
+            if (d->subsets[i].name && strcmp(d->subsets[i].name, subset) == 0)
+                ss = &d->subsets[i];
+        if (!ss) {
+            mesh_cc_diag(c, MESH_DIAG_WARNING, from, from_path,
+                         "subset '%s' of %s is not defined by a DestinationRule visible to this "
+                         "proxy: cluster %s has no endpoints and answers 503",
+                         subset, host, name);
+            return empty_cluster(c, name);
+        }
+    }
+    if (dr)
+        warn_dr_once(c, dr);
+    struct policy pol = effective_policy(d ? d->traffic_policy : NULL,
+                                         ss ? ss->traffic_policy : NULL, port);
+    json_t *o = cluster_json(name, svc->ports[pi].h2, &pol);
+    json_object_set_new(o, "endpoints", endpoints_json(c, svc, pi, ss));
+    return add_cluster(c, name, o);
+}
+
+/* ---- Entry point ---- */
+
+void mesh_node_init(struct mesh_node *node)
+{
+    memset(node, 0, sizeof(*node));
+    node->outbound_address = "127.0.0.1";
+    node->outbound_port = 15001;
+    node->admin_address = "127.0.0.1";
+    node->admin_port = 15000;
+    node->gateway_address = "0.0.0.0";
+}
+
+static int cmp_res(const void *a, const void *b)
+{
+    const struct mesh_resource *x = *(const struct mesh_resource *const *)a;
+    const struct mesh_resource *y = *(const struct mesh_resource *const *)b;
+    return strcmp(x->key, y->key);
+}
+
+static void sort_resources(struct mesh_cc *c)
+{
+    const struct mesh_resource_set *set = c->set;
+    for (size_t i = 0; i < set->n; i++) {
+        enum mesh_kind k = set->items[i]->kind;
+        if ((unsigned)k < MESH_KIND_COUNT)
+            c->n_by_kind[k]++;
+    }
+    for (size_t k = 0; k < MESH_KIND_COUNT; k++) {
+        c->by_kind[k] = mesh_cc_alloc(c, (c->n_by_kind[k] + 1) * sizeof(*c->by_kind[k]));
+        c->n_by_kind[k] = 0;
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        const struct mesh_resource *r = set->items[i];
+        if ((unsigned)r->kind < MESH_KIND_COUNT && r->typed.any)
+            c->by_kind[r->kind][c->n_by_kind[r->kind]++] = r;
+    }
+    for (size_t k = 0; k < MESH_KIND_COUNT; k++)
+        qsort(c->by_kind[k], c->n_by_kind[k], sizeof(*c->by_kind[k]), cmp_res);
+}
+
+static int cmp_cluster(const void *a, const void *b)
+{
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    return strcmp(json_string_value(json_object_get(x, "name")),
+                  json_string_value(json_object_get(y, "name")));
+}
+
+static json_t *sorted_clusters(struct mesh_cc *c)
+{
+    size_t n = json_array_size(c->cluster_list);
+    json_t **v = mesh_cc_alloc(c, (n + 1) * sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_array_get(c->cluster_list, i);
+    qsort(v, n, sizeof(*v), cmp_cluster);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append(arr, v[i]);
+    return arr;
+}
+
+/* A content hash as version: the control plane compares versions to skip unchanged pushes. */
+static char *content_version(json_t *root)
+{
+    char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!text)
+        return NULL;
+    uint64_t h = mesh_cmap_hash(text);
+    free(text);
+    char *v = mesh_xmalloc(24);
+    snprintf(v, 24, "sha-%016llx", (unsigned long long)h);
+    return v;
+}
+
+static bool numeric_ip(const char *s)
+{
+    unsigned char buf[16];
+    return s && (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1);
+}
+
+static void cc_free(struct mesh_cc *c)
+{
+    mesh_cmap_free(&c->warned);
+    mesh_cmap_free(&c->k8s_by_key);
+    mesh_cmap_free(&c->visible);
+    mesh_cmap_free(&c->clusters);
+    if (c->drx) {
+        mesh_cmap_free(&c->drx->exact);
+        mesh_cmap_free(&c->drx->by_svc);
+    }
+    mesh_cmap_free(&c->dr_warned);
+    mesh_cmap_free(&c->all_hosts);
+    for (size_t i = 0; i < c->n_free_maps; i++)
+        mesh_cmap_free(c->free_maps[i]);
+    json_decref(c->cluster_list);
+    mesh_arena_free(c->arena);
+}
+
+void mesh_cc_own_map(struct mesh_cc *c, struct mesh_cmap *m)
+{
+    MESH_BUG_ON(c->n_free_maps >= MESH_ARRAY_LEN(c->free_maps));
+    c->free_maps[c->n_free_maps++] = m;
+}
+
+int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *node,
+                 json_t **snapshot, struct mesh_diags *diags)
+{
+    *snapshot = NULL;
+    if (!node->namespace_ || !*node->namespace_) {
+        mesh_diags_add(diags, MESH_DIAG_ERROR, NULL, 0, 0, NULL, NULL,
+                       "the node has no namespace");
+        return MESH_EINVAL;
+    }
+    if (node->role == MESH_NODE_SIDECAR && !numeric_ip(node->outbound_address)) {
+        mesh_diags_add(diags, MESH_DIAG_ERROR, NULL, 0, 0, NULL, NULL,
+                       "the outbound address must be a numeric IP");
+        return MESH_EINVAL;
+    }
+    if (node->admin_address && !numeric_ip(node->admin_address)) {
+        mesh_diags_add(diags, MESH_DIAG_ERROR, NULL, 0, 0, NULL, NULL,
+                       "the admin address must be a numeric IP");
+        return MESH_EINVAL;
+    }
+
+    struct mesh_cc c = {.set = set, .node = node, .diags = diags};
+    c.arena = mesh_arena_new(64 * 1024, 0);
+    c.cluster_list = json_array();
+    sort_resources(&c);
+    mesh_cc_build_registry(&c);
+    mesh_cc_select_visible(&c);
+
+    json_t *listeners = json_array(), *route_configs = json_array();
+    if (node->role == MESH_NODE_SIDECAR) {
+        /* Istio sidecars get a cluster for every port of every service they see */
+        for (size_t i = 0; i < c.n_vis; i++) {
+            const struct mesh_csvc *s = c.vis[i];
+            const struct mesh_resource *dr = mesh_cc_destination_rule(&c, s);
+            const struct mesh_destination_rule *d = dr ? dr->typed.destination_rule : NULL;
+            for (size_t p = 0; p < s->n_ports; p++) {
+                mesh_cc_cluster(&c, s, s->host, s->ports[p].port, NULL, NULL, NULL);
+                for (size_t k = 0; d && k < d->n_subsets; k++)
+                    if (d->subsets[k].name)
+                        mesh_cc_cluster(&c, s, s->host, s->ports[p].port, d->subsets[k].name,
+                                        dr, "spec.subsets");
+            }
+        }
+        json_t *rc = mesh_cc_sidecar_routes(&c);
+        json_array_append_new(route_configs, rc);
+        json_t *l = json_object();
+        json_object_set_new(l, "address", json_string(node->outbound_address));
+        json_object_set_new(l, "name", json_string("outbound"));
+        json_object_set_new(l, "port", json_integer(node->outbound_port));
+        json_object_set_new(l, "route_config", json_string("outbound"));
+        json_array_append_new(listeners, l);
+    } else {
+        mesh_cc_gateway(&c, listeners, route_configs);
+    }
+
+    int rc = MESH_OK;
+    if (json_array_size(listeners) == 0) {
+        mesh_diags_add(diags, MESH_DIAG_ERROR, NULL, 0, 0, NULL, NULL,
+                       "no Gateway server selects this workload (%s/%s): a gateway snapshot "
+                       "needs at least one listener",
+                       node->namespace_, node->name ? node->name : "-");
+        rc = MESH_EINVAL;
+    }
+
+    json_t *root = NULL;
+    if (rc == MESH_OK) {
+        root = json_object();
+        if (node->admin_address) {
+            json_t *a = json_object();
+            json_object_set_new(a, "address", json_string(node->admin_address));
+            json_object_set_new(a, "port", json_integer(node->admin_port));
+            json_object_set_new(root, "admin", a);
+        }
+        json_object_set_new(root, "clusters", sorted_clusters(&c));
+        json_object_set_new(root, "listeners", listeners);
+        json_object_set_new(root, "route_configs", route_configs);
+        /* Istio sets no route timeout unless a VirtualService asks for one */
+        json_t *t = json_object();
+        json_object_set_new(t, "request_ms", json_integer(0));
+        json_object_set_new(root, "timeouts", t);
+        char *v = node->version ? mesh_xstrdup(node->version) : content_version(root);
+        json_object_set_new(root, "version", json_string(v ? v : "compiled"));
+        free(v);
+        listeners = route_configs = NULL;
+    }
+    json_decref(listeners);
+    json_decref(route_configs);
+    cc_free(&c);
+    *snapshot = root;
+    return rc;
+}
+
+bool mesh_compile_parse_labels(const char *text, struct mesh_kv **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!text || !*text)
+        return true;
+    size_t len = strlen(text), items = 1;
+    for (const char *p = text; *p; p++)
+        items += *p == ',';
+    /* one block: the kv array, then a copy of the text cut at ',' and '=' */
+    struct mesh_kv *kv = mesh_xmalloc(items * sizeof(*kv) + len + 1);
+    char *buf = (char *)(kv + items);
+    memcpy(buf, text, len + 1);
+    size_t k = 0;
+    for (char *item = buf; item;) {
+        char *next = strchr(item, ',');
+        if (next)
+            *next++ = '\0';
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item) {
+            free(kv);
+            return false;
+        }
+        *eq = '\0';
+        kv[k].key = item;
+        kv[k].value = eq + 1;
+        k++;
+        item = next;
+    }
+    *out = kv;
+    *n = k;
+    return true;
+}

@@ -1,0 +1,64 @@
+/*
+ * The compiler: Istio and Kubernetes resources -> the snapshot of one proxy.
+ *
+ * Input is a loaded, validated resource set (resource.h) and a description of
+ * the proxy (its namespace, workload labels, role); output is the snapshot
+ * JSON of docs/snapshot.md, which mesh_snapshot_parse() accepts. Everything
+ * the compiler cannot express in a snapshot yet is reported as a warning that
+ * names the resource and the field; nothing is dropped silently.
+ * docs/compile.md maps each Istio field to its snapshot field and lists the
+ * limits.
+ */
+#ifndef MESH_CORE_COMPILE_H
+#define MESH_CORE_COMPILE_H
+
+#include <jansson.h>
+#include "core/common.h"
+#include "core/diag.h"
+#include "core/resource.h"
+
+enum mesh_node_role {
+    MESH_NODE_SIDECAR = 0,
+    MESH_NODE_GATEWAY = 1,
+};
+
+/* The proxy a snapshot is compiled for. Every pointer is borrowed. */
+struct mesh_node {
+    const char *namespace_;        /* required */
+    const char *name;              /* workload name (logs, default version); may be NULL */
+    const struct mesh_kv *labels;  /* the workload's labels: Sidecar, Gateway and subset choice */
+    size_t n_labels;
+    enum mesh_node_role role;
+    const char *outbound_address;  /* sidecar outbound listener; default "127.0.0.1" */
+    uint16_t outbound_port;        /* default 15001; 0 = ephemeral (tests) */
+    const char *admin_address;     /* default "127.0.0.1"; NULL = no admin listener */
+    uint16_t admin_port;           /* default 15000 */
+    const char *gateway_address;   /* gateway listeners without Server.bind; default "0.0.0.0" */
+    const char *version;           /* snapshot version; NULL = a hash of the content */
+};
+
+/** Fills <node> with the defaults above (no namespace, no labels, sidecar). */
+void mesh_node_init(struct mesh_node *node);
+
+/**
+ * Compiles the snapshot of <node> from <set>. On success returns MESH_OK and
+ * stores a new JSON object in <*snapshot> (caller owns: json_decref). Warnings
+ * (fields not enforced yet, routes left out, unresolved names) and notes go
+ * to <diags>, which the caller initialised; they never make the call fail.
+ * Returns MESH_EINVAL with at least one error in <diags> and <*snapshot> NULL
+ * when no valid snapshot can be built (a gateway no Gateway resource selects,
+ * a node without a namespace). The result is deterministic: the same set and
+ * node give byte-identical JSON whatever the order the resources were loaded in,
+ * and when node->version is NULL the version is a hash of everything else.
+ */
+int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *node,
+                 json_t **snapshot, struct mesh_diags *diags);
+
+/**
+ * Parses "k=v,k2=v2" into labels allocated in one block (free(*out) frees them;
+ * the strings point into the block). Returns false on a syntax error (an item
+ * without '=' or with an empty key). For CLI flags.
+ */
+bool mesh_compile_parse_labels(const char *text, struct mesh_kv **out, size_t *n);
+
+#endif /* MESH_CORE_COMPILE_H */
