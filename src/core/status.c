@@ -16,6 +16,7 @@ const char *mesh_strstatus(int st)
     case MESH_EIO: return "I/O error";
     case MESH_ESTORE: return "store error";
     case MESH_ELUA: return "script error";
+    case MESH_ECONFLICT: return "conflict";
     case MESH_ENOMEM: return "out of memory";
     case MESH_EBUG: return "internal error";
     default: return mesh_status_is_fatal(st) ? "fatal error" : "unknown error";

@@ -16,6 +16,7 @@ enum mesh_status {
     MESH_EIO = -7,
     MESH_ESTORE = -8,
     MESH_ELUA = -9,
+    MESH_ECONFLICT = -10, /* a stale update (optimistic concurrency): HTTP 409 */
     MESH_EFATAL = -900, /* <= MESH_EFATAL: the object is unusable; only *_free() is allowed */
     MESH_ENOMEM = -901,
     MESH_EBUG = -902,

@@ -28,7 +28,7 @@
 struct mesh_store;
 
 /* 409 Conflict: a resourceVersion precondition failed (the object changed since it was read). */
-#define MESH_STORE_ECONFLICT (-10)
+#define MESH_STORE_ECONFLICT MESH_ECONFLICT
 /* Wherever a revision is taken: the current one. */
 #define MESH_STORE_CURRENT ((int64_t)-1)
 /* File name of the database inside the control plane's --data-dir. */
