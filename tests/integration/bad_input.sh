@@ -47,9 +47,9 @@ expect_eq "$(backend_count a)" $((before + 1)) "control: the backend counted it"
 
 # ---- framing -----------------------------------------------------------------------------
 h1_bad "Content-Length plus Transfer-Encoding" 400 \
-    "send:POST /echo HTTP/1.1\r\n${R}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    "send:$(req POST /echo 'Content-Length: 5' 'Transfer-Encoding: chunked')5\r\nhello\r\n0\r\n\r\n"
 h1_bad "Transfer-Encoding plus Content-Length (other order)" 400 \
-    "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    "send:$(req POST /echo 'Transfer-Encoding: chunked' 'Content-Length: 5')5\r\nhello\r\n0\r\n\r\n"
 h1_bad "two differing Content-Lengths" 400 \
     "send:POST /echo HTTP/1.1\r\n${R}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"
 h1_bad "Content-Length list with differing values" 400 \
@@ -59,13 +59,13 @@ h1_bad "non-numeric Content-Length" 400 \
 h1_bad "Transfer-Encoding: gzip" 400 \
     "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: gzip\r\n\r\nhello"
 h1_bad "Transfer-Encoding: chunked, gzip" 400 \
-    "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: chunked, gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    "send:$(req POST /echo 'Transfer-Encoding: chunked, gzip')5\r\nhello\r\n0\r\n\r\n"
 h1_bad "Transfer-Encoding: gzip, chunked" 400 \
-    "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    "send:$(req POST /echo 'Transfer-Encoding: gzip, chunked')5\r\nhello\r\n0\r\n\r\n"
 h1_bad "bad chunk size (zz)" 400 \
     "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
 h1_bad "chunk size overflow" 400 \
-    "send:POST /echo HTTP/1.1\r\n${R}Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\nhello\r\n0\r\n\r\n"
+    "send:$(req POST /echo 'Transfer-Encoding: chunked')fffffffffffffffffff\r\nhello\r\n0\r\n\r\n"
 
 # ---- header syntax -----------------------------------------------------------------------
 h1_bad "whitespace before the colon" 400 "send:GET / HTTP/1.1\r\n${R}X-Bad : v\r\n\r\n"
@@ -133,3 +133,35 @@ h2_bad "h2 transfer-encoding header" -H 'transfer-encoding: chunked'
 h2_bad "h2 te other than trailers" -H 'te: gzip'
 h2_bad "h2 uppercase header name (X-Upper)" -H 'X-Upper: v'
 h2_bad "h2 empty :path" --path ''
+# Detected only at END_STREAM, after the headers went upstream: no /__count check here.
+out=$("$H2RAW_BIN" --timeout 5 127.0.0.1 "$MESH_PORT" --method POST --path /echo \
+    -H 'content-length: 10' --data hello 2>&1)
+expect_match "$out" '(rst-stream|goaway)=PROTOCOL_ERROR' \
+    "h2 content-length larger than the DATA sent: PROTOCOL_ERROR"
+
+# Oversized HTTP/2 header blocks: 431, or the stream/connection refused with any error code.
+h2_big()
+{
+    local desc=$1 before after out
+    shift
+    before=$(backend_count a)
+    out=$("$H2RAW_BIN" --timeout 5 127.0.0.1 "$MESH_PORT" "$@" 2>&1)
+    local m=
+    [[ $out =~ (status=431|rst-stream=[A-Z_]+|goaway=[A-Z_]+) ]] && m=${BASH_REMATCH[1]}
+    if [ -n "$m" ] && [[ ! $out =~ status=2 ]]; then
+        ok "$desc: $m"
+    else
+        not_ok "$desc: want 431 or a stream/connection error" \
+            "outcome: $(printf '%s' "$out" | tr '\n' ' ' | head -c 300)"
+    fi
+    after=$(backend_count a)
+    expect_eq "$after" "$before" "$desc: never reached the upstream (/__count)"
+}
+big_args=()
+for i in $(seq 1 70); do
+    big_args+=(-H "x-big-$i: $(head -c 1000 /dev/zero | tr '\0' b)")
+done
+h2_big "h2 headers > 64 KiB total (70 x 1 kB)" "${big_args[@]}"
+many_args=()
+for i in $(seq 1 150); do many_args+=(-H "x-h-$i: v"); done
+h2_big "h2 more than 100 headers (150)" "${many_args[@]}"

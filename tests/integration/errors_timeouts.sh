@@ -22,13 +22,24 @@ json_ok()
     fi
 }
 
+# log_since_matches SIZE ERE: meshd's log, after its first SIZE bytes, matches ERE.
+log_since_matches()
+{
+    tail -c +$(($1 + 1)) "$MESHD_LOG" | grep -Eq "$2"
+}
+
 # One listener; routes by prefix: /delay/ has a 200 ms timeout, /empty goes to a cluster
 # without endpoints, /closed to a port nothing listens on, the rest to backend a.
 cat >"$T_DIR/errors.json" <<EOF
 {"version":"errors-1",
  "admin":{"address":"127.0.0.1","port":0},
- "listeners":[{"name":"main","address":"127.0.0.1","port":0,"route_config":"rc"}],
- "route_configs":[{"name":"rc","virtual_hosts":[{"name":"all","domains":["*"],"routes":[
+ "timeouts":{"idle_ms":1000},
+ "listeners":[{"name":"main","address":"127.0.0.1","port":0,"route_config":"rc"},
+              {"name":"tiny","address":"127.0.0.1","port":0,"route_config":"rc_tiny"}],
+ "route_configs":[
+  {"name":"rc_tiny","virtual_hosts":[{"name":"all","domains":["*"],"routes":[
+   {"match":{"prefix":"/"},"route":{"cluster":"tiny"}}]}]},
+  {"name":"rc","virtual_hosts":[{"name":"all","domains":["*"],"routes":[
    {"match":{"prefix":"/delay/"},"route":{"cluster":"a","timeout_ms":200}},
    {"match":{"prefix":"/empty"},"route":{"cluster":"empty"}},
    {"match":{"prefix":"/closed"},"route":{"cluster":"closed"}},
@@ -37,11 +48,16 @@ cat >"$T_DIR/errors.json" <<EOF
  "clusters":[
    {"name":"a","protocol":"http1","endpoints":[{"address":"127.0.0.1","port":$A}]},
    {"name":"empty","protocol":"http1","endpoints":[]},
+   {"name":"tiny","protocol":"http1","max_connections":1,"max_pending_requests":0,
+    "endpoints":[{"address":"127.0.0.1","port":$A}]},
    {"name":"closed","protocol":"http1","connect_timeout_ms":2000,
     "endpoints":[{"address":"127.0.0.1","port":$CLOSED}]}]}
 EOF
 start_meshd "$T_DIR/errors.json" || bail_out "meshd starts"
 MAIN_PID=$MESHD_PID
+MESH_PORT=${MESHD_PORTS[main]:-}
+TINY=${MESHD_PORTS[tiny]:-}
+[ -n "$MESH_PORT" ] && [ -n "$TINY" ] || bail_out "ready line names both listeners (main, tiny)"
 
 # err_case DESC WANT_STATUS PATH: status, and a body that is not empty and not the backend's.
 err_case()
@@ -53,7 +69,8 @@ err_case()
     if [ "$st" = "$want" ]; then
         ok "$desc: $want"
     else
-        not_ok "$desc: want $want" "request: GET $path" "response: $(printf '%s' "$out" | head -c 600)"
+        not_ok "$desc: want $want" "request: GET $path" \
+            "response: $(printf '%s' "$out" | head -c 600)"
     fi
     if [ -n "$body" ] && [[ ! $body =~ (from|by)\ a ]]; then
         ok "$desc: body says why ($(printf '%s' "$body" | head -c 80 | tr '\n' ' '))"
@@ -72,6 +89,28 @@ expect_eq "$(status_of "$out")" 418 "direct response: status"
 expect_eq "$(body_of "$out")" "short and stout" "direct response: body"
 expect_eq "$("${CURL[@]}" "$(mesh_url /hello)")" "hello from a" "still serving after the errors"
 
+# Pool overflow: cluster "tiny" allows 1 connection and no pending request.
+count0=$(backend_count a)
+"${CURL[@]}" -o /dev/null -w '%{http_code}' "http://127.0.0.1:$TINY/delay/1500" \
+    >"$T_DIR/tiny.code" 2>/dev/null &
+TINY_CURL=$!
+track "$TINY_CURL" other "curl (tiny pool)" /dev/null
+wait_for 10 count_above a "$count0" || not_ok "pool: first request reached a"
+out=$("${CURL[@]}" -i "http://127.0.0.1:$TINY/hello" 2>&1)
+expect_eq "$(status_of "$out")" 503 "pool overflow (max_connections 1, max_pending 0): 503"
+expect_match "$(body_of "$out")" '.' "pool overflow: body says why"
+wait_exit "$TINY_CURL" 15
+expect_eq "$(cat "$T_DIR/tiny.code" 2>/dev/null)" 200 \
+    "pool overflow: the first request still gets 200"
+
+# Downstream idle timeout (timeouts.idle_ms = 1000): a silent connection is closed.
+"$RAW_BIN" --timeout 10 127.0.0.1 "$MESH_PORT" readall >/dev/null 2>"$T_DIR/idle.outcome"
+expect_eq "$(cat "$T_DIR/idle.outcome")" "mesh-test-raw: eof" \
+    "idle downstream connection closed (idle_ms 1000, bound 10 s)"
+out=$(raw "$MESH_PORT" "send:GET /hello HTTP/1.1\r\nHost: t\r\n\r\n" 'expect:hello from a' readall)
+expect_eq "$(cat "$T_DIR/raw.outcome")" "mesh-test-raw: eof" \
+    "idle keep-alive connection closed after a request (idle_ms 1000, bound 10 s)"
+
 # ---- admin ---------------------------------------------------------------------------------
 if [ -z "$MESH_ADMIN_PORT" ]; then
     not_ok "ready line has admin=<port>"
@@ -79,7 +118,8 @@ else
     ok "ready line has admin=<port>"
     expect_eq "$(http_code "$(admin_url /ready)")" 200 "admin /ready: 200"
     stats=$("${CURL[@]}" "$(admin_url /stats)")
-    expect_match "$stats" '(rq|request)[a-z_]*[^0-9]+[1-9][0-9]*' "admin /stats: a non-zero request counter"
+    expect_match "$stats" '(rq|request)[a-z_]*[^0-9]+[1-9][0-9]*' \
+        "admin /stats: a non-zero request counter"
     prom=$("${CURL[@]}" "$(admin_url /stats/prometheus)")
     expect_match "$prom" $'(^|\n)# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* counter' \
         "admin /stats/prometheus: Prometheus text with a counter"
@@ -100,9 +140,12 @@ else
     expect_match "$out" '[Dd][Ee][Bb][Uu][Gg]' "admin /logging: answer names the new level"
     size0=$(wc -c <"$MESHD_LOG")
     "${CURL[@]}" -o /dev/null "$(mesh_url /after-debug)"
-    wait_for 5 test "$(wc -c <"$MESHD_LOG")" -gt "$size0"
-    expect_match "$(tail -c +$((size0 + 1)) "$MESHD_LOG")" '.' \
-        "admin /logging: debug level logs a request"
+    if wait_for 5 log_since_matches "$size0" '/after-debug'; then
+        ok "admin /logging: at debug level the request is logged"
+    else
+        not_ok "admin /logging: at debug level the request is logged" \
+            "log since: $(tail -c +$((size0 + 1)) "$MESHD_LOG" | head -c 600)"
+    fi
     out=$("${CURL[@]}" -X POST -w '\n%{http_code}' "$(admin_url '/logging?level=info')")
     expect_match "$out" $'\n200$' "admin POST /logging?level=info: 200"
     expect_eq "$(http_code "$(admin_url '/logging?level=nonsense')" -X POST)" 400 \
@@ -129,7 +172,8 @@ expect_match "$st" '^([1-9]|[1-9][0-9]|1[01][0-9]|12[0-3])$' \
     "malformed snapshot at startup: exits non-zero (not by a signal, no timeout)"
 expect_match "$(cat "$T_DIR/bad.out")" 'clusters\[0\]\.endpoints\[0\]\.port' \
     "malformed snapshot at startup: message names the JSON path"
-expect_eq "$(sanitizer_report "$T_DIR/bad.out")" "" "malformed snapshot at startup: no sanitizer report"
+expect_eq "$(sanitizer_report "$T_DIR/bad.out")" "" \
+    "malformed snapshot at startup: no sanitizer report"
 
 # ---- SIGHUP reload ------------------------------------------------------------------------------
 write_snapshot "$T_DIR/hup.json" --endpoint "127.0.0.1:$A" --version hup-a
@@ -146,12 +190,12 @@ rm -f "$T_DIR/go"
     readall >"$T_DIR/inflight.out" 2>"$T_DIR/inflight.err" &
 RAW_PID=$!
 track "$RAW_PID" other "mesh-test-raw (in flight across SIGHUP)" "$T_DIR/inflight.err"
-wait_for 10 test "$(backend_count a)" -gt "$count0" ||
+wait_for 10 count_above a "$count0" ||
     not_ok "reload: the in-flight request reached backend a"
 
 write_snapshot "$T_DIR/hup.json" --endpoint "127.0.0.1:$B" --version hup-b
 kill -HUP "$HUP_PID"
-if wait_for 10 test "$("${CURL[@]}" "$(mesh_url /hello)" 2>/dev/null)" = "hello from b"; then
+if wait_for 10 answers "$(mesh_url /hello)" "hello from b"; then
     ok "reload: after SIGHUP, new requests route to b"
 else
     not_ok "reload: after SIGHUP, new requests route to b" \
@@ -160,7 +204,8 @@ fi
 touch "$T_DIR/go"
 wait_exit "$RAW_PID" 25
 inflight=$(cat "$T_DIR/inflight.out")
-expect_match "$inflight" $'^HTTP/1\\.1 200 [^\r]*\r\n' "reload: in-flight request completes with 200"
+expect_match "$inflight" $'^HTTP/1\\.1 200 [^\r]*\r\n' \
+    "reload: in-flight request completes with 200"
 expect_match "$inflight" 'delayed 3000 ms by a' "reload: in-flight request answered by a"
 expect_match "$inflight" $'HTTP/1\\.1 200 [^\r]*\r\n.*hello from [ab]' \
     "reload: the same keep-alive connection serves the next request"
@@ -183,16 +228,13 @@ reload_refused()
         not_ok "$desc: refused, the log says why (want /$pattern/)" \
             "log since SIGHUP: $(tail -c +$((size0 + 1)) "$MESHD_LOG" | head -c 600)"
     fi
-    expect_eq "$("${CURL[@]}" "$(mesh_url /hello)" 2>&1)" "hello from b" "$desc: old snapshot keeps serving"
+    expect_eq "$("${CURL[@]}" "$(mesh_url /hello)" 2>&1)" "hello from b" \
+        "$desc: old snapshot keeps serving"
     check "$desc: meshd still running" alive "$HUP_PID"
 }
 
-log_since_matches()
-{
-    tail -c +$(($1 + 1)) "$MESHD_LOG" | grep -Eq "$2"
-}
-
-printf '{"version":"broken", "listeners": [' >"$T_DIR/hup.json.tmp" && mv "$T_DIR/hup.json.tmp" "$T_DIR/hup.json"
+printf '{"version":"broken", "listeners": [' >"$T_DIR/hup.json.tmp" &&
+    mv "$T_DIR/hup.json.tmp" "$T_DIR/hup.json"
 reload_refused "SIGHUP with invalid JSON" '[Jj][Ss][Oo][Nn]|parse|syntax|snapshot'
 write_snapshot "$T_DIR/hup.json" --endpoint "127.0.0.1:70000" --version hup-bad
 reload_refused "SIGHUP with an out-of-range port" 'clusters\[0\]\.endpoints\[0\]\.port'
@@ -202,7 +244,7 @@ if have_cmd jq; then
 fi
 write_snapshot "$T_DIR/hup.json" --endpoint "127.0.0.1:$A" --version hup-a2
 kill -HUP "$HUP_PID"
-if wait_for 10 test "$("${CURL[@]}" "$(mesh_url /hello)" 2>/dev/null)" = "hello from a"; then
+if wait_for 10 answers "$(mesh_url /hello)" "hello from a"; then
     ok "reload after refused ones: a good snapshot is applied again"
 else
     not_ok "reload after refused ones: a good snapshot is applied again"
@@ -218,8 +260,11 @@ count0=$(backend_count a)
     "$(mesh_url /delay/1000)" >"$T_DIR/drain.code" 2>"$T_DIR/drain.err" &
 CURL_PID=$!
 track "$CURL_PID" other "curl (in flight across SIGTERM)" "$T_DIR/drain.err"
-wait_for 10 test "$(backend_count a)" -gt "$count0" ||
-    not_ok "drain: the in-flight request reached the backend"
+"$H2RAW_BIN" --timeout 15 127.0.0.1 "$MESH_PORT" --path /delay/1000 >"$T_DIR/drain.h2" 2>&1 &
+H2_PID=$!
+track "$H2_PID" other "mesh-test-h2raw (in flight across SIGTERM)" "$T_DIR/drain.h2"
+wait_for 10 count_above a $((count0 + 1)) ||
+    not_ok "drain: both in-flight requests (h1, h2) reached the backend"
 kill -TERM "$DRAIN_PID"
 
 refused()
@@ -234,10 +279,17 @@ else
         "curl $(mesh_url /new) -> $(http_code "$(mesh_url /new)" --max-time 2)"
 fi
 wait_exit "$CURL_PID" 15
-expect_eq "$(cat "$T_DIR/drain.code" 2>/dev/null)" 200 "drain: the in-flight request completes with 200"
-expect_eq "$(cat "$T_DIR/drain.body" 2>/dev/null)" "delayed 1000 ms by a" "drain: in-flight body complete"
-expect_match "$(tr -d '\r' <"$T_DIR/drain.hdr")" $'(^|\n)[Cc]onnection: close' \
+expect_eq "$(cat "$T_DIR/drain.code" 2>/dev/null)" 200 \
+    "drain: the in-flight request completes with 200"
+expect_eq "$(cat "$T_DIR/drain.body" 2>/dev/null)" "delayed 1000 ms by a" \
+    "drain: in-flight body complete"
+expect_match "$(tr -d '\r' <"$T_DIR/drain.hdr" 2>/dev/null)" $'(^|\n)[Cc]onnection: close' \
     "drain: the HTTP/1.1 response carries Connection: close"
+wait_exit "$H2_PID" 20
+h2out=$(cat "$T_DIR/drain.h2")
+expect_match "$h2out" 'status=200' "drain: the in-flight HTTP/2 request completes with 200"
+expect_match "$h2out" 'end-stream' "drain: the HTTP/2 stream ends normally"
+expect_match "$h2out" 'goaway=NO_ERROR' "drain: HTTP/2 client gets GOAWAY (NO_ERROR)"
 if wait_exit "$DRAIN_PID" 10; then
     check_exit "$DRAIN_PID"
 else

@@ -161,7 +161,9 @@ have_cmd()
 # ---- waiting, bounded -----------------------------------------------------------
 
 # wait_for TIMEOUT_S CMD...: polls CMD every 50 ms until it succeeds; 1 on timeout.
-# CMD returning 2 means "will never succeed" and ends the wait at once.
+# CMD's arguments are expanded once: poll a function (count_above, answers...) instead of
+# `test "$(...)"`.
+# CMD returning 125 means "will never succeed" and ends the wait at once.
 wait_for()
 {
     local limit=$1 i rc
@@ -170,7 +172,7 @@ wait_for()
         "$@"
         rc=$?
         [ $rc -eq 0 ] && return 0
-        [ $rc -eq 2 ] && return 2
+        [ $rc -eq 125 ] && return 125
         sleep 0.05
     done
     "$@"
@@ -259,6 +261,26 @@ start_backend()
 backend_count()
 {
     "${CURL[@]}" "http://127.0.0.1:${BACKEND_PORT[$1]}/__count" 2>/dev/null || echo error
+}
+
+# count_above NAME N: the backend has received more than N requests (for wait_for).
+count_above()
+{
+    local c
+    c=$(backend_count "$1")
+    [[ $c =~ ^[0-9]+$ ]] && [ "$c" -gt "$2" ]
+}
+
+# answers URL TEXT: GET URL returns exactly TEXT (for wait_for).
+answers()
+{
+    [ "$("${CURL[@]}" "$1" 2>/dev/null)" = "$2" ]
+}
+
+# file_grew FILE SIZE: FILE is now larger than SIZE bytes (for wait_for).
+file_grew()
+{
+    [ "$(wc -c <"$1")" -gt "$2" ]
 }
 
 # free_port: a TCP port that nothing listens on right now (bound then released; used only
@@ -353,7 +375,7 @@ start_meshd()
 ready_line_complete()
 {
     [ -s "$1" ] && [ "$(tail -c 1 "$1" | od -An -c | tr -d ' ')" = '\n' ] && return 0
-    kill -0 "$2" 2>/dev/null || return 2
+    alive "$2" || return 125
     return 1
 }
 
@@ -485,8 +507,8 @@ write_snapshot()
         printf '{"version":"%s",\n' "$version"
         printf ' "admin":{"address":"127.0.0.1","port":0},\n'
         [ -n "$timeouts" ] && printf ' "timeouts":{%s},\n' "$timeouts"
-        printf ' "listeners":[{"name":"%s","address":"127.0.0.1","port":0,"route_config":"rc"}],\n' \
-            "$listener"
+        printf ' "listeners":[{"name":"%s","address":"127.0.0.1","port":0,' "$listener"
+        printf '"route_config":"rc"}],\n'
         printf ' "route_configs":[{"name":"rc","virtual_hosts":[{"name":"all","domains":["*"],\n'
         printf '   "routes":[{"match":{"prefix":"/"},"route":{"cluster":"be"%s}}]}]}],\n' \
             "$route_extra"
@@ -527,6 +549,19 @@ raw()
     return 0
 }
 
+# req METHOD TARGET [HEADER...]: an HTTP/1.1 request head written with mesh-test-raw
+# escapes: the request line, "Host: t", the headers, the blank line.
+#   raw "$MESH_PORT" "send:$(req GET /a)$(req GET /b 'Connection: close')" readall
+req()
+{
+    local out="$1 $2 HTTP/1.1\r\nHost: t\r\n" h
+    shift 2
+    for h in "$@"; do
+        out+="$h\r\n"
+    done
+    printf '%s' "$out\r\n"
+}
+
 # status_of TEXT: the status code of the first HTTP/1.x status line that is not an
 # interim response (100, 102, 103; 101 counts as final).
 status_of()
@@ -539,7 +574,7 @@ status_of()
 body_of()
 {
     local t=$1
-    while [[ $t =~ ^HTTP/1\.[01]\ 10[0235] ]]; do
+    while [[ $t =~ ^HTTP/1\.[01]\ 10[0235] && $t == *$'\r\n\r\n'* ]]; do
         t=${t#*$'\r\n\r\n'}
     done
     [[ $t == *$'\r\n\r\n'* ]] && printf '%s' "${t#*$'\r\n\r\n'}"
@@ -550,7 +585,7 @@ body_of()
 header_of()
 {
     local t=$1
-    while [[ $t =~ ^HTTP/1\.[01]\ 10[0235] ]]; do
+    while [[ $t =~ ^HTTP/1\.[01]\ 10[0235] && $t == *$'\r\n\r\n'* ]]; do
         t=${t#*$'\r\n\r\n'}
     done
     printf '%s' "${t%%$'\r\n\r\n'*}" | tr -d '\r' |

@@ -24,7 +24,9 @@ expect_eq "$out" "1 0 0 " "keep-alive: curl reuses one connection for 3 requests
 
 # ---- pipelining: 3 requests in one write, answered in order ---------------------------
 # The middle one is slow, so a proxy answering out of order would put it last.
-out=$(raw "$MESH_PORT" "send:GET /status/201 HTTP/1.1\r\nHost: t\r\n\r\nGET /delay/300 HTTP/1.1\r\nHost: t\r\n\r\nGET /status/202 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" readall)
+out=$(raw "$MESH_PORT" \
+    "send:$(req GET /status/201)$(req GET /delay/300)$(req GET /status/202 'Connection: close')" \
+    readall)
 order=$(printf '%s' "$out" | tr -d '\r' | grep -Eo '^HTTP/1\.1 [0-9]{3}' | awk '{print $2}' |
     tr '\n' ' ')
 expect_eq "$order" "201 200 202 " "pipelining: 3 responses in request order"
@@ -39,16 +41,18 @@ random_file "$T_DIR/100k" 100000
 expect_eq "$(sha_of "$T_DIR/100k.out")" "$(sha_of "$T_DIR/100k")" \
     "chunked upload (100 kB) echoed byte-exact"
 
-out=$(raw "$MESH_PORT" "send:POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\nX-Trailer: t\r\n\r\n" readall)
+out=$(raw "$MESH_PORT" "send:$(req POST /echo 'Transfer-Encoding: chunked' 'Connection: close')"\
+"5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\nX-Trailer: t\r\n\r\n" readall)
 expect_eq "$(status_of "$out")" 200 "chunked upload with extension and trailer: 200"
 expect_match "$out" "hello world!" "chunked upload with extension and trailer: body intact"
 
 # Trailers, h1 -> h1: a request trailer reaches the backend, a response trailer the client.
-out=$(raw "$MESH_PORT" "send:POST /headers HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\nX-Req-Trailer: tv\r\n\r\n" readall)
+out=$(raw "$MESH_PORT" "send:$(req POST /headers 'Transfer-Encoding: chunked' 'Connection: close')"\
+"3\r\nabc\r\n0\r\nX-Req-Trailer: tv\r\n\r\n" readall)
 expect_eq "$(status_of "$out")" 200 "chunked request with a trailer: 200"
 expect_match "$(body_of "$out")" $'# trailers\nX-Req-Trailer: tv' \
     "request trailer forwarded h1 -> h1 (as a trailer, name case kept)"
-out=$(raw "$MESH_PORT" "send:GET /trailers HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nConnection: close\r\n\r\n" readall)
+out=$(raw "$MESH_PORT" "send:$(req GET /trailers 'TE: trailers' 'Connection: close')" readall)
 expect_match "$(body_of "$out")" 'trailers from a' "chunked response with a trailer: body"
 expect_match "$out" $'\r\n0\r\n([^\r]*\r\n)*x-backend-trailer: a\r\n' \
     "response trailer forwarded h1 -> h1"
@@ -56,13 +60,14 @@ expect_match "$out" $'\r\n0\r\n([^\r]*\r\n)*x-backend-trailer: a\r\n' \
 # ---- chunked response -----------------------------------------------------------------
 n=$("${CURL[@]}" "$(mesh_url /bytes/300000)" | wc -c)
 expect_eq "$n" 300000 "chunked response (/bytes/300000): all bytes arrive"
-out=$(raw "$MESH_PORT" "send:GET /bytes/10 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" readall)
+out=$(raw "$MESH_PORT" "send:$(req GET /bytes/10 'Connection: close')" readall)
 expect_match "$(body_of "$out")" "xxxxxxxxxx" "chunked response: raw framing carries the body"
 expect_match "$(header_of "$out" transfer-encoding)$(header_of "$out" content-length)" \
     "^(chunked|10)$" "chunked response: framed by chunked or content-length"
 
 # ---- Expect: 100-continue -------------------------------------------------------------
-out=$(raw "$MESH_PORT" "send:POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\nExpect: 100-continue\r\n\r\n" "expect:100 Continue\r\n\r\n" "send:hello-there" "expect:hello-there")
+out=$(raw "$MESH_PORT" "send:$(req POST /echo 'Content-Length: 11' 'Expect: 100-continue')" \
+    "expect:100 Continue\r\n\r\n" "send:hello-there" "expect:hello-there")
 expect_match "$out" $'^HTTP/1\\.1 100 Continue\r\n' "Expect: 100-continue: 100 before the body"
 expect_eq "$(status_of "$out")" 200 "Expect: 100-continue: final 200"
 expect_match "$(body_of "$out")" "^hello-there" "Expect: 100-continue: body echoed"
@@ -80,7 +85,9 @@ expect_eq "$(status_of "$out")" 200 "HEAD: 200"
 expect_eq "$("${CURL[@]}" -I -o /dev/null -w '%{size_download}' "$(mesh_url /hello)")" 0 \
     "HEAD: no body"
 # A body after a HEAD response would be read as the next response: check the framing.
-out=$(raw "$MESH_PORT" "send:HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\nHEAD /bytes/1000 HTTP/1.1\r\nHost: t\r\n\r\nGET /status/201 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" readall)
+out=$(raw "$MESH_PORT" \
+    "send:$(req HEAD /hello)$(req HEAD /bytes/1000)$(req GET /status/201 'Connection: close')" \
+    readall)
 order=$(printf '%s' "$out" | tr -d '\r' | grep -Eo '^HTTP/1\.1 [0-9]{3}' | awk '{print $2}' |
     tr '\n' ' ')
 expect_eq "$order" "200 200 201 " "HEAD then GET on one connection: framing intact"
@@ -94,8 +101,8 @@ expect_match "$out" $'(^|\n)x-lower: l(\n|$)' "header name case preserved: x-low
 
 # ---- x-request-id, x-forwarded-for, x-forwarded-proto -------------------------------------
 out=$("${CURL[@]}" "$(mesh_url /headers)")
-expect_match "$(printf '%s\n' "$out" | grep -i '^x-request-id:')" '^[xX]-[rR]equest-[iI][dD]: [^ ]+' \
-    "x-request-id added when absent"
+expect_match "$(printf '%s\n' "$out" | grep -i '^x-request-id:')" \
+    '^[xX]-[rR]equest-[iI][dD]: [^ ]+' "x-request-id added when absent"
 expect_match "$(printf '%s\n' "$out" | grep -i '^x-forwarded-for:')" '127\.0\.0\.1' \
     "x-forwarded-for carries the client address"
 expect_match "$(printf '%s\n' "$out" | grep -i '^x-forwarded-proto:')" ': http$' \
@@ -143,12 +150,69 @@ for size in 1048576 67108864; do
     rm -f "$T_DIR/up" "$T_DIR/up.out" "$T_DIR/down.out" "$T_DIR/down.ref"
 done
 
+# ---- upstream keep-alive: sequential requests share one upstream connection ------------------
+# /__conns counts the backend's accepted connections; asking it directly adds one each time.
+c0=$("${CURL[@]}" "http://127.0.0.1:$BACKEND/__conns")
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    "${CURL[@]}" -o /dev/null "$(mesh_url "/reuse/$i")"
+done
+c1=$("${CURL[@]}" "http://127.0.0.1:$BACKEND/__conns")
+expect_le $((c1 - c0 - 1)) 1 \
+    "upstream keep-alive: 10 sequential requests opened $((c1 - c0 - 1)) upstream connection(s)"
+
+# ---- round robin and virtual hosts -----------------------------------------------------------
+start_backend b
+cat >"$T_DIR/routing.json" <<EOF
+{"version":"routing-1",
+ "admin":{"address":"127.0.0.1","port":0},
+ "listeners":[{"name":"main","address":"127.0.0.1","port":0,"route_config":"rc"}],
+ "route_configs":[{"name":"rc","virtual_hosts":[
+   {"name":"a","domains":["a.example"],
+    "routes":[{"match":{"prefix":"/"},"route":{"cluster":"only_a"}}]},
+   {"name":"b","domains":["*.b.example"],
+    "routes":[{"match":{"prefix":"/"},"route":{"cluster":"only_b"}}]},
+   {"name":"rest","domains":["*"],"routes":[
+     {"match":{"path":"/exact"},"direct_response":{"status":200,"body":"exact\n"}},
+     {"match":{"prefix":"/rr"},"route":{"cluster":"both"}},
+     {"match":{"prefix":"/"},"direct_response":{"status":404,"body":"no route\n"}}]}]}],
+ "clusters":[
+   {"name":"only_a","protocol":"http1",
+    "endpoints":[{"address":"127.0.0.1","port":${BACKEND_PORT[a]}}]},
+   {"name":"only_b","protocol":"http1",
+    "endpoints":[{"address":"127.0.0.1","port":${BACKEND_PORT[b]}}]},
+   {"name":"both","protocol":"http1","lb_policy":"round_robin","endpoints":[
+     {"address":"127.0.0.1","port":${BACKEND_PORT[a]}},
+     {"address":"127.0.0.1","port":${BACKEND_PORT[b]}}]}]}
+EOF
+first_pid=$MESHD_PID
+first_port=$MESH_PORT
+if start_meshd "$T_DIR/routing.json"; then
+    expect_eq "$("${CURL[@]}" -H 'Host: a.example' "$(mesh_url /x)")" "hello from a" \
+        "virtual host a.example -> a"
+    expect_eq "$("${CURL[@]}" -H 'Host: A.Example:8080' "$(mesh_url /x)")" "hello from a" \
+        "virtual host match is case-insensitive, with a port"
+    expect_eq "$("${CURL[@]}" -H 'Host: x.b.example' "$(mesh_url /x)")" "hello from b" \
+        "virtual host *.b.example -> b"
+    expect_eq "$("${CURL[@]}" -H 'Host: other' "$(mesh_url /exact)")" "exact" "exact path route"
+    expect_eq "$(http_code "$(mesh_url /exact/more)" -H 'Host: other')" 404 \
+        "exact path does not match a longer path"
+    seq_ab=
+    for i in 1 2 3 4 5 6; do
+        seq_ab+=$("${CURL[@]}" "$(mesh_url "/rr/$i")" | awk '{print $3}')
+    done
+    expect_match "$seq_ab" '^(ababab|bababa)$' "round robin over two endpoints alternates ($seq_ab)"
+    stop_meshd "$MESHD_PID"
+fi
+MESHD_PID=$first_pid
+MESH_PORT=$first_port
+
 # ---- bounded memory: big bodies stream through --------------------------------------------------
 # 256 MiB each way (1 GiB with MESH_TEST_BIG=1) through a fresh meshd whose peak RSS may not grow
 # by more than 64 MiB (ASan's quarantine is made small for it so that it measures meshd).
 big=$((256 * 1024 * 1024))
 [ "${MESH_TEST_BIG:-0}" = 1 ] && big=$((1024 * 1024 * 1024))
 first_pid=$MESHD_PID
+first_port=$MESH_PORT
 saved_asan=$ASAN_OPTIONS
 export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4"
 start_meshd "$T_DIR/snap.json" || bail_out "meshd (memory) starts"
@@ -169,6 +233,14 @@ hwm1=$(hwm)
 expect_le $((hwm1 - hwm0)) 64 "bounded memory: peak RSS grew ${hwm0} -> ${hwm1} MiB (<= 64 MiB)"
 stop_meshd "$MESHD_PID"
 MESHD_PID=$first_pid
+MESH_PORT=$first_port
+
+# ---- 1xx: an interim 103 from the backend, then the final answer ------------------------------
+# (kept last: if the final answer never comes, only this check's 10 s bound is spent)
+out=$(raw "$MESH_PORT" "send:$(req GET /early-hints 'Connection: close')" readall)
+expect_eq "$(status_of "$out")" 200 "backend 103 then 200: final 200 arrives"
+expect_match "$(body_of "$out")" '^hints from a' "backend 103 then 200: body intact"
+expect_match "$out" $'^HTTP/1\\.1 103 [^\r]*\r\n' "backend 103 Early Hints forwarded to the client"
 
 # ---- the backend saw every request (sanity for the counters the other tests use) ------------
 expect_match "$(backend_count a)" '^[0-9]+$' "backend /__count answers"

@@ -104,7 +104,7 @@ if [ "$have_h2d" = 1 ]; then
     else
         skip "trailers h2 -> h2" "nghttp not installed"
     fi
-    out=$(raw "$P2" "send:GET /index.html HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nConnection: close\r\n\r\n" readall)
+    out=$(raw "$P2" "send:$(req GET /index.html 'TE: trailers' 'Connection: close')" readall)
     expect_eq "$(status_of "$out")" 200 "h1 client (TE: trailers) -> h2 upstream: 200"
     expect_match "$out" $'\r\n0\r\n([^\r]*\r\n)*x-trailer-a: va\r\n' \
         "trailers h2 -> h1: in the chunked trailer section"
@@ -127,6 +127,11 @@ if have_cmd h2load; then
 else
     skip "h2load concurrency" "h2load not installed"
 fi
+
+# An interim 103 from the HTTP/1.1 backend, then the final 200, to an h2 client.
+out=$("$H2RAW_BIN" --timeout 5 127.0.0.1 "$P1" --path /early-hints 2>&1)
+expect_match "$out" 'status=200' "h2 client, backend 103 then 200: final 200 arrives"
+expect_match "$out" $'status=103\n(.*\n)*status=200' "h2 client: 103 forwarded before the 200"
 
 # After all that the h1 listener still answers.
 expect_eq "$("${CURL[@]}" --http2-prior-knowledge "http://127.0.0.1:$P1/hello")" "hello from a" \

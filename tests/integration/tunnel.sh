@@ -44,7 +44,7 @@ out=$(raw "$TCP" "send:CONNECT 127.0.0.1:$ECHO HTTP/1.1\r\nHost: 127.0.0.1:$ECHO
     'expect:\r\n\r\n' 'send:bytes\0\xff\x01 not http\r\n\r\n' 'expect:not http\r\n\r\n' \
     'send:second' 'expect:second' shutwr readall | tr -d '\0')
 expect_eq "$(status_of "$out")" 200 "CONNECT to a TCP echo: 200"
-body=$(printf '%s' "$out" | tr -d '\0' | LC_ALL=C sed -n '/^\r$/,$p' | tail -n +2 | od -An -c | tr -s ' \n' ' ')
+body=$(printf '%s' "$out" | sed -n '/^\r$/,$p' | tail -n +2 | od -An -c | tr -s ' \n' ' ')
 expect_match "$body" 'b y t e s 377 001 n o t h t t p' \
     "CONNECT to a TCP echo: raw bytes (NUL, 0xff) come back unchanged"
 expect_match "$out" 'second$' "CONNECT to a TCP echo: a second write comes back too"
@@ -59,13 +59,15 @@ expect_match "$(od -An -tx1 "$T_DIR/nul.out" | tr -d '\n')" '0d 0a 0d 0a 00 00 0
     "CONNECT tunnel: NUL bytes pass"
 
 # ---- Upgrade: websocket -------------------------------------------------------------------------
-ws_req="GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+ws_req=$(req GET /ws 'Upgrade: websocket' 'Connection: Upgrade' \
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' 'Sec-WebSocket-Version: 13')
 out=$(raw "$WEB" "send:$ws_req" 'expect:\r\n\r\n' 'send:ping-1 \x81\x05hello' 'expect:hello' \
     'send:ping-2' 'expect:ping-2')
 expect_match "$out" $'^HTTP/1\\.1 101 ' "websocket: 101 Switching Protocols"
 expect_eq "$(header_of "$out" x-backend)" a "websocket: the 101 comes from the backend"
 expect_match "$(header_of "$out" upgrade)" '^[Ww]eb[Ss]ocket$' "websocket: Upgrade header passes"
-expect_match "$out" $'\r\n\r\nping-1 \x81\x05hello' "websocket: bytes after 101 are echoed (0x81 0x05 frame header too)"
+expect_match "$out" $'\r\n\r\nping-1 \x81\x05hello' \
+    "websocket: bytes after 101 are echoed (0x81 0x05 frame header too)"
 expect_match "$out" 'ping-2$' "websocket: a second write is echoed"
 
 # Upgrade request bytes sent together with the first frame (one write).
@@ -74,8 +76,8 @@ expect_match "$out" $'101 .*\r\n\r\nearly-bytes' \
     "websocket: bytes sent with the upgrade request arrive after the 101"
 
 # A non-101 answer to an upgrade request stays HTTP.
-out=$(raw "$WEB" "send:GET /hello HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" \
-    'expect:hello from a' "send:GET /status/201 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" readall)
+out=$(raw "$WEB" "send:$(req GET /hello 'Upgrade: websocket' 'Connection: Upgrade')" \
+    'expect:hello from a' "send:$(req GET /status/201 'Connection: close')" readall)
 order=$(printf '%s' "$out" | tr -d '\r' | grep -Eo '^HTTP/1\.1 [0-9]{3}' | awk '{print $2}' |
     tr '\n' ' ')
 expect_eq "$order" "200 201 " "upgrade refused by the backend (200): connection stays HTTP"

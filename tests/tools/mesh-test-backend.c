@@ -18,10 +18,12 @@
  *   /bytes/N         200, N bytes of 'x', chunked transfer encoding
  *   /trailers        200, chunked body "trailers from NAME\n" and the trailer field
  *                    "x-backend-trailer: NAME" (sent whatever the request's TE says)
+ *   /early-hints     103 (link: </style.css>; rel=preload), then 200 "hints from NAME\n"
  *   /close           200 with "connection: close", then closes
  *   /reset           closes the socket without answering (RST, SO_LINGER 0)
  *   /ws              with "Upgrade: websocket": 101, then echoes every byte
  *   /__count         body = requests received so far, /__count itself excluded
+ *   /__conns         body = HTTP connections accepted so far (this one included)
  *   CONNECT x        200, then serves HTTP again inside the tunnel
  *   anything else    200, body "hello from NAME\n"
  * "Expect: 100-continue" on a request with a body is answered with 100 first.
@@ -74,6 +76,8 @@ enum endpoint {
     EP_CLOSE,
     EP_RESET,
     EP_COUNT,
+    EP_CONNS,
+    EP_EARLY_HINTS,
     EP_WS,
     EP_CONNECT,
     EP_BAD,
@@ -89,6 +93,7 @@ struct server {
     struct event_base *base;
     const char *name;
     unsigned long requests;
+    unsigned long accepted;
     struct conn *conns;
 };
 
@@ -125,8 +130,6 @@ struct conn {
     struct evbuffer *body;
 };
 
-static volatile sig_atomic_t unused_sig;
-
 static void process_input(struct conn *c);
 static void settle(struct conn *c);
 static void conn_free(struct conn *c);
@@ -138,6 +141,7 @@ static const char *reason(int status)
     switch (status) {
     case 100: return "Continue";
     case 101: return "Switching Protocols";
+    case 103: return "Early Hints";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";
@@ -373,6 +377,10 @@ static enum endpoint classify(struct conn *c, long *arg)
         return EP_RESET;
     if (strcmp(path, "/__count") == 0)
         return EP_COUNT;
+    if (strcmp(path, "/__conns") == 0)
+        return EP_CONNS;
+    if (strcmp(path, "/early-hints") == 0)
+        return EP_EARLY_HINTS;
     if (strncmp(path, "/status/", 8) == 0) {
         errno = 0;
         *arg = strtol(path + 8, &end, 10);
@@ -577,6 +585,14 @@ static void dispatch(struct conn *c)
     case EP_COUNT:
         respond_text(c, 200, "%lu\n", s->requests);
         break;
+    case EP_CONNS:
+        respond_text(c, 200, "%lu\n", s->accepted);
+        break;
+    case EP_EARLY_HINTS:
+        evbuffer_add_printf(out_of(c), "HTTP/1.1 103 Early Hints\r\n"
+                            "link: </style.css>; rel=preload\r\n\r\n");
+        respond_text(c, 200, "hints from %s\n", s->name);
+        break;
     case EP_WS:
         evbuffer_add_printf(out_of(c), "HTTP/1.1 101 Switching Protocols\r\nx-backend: %s\r\n"
                             "upgrade: websocket\r\nconnection: Upgrade\r\n\r\n", s->name);
@@ -754,6 +770,8 @@ static void accept_common(struct evconnlistener *l, evutil_socket_t fd, void *ar
         s->conns->prev = c;
     s->conns = c;
     c->echo_mode = echo;
+    if (!echo)
+        s->accepted++;
     parser_init(c);
     request_reset(c);
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
@@ -863,8 +881,8 @@ static int write_ready_file(const char *path, int port, int echo_port)
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
+    (void)sig;
     (void)what;
-    unused_sig = (sig_atomic_t)sig;
     event_base_loopexit(arg, NULL);
 }
 
