@@ -127,8 +127,10 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
             return 0;
         }
     }
-    if (m->hdrs.n >= MESH_MAX_HEADERS)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (m->hdrs.n >= MESH_MAX_HEADERS) {
+        s->reject_status = 431; /* answered once the head is complete, like HTTP/1.1 */
+        return 0;
+    }
     const char *n = mesh_arena_strndup(s->arena, (const char *)name, nlen);
     if (!n || mesh_headers_add(s->arena, &m->hdrs, n, nlen, v, vlen))
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -155,6 +157,11 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
             s->is_connect = s->req.method_len == 7 && memcmp(s->req.method, "CONNECT", 7) == 0;
             s->req_end = end;
             s->state = MESH_SS_ROUTED; /* leaves the head phase; the proxy sets the real state */
+            if (s->reject_status) {
+                MESH_STAT_INC(&c->w->stats, downstream_rq_rejected);
+                mesh_proxy_local_reply(s, s->reject_status, MESH_RF_DPE, "too many header fields");
+                break;
+            }
             mesh_proxy_request_headers(s, end);
         } else if (end) {
             s->req_end = true;

@@ -188,6 +188,7 @@ struct mesh_stream {
     bool up_req_end;                     /* HTTP/2 upstream: request body complete */
     bool up_resp_complete;               /* HTTP/2 upstream: response fully received */
     bool h2_in_trailers;                 /* receiving request trailers (downstream) */
+    int reject_status;                   /* HTTP/2: refuse once the head is complete (431) */
 };
 
 struct mesh_stream *mesh_stream_new(struct mesh_conn *c, const struct mesh_down_ops *dops);
