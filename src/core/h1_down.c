@@ -224,6 +224,12 @@ static int absolute_target(struct mesh_stream *s)
         hs--, he++; /* keep the IPv6 brackets */
     s->req.authority = s->req.path + hs;
     s->req.authority_len = (uint32_t)(he - hs);
+    /* the absolute-form authority wins over Host (RFC 9112 3.2.2): forward that one */
+    struct mesh_header *host = mesh_headers_get(&s->req.hdrs, LIT("host"));
+    if (host) {
+        host->value = s->req.authority;
+        host->value_len = s->req.authority_len;
+    }
     s->req.scheme = (s->req.path[4] == 's' || s->req.path[4] == 'S') ? "https" : "http";
     if (he < s->req.path_len) {
         s->req.path += he;

@@ -323,7 +323,7 @@ static void d_send_headers(struct mesh_stream *s, bool end)
     s->resp_headers_sent = true;
     if (end || s->is_head) {
         nghttp2_submit_response(c->h2, s->h2_id, nva, k, NULL);
-        s->resp_end = end;
+        s->resp_end = true; /* HEAD: the stream ends with the headers whatever follows */
     } else {
         nghttp2_data_provider dp = {.source.ptr = s, .read_callback = data_read};
         if (!s->resp_buf)
