@@ -4,21 +4,28 @@
 #include <stdio.h>
 #include <string.h>
 #include "core/log.h"
+#include "roles/ctl.h"
 #include "roles/role.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: meshd --role=ROLE [options]\n\nroles:\n");
+    fprintf(f, "usage: meshd --role=ROLE [options]\n"
+               "       meshd ctl COMMAND ...   (the operator's CLI: meshd ctl --help)\n\nroles:\n");
     for (size_t i = 0; mesh_roles[i]; i++)
         fprintf(f, "  %-10s %s\n", mesh_roles[i]->name, mesh_roles[i]->summary);
     fprintf(f, "\noptions:\n"
                "  --snapshot FILE      proxy configuration (JSON, see docs/snapshot.md)\n"
+               "  --config-dir DIR     sidecar/gateway without a control plane: compile the Istio\n"
+               "                       YAML in DIR locally (with --node NS/WORKLOAD, --labels k=v,...)\n"
                "  --check              validate the configuration and exit\n"
                "  --admin ADDR:PORT    admin listener (loopback only), overrides the snapshot\n"
                "  --concurrency N      worker threads (default: number of cores)\n"
                "  --ready-fd N         write \"ready admin=PORT NAME=PORT...\" to fd N once listening\n"
                "  --log-level LEVEL    trace, debug, info (default), warn, error, off\n"
                "  --access-log         one line per request on stderr (with response flags)\n"
+               "  --data-dir DIR       control: store and token (default ./meshd-data)\n"
+               "  --listen ADDR:PORT   control: the resource API (default 127.0.0.1:15010);\n"
+               "                       sidecar with --config-dir: the outbound listener (15001)\n"
                "  --version, --help\n\n"
                "signals: SIGHUP reloads the snapshot, SIGTERM drains and exits\n");
 }
@@ -38,6 +45,8 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 int main(int argc, char **argv)
 {
     struct mesh_opts o = {.ready_fd = -1};
+    if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+        return mesh_ctl_main(argc - 1, argv + 1);
     static const struct option longopts[] = {
         {"role", required_argument, NULL, 'r'},
         {"snapshot", required_argument, NULL, 's'},
@@ -47,6 +56,11 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'},
         {"check", no_argument, NULL, 't'},
         {"access-log", no_argument, NULL, 'A'},
+        {"data-dir", required_argument, NULL, 'D'},
+        {"config-dir", required_argument, NULL, 'C'},
+        {"node", required_argument, NULL, 'N'},
+        {"labels", required_argument, NULL, 'B'},
+        {"listen", required_argument, NULL, 'L'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -60,6 +74,11 @@ int main(int argc, char **argv)
         case 'a': o.admin = optarg; break;
         case 't': o.check_only = true; break;
         case 'A': o.access_log = true; break;
+        case 'D': o.data_dir = optarg; break;
+        case 'C': o.config_dir = optarg; break;
+        case 'N': o.node = optarg; break;
+        case 'B': o.labels = optarg; break;
+        case 'L': o.listen = optarg; break;
         case 'c':
             if (!parse_uint(optarg, 1024, &v) || v == 0) {
                 fprintf(stderr, "meshd: --concurrency: expected 1..1024, got \"%s\"\n", optarg);

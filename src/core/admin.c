@@ -108,7 +108,7 @@ static void h_clusters(struct evhttp_request *req, void *arg)
         const struct mesh_cluster *c = &s->clusters[i];
         evbuffer_add_printf(b, "%s::protocol::%s\n%s::lb_policy::%s\n%s::endpoints::%zu\n",
                             c->name, c->protocol == MESH_PROTO_HTTP2 ? "http2" : "http1", c->name,
-                            c->lb_policy == MESH_LB_RANDOM ? "random" : "round_robin", c->name,
+                            c->lb_policy == MESH_LBP_RANDOM ? "random" : "round_robin", c->name,
                             c->n_endpoints);
         for (size_t e = 0; e < c->n_endpoints; e++)
             evbuffer_add_printf(b, "%s::%s::weight::%u\n%s::%s::health_flags::healthy\n", c->name,

@@ -99,6 +99,7 @@ struct mesh_cc {
     struct mesh_csvc **svcs;       /* every service, sorted by host then key */
     size_t n_svcs;
     struct mesh_cmap k8s_by_key;   /* "ns/name" -> K8s mesh_csvc */
+    struct mesh_cmap we_by_ns;     /* namespace -> WorkloadEntries (compile_registry.c) */
     struct mesh_cmap visible;      /* host -> the visible mesh_csvc for that host */
     struct mesh_csvc **vis;        /* visible services sorted by host */
     size_t n_vis;
@@ -121,6 +122,15 @@ void mesh_cc_own_map(struct mesh_cc *c, struct mesh_cmap *m);
 void *mesh_cc_alloc(struct mesh_cc *c, size_t size);
 char *mesh_cc_strdup(struct mesh_cc *c, const char *s);
 char *mesh_cc_printf(struct mesh_cc *c, const char *fmt, ...) MESH_PRINTF(2, 3);
+/** The <n> strings of <parts> joined: printf costs too much on the per-service paths. */
+char *mesh_cc_join(struct mesh_cc *c, const char *const *parts, size_t n);
+#define MESH_CC_JOIN(c, ...)                                                                       \
+    mesh_cc_join((c), (const char *const[]){__VA_ARGS__},                                         \
+                 sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+/** "<a><b>[<i>]<d>": a field path such as "spec.http[2].route". */
+char *mesh_cc_path(struct mesh_cc *c, const char *a, const char *b, size_t i, const char *d);
+/** Decimal text of <v> into <buf> (at least 24 bytes); returns <buf>. */
+char *mesh_cc_utoa(char *buf, uint64_t v);
 /** Warning (or note) about resource <r> (may be NULL), reported once per text. */
 void mesh_cc_diag(struct mesh_cc *c, enum mesh_diag_severity sev, const struct mesh_resource *r,
                   const char *path, const char *fmt, ...) MESH_PRINTF(5, 6);
@@ -138,7 +148,8 @@ const char *mesh_cc_cluster(struct mesh_cc *c, const struct mesh_csvc *svc, cons
                             uint32_t port, const char *subset, const struct mesh_resource *from,
                             const char *from_path);
 /** The DestinationRule that applies to <svc> for this node, or NULL. */
-const struct mesh_resource *mesh_cc_destination_rule(struct mesh_cc *c, const struct mesh_csvc *svc);
+const struct mesh_resource *mesh_cc_destination_rule(struct mesh_cc *c,
+                                                     const struct mesh_csvc *svc);
 
 /* compile_registry.c */
 /** Builds c->svcs from Services, Endpoints, EndpointSlices, ServiceEntries, WorkloadEntries. */

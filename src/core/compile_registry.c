@@ -24,6 +24,26 @@ static char *lower(struct mesh_cc *c, const char *s)
     return p;
 }
 
+/* "10.1.2.3" as inet_ntop writes it: four numbers 0..255 without leading zeros. */
+static bool canonical_ipv4(const char *s)
+{
+    int parts = 0;
+    while (parts < 4) {
+        if (s[0] < '0' || s[0] > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+            return false;
+        unsigned v = 0;
+        int digits = 0;
+        for (; *s >= '0' && *s <= '9' && digits < 4; s++, digits++)
+            v = v * 10 + (unsigned)(*s - '0');
+        if (digits > 3 || v > 255)
+            return false;
+        parts++;
+        if (parts < 4 && *s++ != '.')
+            return false;
+    }
+    return *s == '\0';
+}
+
 /* Canonical text of a numeric IP ("::0:1" -> "::1"), or NULL when <s> is not one. */
 static const char *canonical_ip(struct mesh_cc *c, const char *s)
 {
@@ -31,6 +51,8 @@ static const char *canonical_ip(struct mesh_cc *c, const char *s)
     char out[INET6_ADDRSTRLEN];
     if (!s)
         return NULL;
+    if (canonical_ipv4(s)) /* the usual case, without a parse and a print */
+        return strcmp(s, "0.0.0.0") == 0 ? NULL : s;
     if (inet_pton(AF_INET, s, buf) == 1) {
         if (memcmp(buf, "\0\0\0\0", 4) == 0)
             return NULL;
@@ -43,7 +65,8 @@ static const char *canonical_ip(struct mesh_cc *c, const char *s)
     } else {
         return NULL;
     }
-    return mesh_cc_strdup(c, out);
+    /* already canonical (the usual case): keep the resource's own string */
+    return strcmp(out, s) == 0 ? s : mesh_cc_strdup(c, out);
 }
 
 static const char *kv_get(const struct mesh_kv *kv, size_t n, const char *key)
@@ -175,7 +198,7 @@ static void add_k8s_service(struct mesh_cc *c, const struct mesh_resource *r)
     s->res = r;
     s->name = r->meta.name;
     s->ns = r->meta.namespace_;
-    s->host = lower(c, mesh_cc_printf(c, "%s.%s.%s", s->name, s->ns, MESH_DOMAIN_SUFFIX));
+    s->host = lower(c, MESH_CC_JOIN(c, s->name, ".", s->ns, "." MESH_DOMAIN_SUFFIX));
     const char *exp = kv_get(r->meta.annotations, r->meta.n_annotations, EXPORT_TO_ANNOTATION);
     if (exp)
         parse_export_annotation(c, s, exp);
@@ -205,7 +228,7 @@ static void add_k8s_service(struct mesh_cc *c, const struct mesh_resource *r)
     add_addr(c, s, sp->cluster_ip, max_addrs);
     for (size_t i = 0; i < sp->n_cluster_ips; i++)
         add_addr(c, s, sp->cluster_ips[i], max_addrs);
-    mesh_cmap_put(&c->k8s_by_key, mesh_cc_printf(c, "%s/%s", s->ns, s->name), s);
+    mesh_cmap_put(&c->k8s_by_key, MESH_CC_JOIN(c, s->ns, "/", s->name), s);
 }
 
 static bool same_name(const char *a, const char *b)
@@ -213,24 +236,35 @@ static bool same_name(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-/* The service port an Endpoints/EndpointSlice port belongs to (matched by name, as kube-proxy). */
-static size_t match_port(const struct mesh_csvc *s, const char *name)
+/*
+ * The service port an Endpoints/EndpointSlice port belongs to: matched by name,
+ * as kube-proxy does; a single port on both sides matches whatever the names
+ * (hand-written Endpoints often leave the name out).
+ */
+static size_t match_port(const struct mesh_csvc *s, const char *name, size_t n_ep_ports)
 {
     for (size_t i = 0; i < s->n_ports; i++)
         if (same_name(s->ports[i].name, name))
             return i;
-    return SIZE_MAX;
+    return s->n_ports == 1 && n_ep_ports == 1 ? 0 : SIZE_MAX;
 }
 
 static void add_slice(struct mesh_cc *c, const struct mesh_resource *r)
 {
     const char *svc_name = kv_get(r->meta.labels, r->meta.n_labels, SERVICE_NAME_LABEL);
-    if (!svc_name)
+    if (!svc_name) {
+        mesh_cc_diag(c, MESH_DIAG_NOTE, r, "metadata.labels",
+                     "no label " SERVICE_NAME_LABEL ": the slice belongs to no Service");
         return;
+    }
     struct mesh_csvc *s =
-        mesh_cmap_get(&c->k8s_by_key, mesh_cc_printf(c, "%s/%s", r->meta.namespace_, svc_name));
-    if (!s)
+        mesh_cmap_get(&c->k8s_by_key, MESH_CC_JOIN(c, r->meta.namespace_, "/", svc_name));
+    if (!s) {
+        mesh_cc_diag(c, MESH_DIAG_NOTE, r, "metadata.labels." SERVICE_NAME_LABEL,
+                     "no Service %s in namespace %s: the slice is not used", svc_name,
+                     r->meta.namespace_);
         return;
+    }
     const struct mesh_k8s_endpoint_slice *es = r->typed.endpoint_slice;
     if (es->address_type && strcmp(es->address_type, "FQDN") == 0) {
         mesh_cc_diag(c, MESH_DIAG_WARNING, r, "addressType",
@@ -245,13 +279,14 @@ static void add_slice(struct mesh_cc *c, const struct mesh_resource *r)
             continue;
         if (sp->protocol && strcmp(sp->protocol, "TCP") != 0)
             continue;
-        size_t idx = match_port(s, sp->name);
+        size_t idx = match_port(s, sp->name, es->n_ports);
         if (idx == SIZE_MAX)
             continue;
         for (size_t e = 0; e < es->n_endpoints; e++) {
             const struct mesh_k8s_slice_endpoint *ep = &es->endpoints[e];
             /* absent "ready" means ready (Kubernetes API convention) */
-            if (ep->conditions && ep->conditions->ready.set && !ep->conditions->ready.v)
+            if (ep->conditions && ep->conditions->ready.set && !ep->conditions->ready.v &&
+                !s->res->typed.service->publish_not_ready_addresses)
                 continue;
             for (size_t a = 0; a < ep->n_addresses; a++) {
                 const char *ip = canonical_ip(c, ep->addresses[a]);
@@ -266,9 +301,15 @@ static void add_slice(struct mesh_cc *c, const struct mesh_resource *r)
 static void add_endpoints(struct mesh_cc *c, const struct mesh_resource *r)
 {
     struct mesh_csvc *s = mesh_cmap_get(
-        &c->k8s_by_key, mesh_cc_printf(c, "%s/%s", r->meta.namespace_, r->meta.name));
+        &c->k8s_by_key, MESH_CC_JOIN(c, r->meta.namespace_, "/", r->meta.name));
+    if (!s) {
+        mesh_cc_diag(c, MESH_DIAG_NOTE, r, NULL,
+                     "no Service %s in namespace %s: these Endpoints are not used", r->meta.name,
+                     r->meta.namespace_);
+        return;
+    }
     /* EndpointSlices are the newer, mirrored form: when a service has them they win */
-    if (!s || s->has_slices)
+    if (s->has_slices)
         return;
     const struct mesh_k8s_service_spec *sp = s->res->typed.service;
     const struct mesh_k8s_endpoints *ep = r->typed.endpoints;
@@ -280,12 +321,18 @@ static void add_endpoints(struct mesh_cc *c, const struct mesh_resource *r)
                 continue;
             if (p->protocol && strcmp(p->protocol, "TCP") != 0)
                 continue;
-            size_t idx = match_port(s, p->name);
+            size_t idx = match_port(s, p->name, ss->n_ports);
             if (idx == SIZE_MAX)
                 continue;
-            /* notReadyAddresses receive no traffic */
             for (size_t a = 0; a < ss->n_addresses; a++) {
                 const char *ip = canonical_ip(c, ss->addresses[a].ip);
+                if (ip)
+                    add_inst(c, s, ip, (uint32_t)p->port, idx, sp->selector, sp->n_selector, 1);
+            }
+            /* notReadyAddresses receive no traffic, unless the Service publishes them */
+            for (size_t a = 0; sp->publish_not_ready_addresses && a < ss->n_not_ready_addresses;
+                 a++) {
+                const char *ip = canonical_ip(c, ss->not_ready_addresses[a].ip);
                 if (ip)
                     add_inst(c, s, ip, (uint32_t)p->port, idx, sp->selector, sp->n_selector, 1);
             }
@@ -319,19 +366,52 @@ static void add_workload_entry(struct mesh_cc *c, struct mesh_csvc *s,
         add_inst(c, s, ip, we_port(we, &s->ports[i]), i, we->labels, we->n_labels, we->weight);
 }
 
+/* WorkloadEntries by namespace (key order), for the selectors of Services and ServiceEntries. */
+struct we_list {
+    const struct mesh_resource **v;
+    size_t n;
+};
+
+static const struct we_list *entries_of(struct mesh_cc *c, const char *ns)
+{
+    static const struct we_list none;
+    if (!c->we_by_ns.n && c->n_by_kind[MESH_KIND_WORKLOAD_ENTRY]) {
+        size_t n = c->n_by_kind[MESH_KIND_WORKLOAD_ENTRY];
+        /* count per namespace, then fill */
+        for (size_t i = 0; i < n; i++) {
+            const struct mesh_resource *r = c->by_kind[MESH_KIND_WORKLOAD_ENTRY][i];
+            struct we_list *l = mesh_cmap_get(&c->we_by_ns, r->meta.namespace_);
+            if (!l) {
+                l = mesh_cc_alloc(c, sizeof(*l));
+                mesh_cmap_put(&c->we_by_ns, r->meta.namespace_, l);
+            }
+            l->n++;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const struct mesh_resource *r = c->by_kind[MESH_KIND_WORKLOAD_ENTRY][i];
+            struct we_list *l = mesh_cmap_get(&c->we_by_ns, r->meta.namespace_);
+            if (!l->v) {
+                l->v = mesh_cc_alloc(c, l->n * sizeof(*l->v));
+                l->n = 0;
+            }
+            l->v[l->n++] = r;
+        }
+    }
+    const struct we_list *l = mesh_cmap_get(&c->we_by_ns, ns);
+    return l ? l : &none;
+}
+
 /* WorkloadEntries of <ns> whose labels match <sel>: Services and ServiceEntries select them. */
 static void add_selected_entries(struct mesh_cc *c, struct mesh_csvc *s, const char *ns,
                                  const struct mesh_kv *sel, size_t n_sel)
 {
     if (n_sel == 0)
         return;
-    for (size_t i = 0; i < c->n_by_kind[MESH_KIND_WORKLOAD_ENTRY]; i++) {
-        const struct mesh_resource *r = c->by_kind[MESH_KIND_WORKLOAD_ENTRY][i];
-        const struct mesh_workload_entry *we = r->typed.workload_entry;
-        if (strcmp(r->meta.namespace_, ns) != 0 ||
-            !mesh_cc_labels_match(sel, n_sel, we->labels, we->n_labels))
-            continue;
-        add_workload_entry(c, s, r, "spec.address", we);
+    const struct we_list *l = entries_of(c, ns);
+    for (size_t i = 0; i < l->n; i++) {
+        const struct mesh_workload_entry *we = l->v[i]->typed.workload_entry;
+        if (mesh_cc_labels_match(sel, n_sel, we->labels, we->n_labels))
+            add_workload_entry(c, s, l->v[i], "spec.address", we);
     }
 }
 
@@ -362,7 +442,7 @@ static void add_service_entry(struct mesh_cc *c, const struct mesh_resource *r)
     case MESH_SE_RESOLUTION_DNS:
     case MESH_SE_RESOLUTION_DNS_ROUND_ROBIN:
         for (size_t i = 0; i < se->n_endpoints; i++)
-            add_workload_entry(c, &proto, r, mesh_cc_printf(c, "spec.endpoints[%zu].address", i),
+            add_workload_entry(c, &proto, r, mesh_cc_path(c, "spec.endpoints", "", i, ".address"),
                                &se->endpoints[i]);
         if (se->workload_selector)
             add_selected_entries(c, &proto, r->meta.namespace_, se->workload_selector->labels,
@@ -517,7 +597,8 @@ void mesh_cc_select_visible(struct mesh_cc *c)
     c->sidecar = c->node->role == MESH_NODE_SIDECAR ? pick_sidecar(c) : NULL;
     for (size_t i = 0; i < c->n_svcs; i++)
         c->svcs[i]->local = strcmp(c->svcs[i]->ns, c->node->namespace_) == 0;
-    qsort(c->svcs, c->n_svcs, sizeof(*c->svcs), cmp_svc);
+    if (c->n_svcs)
+        qsort(c->svcs, c->n_svcs, sizeof(*c->svcs), cmp_svc);
     c->vis = mesh_cc_alloc(c, (c->n_svcs + 1) * sizeof(*c->vis));
     for (size_t i = 0; i < c->n_svcs; i++) {
         struct mesh_csvc *s = c->svcs[i];

@@ -139,7 +139,7 @@ static json_t *direct_action(struct mesh_cc *c, const struct mesh_resource *r, c
                              const struct mesh_http_direct_response *d)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "status", json_integer(d->status));
+    json_object_set_new_nocheck(o, "status", json_integer(d->status));
     if (d->body && (d->body->string || d->body->bytes)) {
         const char *text = d->body->string;
         size_t len = text ? strlen(text) : 0;
@@ -154,7 +154,7 @@ static json_t *direct_action(struct mesh_cc *c, const struct mesh_resource *r, c
             json_decref(o);
             return NULL;
         }
-        json_object_set_new(o, "body", s);
+        json_object_set_new_nocheck(o, "body", s);
     }
     return o;
 }
@@ -186,7 +186,7 @@ static json_t *forward_action(struct mesh_cc *c, const struct rctx *x,
     uint64_t total = 0;
     for (size_t k = 0; k < h->n_route; k++) {
         const struct mesh_destination *d = h->route[k].destination;
-        char *dp = mesh_cc_printf(c, "%s.route[%zu].destination", p, k);
+        char *dp = mesh_cc_path(c, p, ".route", k, ".destination");
         if (!d || !d->host)
             goto fail;
         const char *host = mesh_cc_expand_host(c, d->host, r->meta.namespace_);
@@ -201,7 +201,7 @@ static json_t *forward_action(struct mesh_cc *c, const struct rctx *x,
         const char *name = mesh_cc_cluster(c, svc, host, port, d->subset, r, dp);
         uint32_t w = h->route[k].weight > 0 ? (uint32_t)h->route[k].weight : 0;
         if (h->n_route == 1) {
-            json_object_set_new(o, "cluster", json_string(name));
+            json_object_set_new_nocheck(o, "cluster", json_string(name));
             break;
         }
         /* two destinations naming one cluster: one entry with both weights */
@@ -211,12 +211,12 @@ static json_t *forward_action(struct mesh_cc *c, const struct rctx *x,
                        name) == 0)
                 e = json_array_get(split, i);
         if (e) {
-            json_object_set_new(e, "weight",
-                                json_integer(json_integer_value(json_object_get(e, "weight")) + w));
+            json_int_t have = json_integer_value(json_object_get(e, "weight"));
+            json_object_set_new_nocheck(e, "weight", json_integer(have + w));
         } else {
             e = json_object();
-            json_object_set_new(e, "name", json_string(name));
-            json_object_set_new(e, "weight", json_integer(w));
+            json_object_set_new_nocheck(e, "name", json_string(name));
+            json_object_set_new_nocheck(e, "weight", json_integer(w));
             json_array_append_new(split, e);
         }
         total += w;
@@ -229,16 +229,17 @@ static json_t *forward_action(struct mesh_cc *c, const struct rctx *x,
             goto fail;
         }
         if (json_array_size(split) == 1)
-            json_object_set(o, "cluster", json_object_get(json_array_get(split, 0), "name"));
+            json_object_set_nocheck(o, "cluster",
+                                    json_object_get(json_array_get(split, 0), "name"));
         else
-            json_object_set(o, "weighted_clusters", split);
+            json_object_set_nocheck(o, "weighted_clusters", split);
     }
     json_decref(split);
-    if (h->timeout.set)
-        json_object_set_new(o, "timeout_ms",
-                            json_integer(h->timeout.ns / 1000000 > UINT32_MAX
-                                             ? UINT32_MAX
-                                             : h->timeout.ns / 1000000));
+    if (h->timeout.set) {
+        int64_t ms = h->timeout.ns / 1000000;
+        json_object_set_new_nocheck(o, "timeout_ms",
+                                    json_integer(ms > UINT32_MAX ? UINT32_MAX : ms));
+    }
     return o;
 fail:
     json_decref(split);
@@ -295,10 +296,10 @@ static void append_route(json_t *routes, const char *kind, const char *path, con
                          json_t *action)
 {
     json_t *m = json_object();
-    json_object_set_new(m, kind, json_string(path));
+    json_object_set_new_nocheck(m, kind, json_string(path));
     json_t *rt = json_object();
-    json_object_set_new(rt, "match", m);
-    json_object_set(rt, akey, action); /* shared: one action for each match of the route */
+    json_object_set_new_nocheck(rt, "match", m);
+    json_object_set_nocheck(rt, akey, action); /* shared: one action for each match of the route */
     json_array_append_new(routes, rt);
 }
 
@@ -307,7 +308,7 @@ static void emit_http_route(struct mesh_cc *c, const struct rctx *x, const struc
                             size_t i, json_t *routes)
 {
     const struct mesh_http_route *h = &r->typed.virtual_service->http[i];
-    char *p = mesh_cc_printf(c, "spec.http[%zu]", i);
+    char *p = mesh_cc_path(c, "spec.http", "", i, "");
     size_t n_app = 0;
     for (size_t j = 0; j < h->n_match; j++)
         n_app += match_applies(c, x, r, &h->match[j]);
@@ -402,6 +403,8 @@ struct vs_index {
     struct mesh_cmap exact;
     struct cvs **all;              /* every (VS, host) pair, key order */
     size_t n_all;
+    struct cvs **wild;             /* the pairs with a wildcard host, key order */
+    size_t n_wild;
 };
 
 static struct vs_index *index_mesh_vs(struct mesh_cc *c)
@@ -412,6 +415,7 @@ static struct vs_index *index_mesh_vs(struct mesh_cc *c)
     for (size_t i = 0; i < c->n_by_kind[MESH_KIND_VIRTUAL_SERVICE]; i++)
         total += c->by_kind[MESH_KIND_VIRTUAL_SERVICE][i]->typed.virtual_service->n_hosts;
     ix->all = mesh_cc_alloc(c, (total + 1) * sizeof(*ix->all));
+    ix->wild = mesh_cc_alloc(c, (total + 1) * sizeof(*ix->wild));
     for (size_t i = 0; i < c->n_by_kind[MESH_KIND_VIRTUAL_SERVICE]; i++) {
         const struct mesh_resource *r = c->by_kind[MESH_KIND_VIRTUAL_SERVICE][i];
         const struct mesh_virtual_service *vs = r->typed.virtual_service;
@@ -426,6 +430,8 @@ static struct vs_index *index_mesh_vs(struct mesh_cc *c)
             v->host = mesh_cc_expand_host(c, vs->hosts[h], r->meta.namespace_);
             v->host_idx = h;
             ix->all[ix->n_all++] = v;
+            if (v->host[0] == '*')
+                ix->wild[ix->n_wild++] = v;
         }
     }
     /* chains in key order: insert from the end */
@@ -457,9 +463,9 @@ static struct cvs *vs_for_host(struct mesh_cc *c, struct vs_index *ix, const cha
     if (best)
         return best;
     size_t best_len = 0;
-    for (size_t i = 0; i < ix->n_all; i++) {
-        struct cvs *v = ix->all[i];
-        if (v->host[0] != '*' || !mesh_cc_host_match(v->host, host))
+    for (size_t i = 0; i < ix->n_wild; i++) {
+        struct cvs *v = ix->wild[i];
+        if (!mesh_cc_host_match(v->host, host))
             continue;
         v->matched = true;
         size_t len = strlen(v->host);
@@ -493,8 +499,8 @@ static json_t *svc_port_routes(struct mesh_cc *c, const struct mesh_csvc *s,
     if (!has_catch_all(routes)) {
         /* Istio's default route: the service's own cluster, all endpoints */
         json_t *fwd = json_object();
-        json_object_set_new(fwd, "cluster",
-                            json_string(mesh_cc_cluster(c, s, s->host, p->port, NULL, NULL, NULL)));
+        const char *name = mesh_cc_cluster(c, s, s->host, p->port, NULL, NULL, NULL);
+        json_object_set_new_nocheck(fwd, "cluster", json_string(name));
         append_route(routes, "prefix", "/", "route", fwd);
         json_decref(fwd);
     }
@@ -514,16 +520,14 @@ static void k8s_alt_names(struct mesh_cc *c, const struct mesh_csvc *s, struct v
     vh->alt = mesh_cc_alloc(c, (4 + s->n_addrs) * sizeof(*vh->alt));
     if (s->source == MESH_CSVC_K8S) {
         /* Istio: "name" in the same namespace, "name.ns" and "name.ns.svc" everywhere */
-        const char *low = strchr(s->host, '.') ? s->host : s->name;
-        size_t n1 = strcspn(low, ".");
         if (s->local)
-            vh->alt[vh->n_alt++] = mesh_cc_printf(c, "%.*s", (int)n1, low);
-        vh->alt[vh->n_alt++] = mesh_cc_printf(c, "%.*s.%s", (int)n1, low, s->ns);
-        vh->alt[vh->n_alt++] = mesh_cc_printf(c, "%.*s.%s.svc", (int)n1, low, s->ns);
+            vh->alt[vh->n_alt++] = s->name;
+        vh->alt[vh->n_alt++] = MESH_CC_JOIN(c, s->name, ".", s->ns);
+        vh->alt[vh->n_alt++] = MESH_CC_JOIN(c, s->name, ".", s->ns, ".svc");
     }
     for (size_t i = 0; i < s->n_addrs; i++)
-        vh->alt[vh->n_alt++] = strchr(s->addrs[i], ':') ? mesh_cc_printf(c, "[%s]", s->addrs[i])
-                                                         : s->addrs[i];
+        vh->alt[vh->n_alt++] =
+            strchr(s->addrs[i], ':') ? MESH_CC_JOIN(c, "[", s->addrs[i], "]") : s->addrs[i];
 }
 
 static json_t *svc_vhost_routes(struct mesh_cc *c, const struct mesh_csvc *s, struct cvs *vs)
@@ -625,15 +629,15 @@ json_t *mesh_cc_sidecar_routes(struct mesh_cc *c)
             json_array_append_new(domains, json_string(vh[i].alt[k]));
         }
         json_t *o = json_object();
-        json_object_set_new(o, "domains", domains);
-        json_object_set_new(o, "name", json_string(vh[i].name));
-        json_object_set_new(o, "routes", vh[i].routes);
+        json_object_set_new_nocheck(o, "domains", domains);
+        json_object_set_new_nocheck(o, "name", json_string(vh[i].name));
+        json_object_set_new_nocheck(o, "routes", vh[i].routes);
         json_array_append_new(vhosts, o);
     }
     mesh_cmap_free(&taken);
     json_t *rc = json_object();
-    json_object_set_new(rc, "name", json_string("outbound"));
-    json_object_set_new(rc, "virtual_hosts", vhosts);
+    json_object_set_new_nocheck(rc, "name", json_string("outbound"));
+    json_object_set_new_nocheck(rc, "virtual_hosts", vhosts);
     return rc;
 }
 
@@ -690,16 +694,16 @@ static size_t collect_servers(struct mesh_cc *c, struct gw_server **out)
             char *p = mesh_cc_printf(c, "spec.servers[%zu]", j);
             if (!s->port || s->port->number == 0 || s->port->number > 65535)
                 continue;
+            if (s->tls) {
+                mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.tls", p),
+                             "not enforced by this version of meshd; the server is left out");
+                continue;
+            }
             if (!http_protocol(s->port->protocol)) {
                 mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.port.protocol", p),
                              "%s servers are not enforced by this version of meshd (only HTTP); "
                              "the server is left out",
                              s->port->protocol ? s->port->protocol : "-");
-                continue;
-            }
-            if (s->tls) {
-                mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.tls", p),
-                             "not enforced by this version of meshd; the server is left out");
                 continue;
             }
             if (s->default_endpoint)
@@ -812,21 +816,22 @@ static void gateway_port(struct mesh_cc *c, const struct gw_server *sv, size_t n
         json_t *o = json_object();
         json_t *domains = json_array();
         json_array_append_new(domains, json_string(vh[i].domain));
-        json_object_set_new(o, "domains", domains);
-        json_object_set_new(o, "name", json_string(vh[i].domain));
-        json_object_set_new(o, "routes", vh[i].routes);
+        json_object_set_new_nocheck(o, "domains", domains);
+        json_object_set_new_nocheck(o, "name", json_string(vh[i].domain));
+        json_object_set_new_nocheck(o, "routes", vh[i].routes);
         json_array_append_new(vhosts, o);
     }
     json_t *rc = json_object();
-    json_object_set_new(rc, "name", json_string(rc_name));
-    json_object_set_new(rc, "virtual_hosts", vhosts);
+    json_object_set_new_nocheck(rc, "name", json_string(rc_name));
+    json_object_set_new_nocheck(rc, "virtual_hosts", vhosts);
     json_array_append_new(route_configs, rc);
 
     json_t *l = json_object();
-    json_object_set_new(l, "address", json_string(sv[0].bind));
-    json_object_set_new(l, "name", json_string(mesh_cc_printf(c, "%s_%u", sv[0].bind, port)));
-    json_object_set_new(l, "port", json_integer(port));
-    json_object_set_new(l, "route_config", json_string(rc_name));
+    json_object_set_new_nocheck(l, "address", json_string(sv[0].bind));
+    json_object_set_new_nocheck(l, "name",
+                                json_string(mesh_cc_printf(c, "%s_%u", sv[0].bind, port)));
+    json_object_set_new_nocheck(l, "port", json_integer(port));
+    json_object_set_new_nocheck(l, "route_config", json_string(rc_name));
     json_array_append_new(listeners, l);
 }
 

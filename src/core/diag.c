@@ -88,6 +88,32 @@ size_t mesh_diag_format(const struct mesh_diag *e, char *buf, size_t size)
     return (size_t)n < size ? (size_t)n : size - 1;
 }
 
+static bool before(const struct mesh_diag *a, const struct mesh_diag *b)
+{
+    return a->line < b->line || (a->line == b->line && a->col < b->col);
+}
+
+void mesh_diags_sort(struct mesh_diags *d)
+{
+    size_t start = 0;
+    while (start < d->n) {
+        size_t end = start + 1;
+        while (end < d->n && strcmp(d->v[end].file, d->v[start].file) == 0)
+            end++;
+        /* insertion sort: stable, and runs are short and mostly in order already */
+        for (size_t i = start + 1; i < end; i++) {
+            struct mesh_diag e = d->v[i];
+            size_t j = i;
+            while (j > start && before(&e, &d->v[j - 1])) {
+                d->v[j] = d->v[j - 1];
+                j--;
+            }
+            d->v[j] = e;
+        }
+        start = end;
+    }
+}
+
 size_t mesh_diags_dropped(const struct mesh_diags *d)
 {
     return d->n_errors + d->n_warnings + d->n_notes - d->n;

@@ -62,6 +62,12 @@ void mesh_diags_vadd(struct mesh_diags *d, enum mesh_diag_severity sev, const ch
 size_t mesh_diag_format(const struct mesh_diag *e, char *buf, size_t size);
 /** Prints entries of severity <= <max_sev>, one per line, and a line for any dropped ones. */
 void mesh_diags_print(const struct mesh_diags *d, FILE *f, enum mesh_diag_severity max_sev);
+/**
+ * Orders the entries of each run of consecutive entries from the same file by
+ * line and column, keeping the order of equal positions (for printing: checks
+ * that run after a whole object would otherwise come after its fields).
+ */
+void mesh_diags_sort(struct mesh_diags *d);
 /** Entries recorded beyond MESH_DIAG_MAX (counted but not kept). */
 size_t mesh_diags_dropped(const struct mesh_diags *d);
 

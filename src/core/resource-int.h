@@ -74,7 +74,8 @@ struct mesh_schema {
 /* ---- Table helpers: one line per field ---- */
 
 #define MESH_SCHEMA(var, type, table, postfn)                                                      \
-    const struct mesh_schema var = {#type, sizeof(struct type), table, MESH_ARRAY_LEN(table), postfn}
+    const struct mesh_schema var = {#type, sizeof(struct type), table, MESH_ARRAY_LEN(table),      \
+                                    postfn}
 
 /* scalar (inline) */
 #define F_S(nm, T, fld, ty, ...)                                                                   \

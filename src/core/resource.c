@@ -168,9 +168,12 @@ static void set_add(struct mesh_resource_set *set, struct mesh_resource *r)
     if (i) {
         size_t at = (size_t)json_integer_value(i);
         struct mesh_resource *old = set->items[at];
-        mesh_diags_add(&set->diags, MESH_DIAG_WARNING, r->file, r->line, r->col, NULL, NULL,
-                       "%s is defined again (first at %s:%d); the last definition wins", r->key,
-                       old->file, old->line);
+        char subject[600];
+        snprintf(subject, sizeof(subject), "%s %s/%s", mesh_kind_name(r->kind),
+                 r->meta.namespace_, r->meta.name);
+        mesh_diags_add(&set->diags, MESH_DIAG_WARNING, r->file, r->line, r->col, subject, NULL,
+                       "defined again (first at %s:%d); the last definition wins", old->file,
+                       old->line);
         mesh_resource_free(old);
         set->items[at] = r;
         return;
@@ -412,8 +415,8 @@ static void process_doc(struct loader *L, const struct mesh_ynode *root, size_t 
                                   ? mesh_validate_dns1035_label(r->meta.name)
                                   : mesh_validate_dns1123_subdomain(r->meta.name);
             if (why)
-                mesh_resource__err(c, mesh_yaml_get(md, "name"), "invalid name \"%.100s\": %s",
-                                   r->meta.name, why);
+                mesh_resource__err_at(c, mesh_yaml_get(md, "name"), "name",
+                                      "invalid name \"%.100s\": %s", r->meta.name, why);
         }
         mesh_resource__pop(c, m);
     }
@@ -471,7 +474,14 @@ static void process_doc(struct loader *L, const struct mesh_ynode *root, size_t 
     } else {
         r->spec = r->object;
     }
+    set->n_valid++;
     set_add(set, r);
+}
+
+static void on_document(void *arg, const struct mesh_ydoc *doc)
+{
+    if (doc->root)
+        process_doc(arg, doc->root, doc->n_errors, 0);
 }
 
 int mesh_resource_load_buffer(struct mesh_resource_set *set, const char *buf, size_t len,
@@ -480,11 +490,7 @@ int mesh_resource_load_buffer(struct mesh_resource_set *set, const char *buf, si
     size_t before = set->diags.n_errors;
     struct loader L = {.set = set, .file = name ? name : "<memory>", .buf = buf, .len = len,
                        .flags = flags};
-    struct mesh_ystream *s = mesh_yaml_parse(buf, len, L.file, &set->diags);
-    for (size_t i = 0; i < s->n_docs; i++)
-        if (s->docs[i].root)
-            process_doc(&L, s->docs[i].root, s->docs[i].n_errors, 0);
-    mesh_yaml_free(s);
+    mesh_yaml_parse_each(buf, len, L.file, &set->diags, on_document, &L);
     free(L.lines);
     return set->diags.n_errors == before ? MESH_OK : MESH_EINVAL;
 }

@@ -99,6 +99,8 @@ struct mesh_resource_set {
     size_t n, cap;
     struct mesh_diags diags;      /* every error, warning and note of every load */
     size_t n_docs;                /* documents seen (empty ones not counted) */
+    size_t n_valid;               /* documents of supported kinds that validated (a key defined
+                                     twice counts twice, but is in <items> once) */
     size_t n_invalid;             /* documents of supported kinds rejected with errors */
     size_t n_skipped;             /* other kinds and fragments */
     json_t *index;                /* key -> position in <items> (private) */

@@ -14,12 +14,12 @@
 
 #define ERR_AT mesh_resource__err_at
 
-static const struct mesh_ynode *V(const struct mesh_ynode *map, const char *key)
+static const struct mesh_ynode *val(const struct mesh_ynode *map, const char *key)
 {
     return mesh_resource__node(map, key);
 }
 
-static const struct mesh_ynode *ITEM(const struct mesh_ynode *map, const char *key, size_t i)
+static const struct mesh_ynode *item(const struct mesh_ynode *map, const char *key, size_t i)
 {
     return mesh_resource__item(map, key, i);
 }
@@ -60,7 +60,7 @@ static void meta_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *m
         total += (m->annotations[i].key ? strlen(m->annotations[i].key) : 0) +
                  (m->annotations[i].value ? strlen(m->annotations[i].value) : 0);
     if (total > 256 * 1024)
-        ERR_AT(c, V(map, "annotations"), "annotations", "annotations must be at most 256 KiB in "
+        ERR_AT(c, val(map, "annotations"), "annotations", "annotations must be at most 256 KiB in "
                                                         "total");
 }
 
@@ -123,7 +123,7 @@ static void check_target_port_name(struct mesh_rctx *c, const struct mesh_ynode 
 static void service_port_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg)
 {
     const struct mesh_k8s_service_port *p = msg;
-    const struct mesh_ynode *tn = V(map, "targetPort");
+    const struct mesh_ynode *tn = val(map, "targetPort");
     if (tn && !p->target_port.str && (p->target_port.num < 1 || p->target_port.num > 65535))
         ERR_AT(c, tn, "targetPort", "must be between 1 and 65535");
 }
@@ -187,12 +187,12 @@ static void service_spec_post(struct mesh_rctx *c, const struct mesh_ynode *map,
     if (external && (!s->external_name || !*s->external_name))
         ERR_AT(c, map, "externalName", "is required for type ExternalName");
     if (external && s->external_name && mesh_validate_dns1123_subdomain(s->external_name))
-        ERR_AT(c, V(map, "externalName"), "externalName", "must be a DNS name");
-    if (!external && !headless && !s->n_ports && !V(map, "ports"))
+        ERR_AT(c, val(map, "externalName"), "externalName", "must be a DNS name");
+    if (!external && !headless && !s->n_ports && !val(map, "ports"))
         ERR_AT(c, map, "ports", "at least one port is required");
     for (size_t i = 0; i < s->n_ports; i++) {
         const struct mesh_k8s_service_port *p = &s->ports[i];
-        const struct mesh_ynode *pn = ITEM(map, "ports", i);
+        const struct mesh_ynode *pn = item(map, "ports", i);
         char sub[48];
         snprintf(sub, sizeof(sub), "ports[%zu]", i);
         if (s->n_ports > 1 && (!p->name || !*p->name))
@@ -316,7 +316,7 @@ static void slice_endpoint_post(struct mesh_rctx *c, const struct mesh_ynode *ma
 {
     const struct mesh_k8s_slice_endpoint *e = msg;
     if (e->n_addresses > 100)
-        ERR_AT(c, V(map, "addresses"), "addresses", "at most 100 addresses per endpoint");
+        ERR_AT(c, val(map, "addresses"), "addresses", "at most 100 addresses per endpoint");
 }
 static const struct mesh_field slice_endpoint_fields[] = {
     F_LS("addresses", mesh_k8s_slice_endpoint, addresses, MESH_F_STRING,
@@ -369,7 +369,7 @@ static void slice_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *
             if (why) {
                 char sub[64];
                 snprintf(sub, sizeof(sub), "endpoints[%zu].addresses[%zu]", i, j);
-                ERR_AT(c, ITEM(ITEM(map, "endpoints", i), "addresses", j), sub,
+                ERR_AT(c, item(item(map, "endpoints", i), "addresses", j), sub,
                        "invalid address \"%.100s\" for addressType %s: %s", a, s->address_type,
                        why);
             }

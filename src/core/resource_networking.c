@@ -17,18 +17,18 @@
 #define WARN_AT mesh_resource__warn_at
 
 /* Key node of <key> in <map> for positions, else the map. */
-static const struct mesh_ynode *K(const struct mesh_ynode *map, const char *key)
+static const struct mesh_ynode *key_at(const struct mesh_ynode *map, const char *key)
 {
     const struct mesh_ynode *k = mesh_yaml_get_key(map, key);
     return k ? k : map;
 }
 
-static const struct mesh_ynode *V(const struct mesh_ynode *map, const char *key)
+static const struct mesh_ynode *val(const struct mesh_ynode *map, const char *key)
 {
     return mesh_resource__node(map, key);
 }
 
-static const struct mesh_ynode *ITEM(const struct mesh_ynode *map, const char *key, size_t i)
+static const struct mesh_ynode *item(const struct mesh_ynode *map, const char *key, size_t i)
 {
     return mesh_resource__item(map, key, i);
 }
@@ -222,7 +222,7 @@ static void percent_post(struct mesh_rctx *c, const struct mesh_ynode *map, void
 {
     const struct mesh_percent *p = msg;
     if (p->value > 0 && p->value < 0.0001)
-        ERR_AT(c, V(map, "value"), "value", "percentage %g is neither 0.0, nor in range "
+        ERR_AT(c, val(map, "value"), "value", "percentage %g is neither 0.0, nor in range "
                                             "[0.0001, 100.0]", p->value);
 }
 static MESH_SCHEMA(percent_schema, mesh_percent, percent_fields, percent_post);
@@ -274,8 +274,9 @@ static void target_ref_post(struct mesh_rctx *c, const struct mesh_ynode *map, v
 {
     const struct mesh_policy_target_ref *r = msg;
     if (r->namespace_ && *r->namespace_)
-        ERR_AT(c, K(map, "namespace"), "namespace", "targetRef namespace must not be set; cross "
-                                                    "namespace referencing is not supported");
+        ERR_AT(c, key_at(map, "namespace"), "namespace",
+               "targetRef namespace must not be set; cross "
+               "namespace referencing is not supported");
     if (!r->kind)
         return;
     const char *g = r->group ? r->group : "";
@@ -283,9 +284,11 @@ static void target_ref_post(struct mesh_rctx *c, const struct mesh_ynode *map, v
               (strcmp(r->kind, "ServiceEntry") == 0 && strcmp(g, "networking.istio.io") == 0) ||
               (strcmp(r->kind, "Gateway") == 0 && strcmp(g, "gateway.networking.k8s.io") == 0);
     if (!ok)
-        ERR_AT(c, K(map, "kind"), "kind", "targetRef must be to a Service, a networking.istio.io "
-                                          "ServiceEntry or a gateway.networking.k8s.io Gateway, "
-                                          "not %.60s/%.60s", g, r->kind);
+        ERR_AT(c, key_at(map, "kind"), "kind",
+               "targetRef must be to a Service, a networking.istio.io "
+               "ServiceEntry or a gateway.networking.k8s.io Gateway, "
+               "not %.60s/%.60s",
+               g, r->kind);
 }
 static const struct mesh_field target_ref_fields[] = {
     F_S("group", mesh_policy_target_ref, group, MESH_F_STRING),
@@ -344,7 +347,7 @@ static void http_pool_post(struct mesh_rctx *c, const struct mesh_ynode *map, vo
 {
     const struct mesh_http_pool *h = msg;
     if (h->h2_upgrade_policy == MESH_H2_UPGRADE_UPGRADE && h->use_client_protocol)
-        ERR_AT(c, K(map, "useClientProtocol"), "useClientProtocol",
+        ERR_AT(c, key_at(map, "useClientProtocol"), "useClientProtocol",
                "use client protocol must not be true when h2UpgradePolicy is UPGRADE");
 }
 static const struct mesh_field http_pool_fields[] = {
@@ -368,7 +371,7 @@ static void connection_pool_post(struct mesh_rctx *c, const struct mesh_ynode *m
                                  void *msg)
 {
     const struct mesh_connection_pool *p = msg;
-    if (!p->tcp && !p->http && !V(map, "tcp") && !V(map, "http"))
+    if (!p->tcp && !p->http && !val(map, "tcp") && !val(map, "http"))
         mesh_resource__err(c, map, "connection pool must have at least one field");
 }
 static const struct mesh_field connection_pool_fields[] = {
@@ -387,10 +390,11 @@ static void client_tls_post(struct mesh_rctx *c, const struct mesh_ynode *map, v
     const struct mesh_client_tls *t = msg;
     if (t->insecure_skip_verify.set && t->insecure_skip_verify.v) {
         if (t->mode == MESH_CLIENT_TLS_SIMPLE &&
-            (t->ca_certificates || t->credential_name || V(map, "subjectAltNames")))
+            (t->ca_certificates || t->credential_name || val(map, "subjectAltNames")))
             mesh_resource__err(c, map, "cannot specify caCertificates, credentialName or "
                                        "subjectAltNames when insecureSkipVerify is true");
-        if (t->mode == MESH_CLIENT_TLS_MUTUAL && (t->ca_certificates || V(map, "subjectAltNames")))
+        if (t->mode == MESH_CLIENT_TLS_MUTUAL &&
+            (t->ca_certificates || val(map, "subjectAltNames")))
             mesh_resource__err(c, map, "cannot specify caCertificates or subjectAltNames when "
                                        "insecureSkipVerify is true");
     }
@@ -445,14 +449,14 @@ static void server_tls_post(struct mesh_rctx *c, const struct mesh_ynode *map, v
     const struct mesh_server_tls *t = msg;
     if ((t->min_protocol_version == MESH_TLSV1_0 || t->min_protocol_version == MESH_TLSV1_1) &&
         !t->n_cipher_suites)
-        WARN_AT(c, K(map, "minProtocolVersion"), "minProtocolVersion",
+        WARN_AT(c, key_at(map, "minProtocolVersion"), "minProtocolVersion",
                 "TLS versions below TLSV1_2 need compatible cipherSuites set: the default ones "
                 "no longer include them");
     for (size_t i = 0; i < t->n_cipher_suites; i++)
         for (size_t j = 0; j < i; j++)
             if (t->cipher_suites[i] && t->cipher_suites[j] &&
                 strcmp(t->cipher_suites[i], t->cipher_suites[j]) == 0)
-                WARN_AT(c, ITEM(map, "cipherSuites", i), "cipherSuites",
+                WARN_AT(c, item(map, "cipherSuites", i), "cipherSuites",
                         "ignoring duplicate cipher suite %.100s", t->cipher_suites[i]);
     int creds = (t->credential_name != NULL) + (t->n_credential_names > 0) +
                 (t->n_tls_certificates > 0);
@@ -462,16 +466,16 @@ static void server_tls_post(struct mesh_rctx *c, const struct mesh_ynode *map, v
     bool remote = set(t->credential_name) || t->n_credential_names || t->n_tls_certificates;
     if (t->mode == MESH_SERVER_TLS_ISTIO_MUTUAL) {
         if (set(t->server_certificate))
-            ERR_AT(c, K(map, "serverCertificate"), "serverCertificate",
+            ERR_AT(c, key_at(map, "serverCertificate"), "serverCertificate",
                    "ISTIO_MUTUAL TLS cannot have associated server certificate");
         if (set(t->private_key))
-            ERR_AT(c, K(map, "privateKey"), "privateKey",
+            ERR_AT(c, key_at(map, "privateKey"), "privateKey",
                    "ISTIO_MUTUAL TLS cannot have associated private key");
         if (set(t->ca_certificates))
-            ERR_AT(c, K(map, "caCertificates"), "caCertificates",
+            ERR_AT(c, key_at(map, "caCertificates"), "caCertificates",
                    "ISTIO_MUTUAL TLS cannot have associated CA bundle");
         if (set(t->credential_name))
-            ERR_AT(c, K(map, "credentialName"), "credentialName",
+            ERR_AT(c, key_at(map, "credentialName"), "credentialName",
                    "ISTIO_MUTUAL TLS cannot have associated credentialName");
         return;
     }
@@ -494,7 +498,7 @@ static void server_tls_post(struct mesh_rctx *c, const struct mesh_ynode *map, v
             ERR_AT(c, map, "caCertificates", "MUTUAL TLS requires a client CA bundle");
     }
     if (set(t->ca_crl) && t->mode == MESH_SERVER_TLS_SIMPLE)
-        ERR_AT(c, K(map, "caCrl"), "caCrl", "CRL is not supported with SIMPLE TLS");
+        ERR_AT(c, key_at(map, "caCrl"), "caCrl", "CRL is not supported with SIMPLE TLS");
 }
 static const struct mesh_field server_tls_fields[] = {
     F_S("httpsRedirect", mesh_server_tls, https_redirect, MESH_F_BOOL),
@@ -524,7 +528,7 @@ static MESH_SCHEMA(server_tls_schema, mesh_server_tls, server_tls_fields, server
 static void header_ops_check_values(struct mesh_rctx *c, const struct mesh_ynode *map,
                                     const char *field, const struct mesh_kv *kv, size_t n)
 {
-    const struct mesh_ynode *m = V(map, field);
+    const struct mesh_ynode *m = val(map, field);
     for (size_t i = 0; i < n; i++)
         if (kv[i].key && kv[i].value) {
             const char *why = mesh_validate_header_value(kv[i].value);
@@ -617,7 +621,7 @@ static const char *const derive_port_names[] = {"FROM_PROTOCOL_DEFAULT", "FROM_R
 static void redirect_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg)
 {
     struct mesh_http_redirect *r = msg;
-    if (V(map, "derivePort"))
+    if (val(map, "derivePort"))
         r->has_derive_port = true;
     if (!set(r->uri) && !set(r->authority) && !r->port.set && !r->has_derive_port &&
         !set(r->scheme) && !set(r->prefix_rewrite))
@@ -626,10 +630,10 @@ static void redirect_post(struct mesh_rctx *c, const struct mesh_ynode *map, voi
     if (set(r->uri) && set(r->prefix_rewrite))
         mesh_resource__err(c, map, "redirect may only contain one of uri or prefixRewrite");
     if (r->redirect_code && (r->redirect_code < 300 || r->redirect_code > 399))
-        ERR_AT(c, V(map, "redirectCode"), "redirectCode",
+        ERR_AT(c, val(map, "redirectCode"), "redirectCode",
                "%u is not a valid redirect code, must be 3xx", r->redirect_code);
     if (set(r->scheme) && strcmp(r->scheme, "http") != 0 && strcmp(r->scheme, "https") != 0)
-        ERR_AT(c, V(map, "scheme"), "scheme", "invalid redirect scheme, must be \"http\" or "
+        ERR_AT(c, val(map, "scheme"), "scheme", "invalid redirect scheme, must be \"http\" or "
                                               "\"https\"");
 }
 static const struct mesh_field redirect_fields[] = {
@@ -655,16 +659,18 @@ static void direct_response_post(struct mesh_rctx *c, const struct mesh_ynode *m
                                  void *msg)
 {
     const struct mesh_http_direct_response *d = msg;
-    if (V(map, "status") && (d->status < 200 || d->status > 599))
-        ERR_AT(c, V(map, "status"), "status", "HTTP status %u is not in range 200-599", d->status);
+    if (val(map, "status") && (d->status < 200 || d->status > 599))
+        ERR_AT(c, val(map, "status"), "status", "HTTP status %u is not in range 200-599",
+               d->status);
     if (d->body) {
         size_t size = d->body->string ? strlen(d->body->string)
                                       : d->body->bytes ? strlen(d->body->bytes) * 3 / 4 : 0;
         if (size > 1024 * 1024)
-            ERR_AT(c, K(map, "body"), "body", "direct response body must be less than 1MB");
+            ERR_AT(c, key_at(map, "body"), "body", "direct response body must be less than 1MB");
         else if (size > 100 * 1024)
-            WARN_AT(c, K(map, "body"), "body", "large direct responses may impact control plane "
-                                               "performance");
+            WARN_AT(c, key_at(map, "body"), "body",
+                    "large direct responses may impact control plane "
+                    "performance");
     }
 }
 static const struct mesh_field direct_response_fields[] = {
@@ -697,7 +703,7 @@ static MESH_SCHEMA(regex_rewrite_schema, mesh_regex_rewrite, regex_rewrite_field
 static void rewrite_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg)
 {
     const struct mesh_http_rewrite *r = msg;
-    bool rx = V(map, "uriRegexRewrite") != NULL;
+    bool rx = val(map, "uriRegexRewrite") != NULL;
     if (set(r->uri) && rx)
         mesh_resource__err(c, map, "rewrite may only contain one of uri or uriRegexRewrite");
     if (!set(r->uri) && !rx && !set(r->authority))
@@ -749,8 +755,8 @@ static void check_retry_on(struct mesh_rctx *c, const struct mesh_ynode *n, cons
             ok = !*end && http_status_text(code);
         }
         if (!ok)
-            mesh_resource__err(c, n, "\"%.*s\" is not a valid retryOn policy", (int)MESH_MIN(len, 100),
-                               p);
+            mesh_resource__err(c, n, "\"%.*s\" is not a valid retryOn policy",
+                               (int)MESH_MIN(len, 100), p);
         if (!comma)
             break;
         p = comma + 1;
@@ -761,7 +767,7 @@ static void retry_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *
 {
     const struct mesh_http_retry *r = msg;
     if (r->attempts < 0)
-        ERR_AT(c, V(map, "attempts"), "attempts", "attempts cannot be negative");
+        ERR_AT(c, val(map, "attempts"), "attempts", "attempts cannot be negative");
     if (r->attempts == 0 &&
         (r->per_try_timeout.set || set(r->retry_on) || r->retry_remote_localities.set))
         mesh_resource__err(c, map, "http retry policy configured when attempts are set to 0 "
@@ -794,7 +800,7 @@ static void cors_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *m
 {
     const struct mesh_cors_policy *p = msg;
     if (p->max_age.set && p->max_age.ns % 1000000000)
-        ERR_AT(c, V(map, "maxAge"), "maxAge", "maxAge is accurate only to seconds precision");
+        ERR_AT(c, val(map, "maxAge"), "maxAge", "maxAge is accurate only to seconds precision");
 }
 static const struct mesh_field cors_fields[] = {
     F_LS("allowOrigin", mesh_cors_policy, allow_origin, MESH_F_STRING,
@@ -817,7 +823,7 @@ static void delay_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *
 {
     const struct mesh_fault_delay *d = msg;
     if (d->exponential_delay.set)
-        ERR_AT(c, K(map, "exponentialDelay"), "exponentialDelay",
+        ERR_AT(c, key_at(map, "exponentialDelay"), "exponentialDelay",
                "exponentialDelay not supported yet");
 }
 static const struct mesh_field delay_fields[] = {
@@ -848,13 +854,13 @@ static void check_grpc_status(struct mesh_rctx *c, const struct mesh_ynode *n, c
 static void abort_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg)
 {
     struct mesh_fault_abort *a = msg;
-    const struct mesh_ynode *hs = V(map, "httpStatus");
+    const struct mesh_ynode *hs = val(map, "httpStatus");
     if (hs)
         a->has_http_status = true;
     if (hs && (a->http_status < 200 || a->http_status > 599))
         ERR_AT(c, hs, "httpStatus", "HTTP status %d is not in range 200-599", a->http_status);
     if (a->http2_error)
-        ERR_AT(c, K(map, "http2Error"), "http2Error",
+        ERR_AT(c, key_at(map, "http2Error"), "http2Error",
                "HTTP/2 abort fault injection not supported yet");
     if (!hs && !a->grpc_status && !a->http2_error)
         mesh_resource__warn(c, map, "abort configured, but no httpStatus or grpcStatus set");
@@ -871,7 +877,7 @@ static MESH_SCHEMA(abort_schema, mesh_fault_abort, abort_fields, abort_post);
 static void fault_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg)
 {
     (void)msg;
-    if (!V(map, "delay") && !V(map, "abort"))
+    if (!val(map, "delay") && !val(map, "abort"))
         mesh_resource__err(c, map, "HTTP fault injection must have an abort and/or a delay");
 }
 static const struct mesh_field fault_fields[] = {
@@ -953,17 +959,23 @@ static const struct mesh_field tls_route_fields[] = {
 };
 static MESH_SCHEMA(tls_route_schema, mesh_tls_route, tls_route_fields, NULL);
 
-/* Weights: each 0..100 (schema); with several destinations they must add up to 100. */
+/*
+ * Weights: each 0..100 (schema); with several destinations they must add up to 100.
+ * Summed from the document so that an out-of-range weight still counts as written.
+ */
 static void check_weights(struct mesh_rctx *c, const struct mesh_ynode *route_node,
-                          const char *sub, const int32_t *weights, size_t stride, size_t n)
+                          const char *sub)
 {
-    if (n < 2)
+    if (!route_node || route_node->type != MESH_YNODE_SEQ || route_node->n < 2)
         return;
-    long sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += *(const int32_t *)((const char *)weights + i * stride);
+    long long sum = 0;
+    for (size_t i = 0; i < route_node->n; i++) {
+        int64_t w;
+        if (mesh_yaml_int(mesh_yaml_get(route_node->items[i], "weight"), &w))
+            sum += w;
+    }
     if (sum != 100)
-        ERR_AT(c, route_node, sub, "weights of the destinations must sum to 100, got %ld", sum);
+        ERR_AT(c, route_node, sub, "weights of the destinations must sum to 100, got %lld", sum);
 }
 
 static bool sm_regex(const struct mesh_string_match *m)
@@ -978,38 +990,40 @@ static void validate_http_route(struct mesh_rctx *c, const struct mesh_ynode *rn
     const char *nm = h->name ? h->name : "";
     if (root) {
         if (delegate_vs)
-            ERR_AT(c, K(rn, "delegate"), "delegate", "delegate HTTP route cannot contain "
+            ERR_AT(c, key_at(rn, "delegate"), "delegate", "delegate HTTP route cannot contain "
                                                      "delegate");
         if (h->redirect)
-            ERR_AT(c, K(rn, "redirect"), "redirect", "root HTTP route %s must not specify "
+            ERR_AT(c, key_at(rn, "redirect"), "redirect", "root HTTP route %s must not specify "
                                                      "redirect", nm);
-        if (V(rn, "route"))
-            ERR_AT(c, K(rn, "route"), "route", "root HTTP route %s must not specify route", nm);
+        if (val(rn, "route"))
+            ERR_AT(c, key_at(rn, "route"), "route", "root HTTP route %s must not specify route",
+                   nm);
         if (h->direct_response)
-            ERR_AT(c, K(rn, "directResponse"), "directResponse",
+            ERR_AT(c, key_at(rn, "directResponse"), "directResponse",
                    "root HTTP route %s must not specify directResponse", nm);
     } else if (h->redirect) {
         if (h->n_route)
-            mesh_resource__err(c, K(rn, "redirect"), "HTTP route cannot contain both route and "
-                                                     "redirect");
+            mesh_resource__err(c, key_at(rn, "redirect"),
+                               "HTTP route cannot contain both route and "
+                               "redirect");
         if (h->fault)
-            mesh_resource__err(c, K(rn, "fault"), "HTTP route cannot contain both fault and "
+            mesh_resource__err(c, key_at(rn, "fault"), "HTTP route cannot contain both fault and "
                                                   "redirect");
         if (h->rewrite)
-            mesh_resource__err(c, K(rn, "rewrite"), "HTTP route rule cannot contain both "
+            mesh_resource__err(c, key_at(rn, "rewrite"), "HTTP route rule cannot contain both "
                                                     "rewrite and redirect");
         if (h->direct_response)
-            mesh_resource__err(c, K(rn, "directResponse"), "HTTP route cannot contain both "
+            mesh_resource__err(c, key_at(rn, "directResponse"), "HTTP route cannot contain both "
                                                            "redirect and directResponse");
     } else if (h->direct_response) {
         if (h->n_route)
-            mesh_resource__err(c, K(rn, "directResponse"), "HTTP route cannot contain both "
+            mesh_resource__err(c, key_at(rn, "directResponse"), "HTTP route cannot contain both "
                                                            "route and directResponse");
         if (h->fault)
-            mesh_resource__err(c, K(rn, "fault"), "HTTP route cannot contain both fault and "
+            mesh_resource__err(c, key_at(rn, "fault"), "HTTP route cannot contain both fault and "
                                                   "directResponse");
         if (h->rewrite)
-            mesh_resource__err(c, K(rn, "rewrite"), "HTTP route rule cannot contain both "
+            mesh_resource__err(c, key_at(rn, "rewrite"), "HTTP route rule cannot contain both "
                                                     "rewrite and directResponse");
     } else if (!h->n_route) {
         mesh_resource__err(c, rn, "HTTP route must do one of route, redirect, directResponse "
@@ -1019,7 +1033,7 @@ static void validate_http_route(struct mesh_rctx *c, const struct mesh_ynode *rn
     if (root || delegate_vs) {
         for (size_t i = 0; i < h->n_match; i++) {
             const struct mesh_http_match *m = &h->match[i];
-            const struct mesh_ynode *mn = ITEM(rn, "match", i);
+            const struct mesh_ynode *mn = item(rn, "match", i);
             char sub[48];
             snprintf(sub, sizeof(sub), "match[%zu]", i);
             if (sm_regex(m->uri) || sm_regex(m->scheme) || sm_regex(m->method) ||
@@ -1039,8 +1053,7 @@ static void validate_http_route(struct mesh_rctx *c, const struct mesh_ynode *rn
                                        "for delegating", m->without_headers[j].key);
         }
     }
-    check_weights(c, V(rn, "route"), "route", h->n_route ? &h->route[0].weight : NULL,
-                  sizeof(h->route[0]), h->n_route);
+    check_weights(c, val(rn, "route"), "route");
     /* the authority may be rewritten in one place only */
     int authority = h->rewrite && set(h->rewrite->authority);
     const struct mesh_header_operations *req = h->headers ? h->headers->request : NULL;
@@ -1049,9 +1062,10 @@ static void validate_http_route(struct mesh_rctx *c, const struct mesh_ynode *rn
     for (size_t i = 0; req && i < req->n_add; i++)
         authority += req->add[i].key && is_authority_header(req->add[i].key);
     if (authority > 1)
-        mesh_resource__err(c, K(rn, "headers"), "authority header cannot be set multiple times");
+        mesh_resource__err(c, key_at(rn, "headers"),
+                           "authority header cannot be set multiple times");
     if (h->mirror && h->n_mirrors)
-        mesh_resource__warn(c, K(rn, "mirrors"), "both mirror and mirrors are set");
+        mesh_resource__warn(c, key_at(rn, "mirrors"), "both mirror and mirrors are set");
 }
 
 static bool applies_to_gateway(const struct mesh_virtual_service *vs)
@@ -1084,13 +1098,14 @@ static void vs_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
 
     if (delegate_vs) {
         if (vs->n_gateways)
-            ERR_AT(c, K(map, "gateways"), "gateways", "delegate virtual service (no hosts) must "
-                                                      "have no gateways specified");
+            ERR_AT(c, key_at(map, "gateways"), "gateways",
+                   "delegate virtual service (no hosts) must "
+                   "have no gateways specified");
         if (vs->n_tls)
-            ERR_AT(c, K(map, "tls"), "tls", "delegate virtual service (no hosts) must have no "
+            ERR_AT(c, key_at(map, "tls"), "tls", "delegate virtual service (no hosts) must have no "
                                             "tls route specified");
         if (vs->n_tcp)
-            ERR_AT(c, K(map, "tcp"), "tcp", "delegate virtual service (no hosts) must have no "
+            ERR_AT(c, key_at(map, "tcp"), "tcp", "delegate virtual service (no hosts) must have no "
                                             "tcp route specified");
     }
     bool hosts_ok = true;
@@ -1098,7 +1113,7 @@ static void vs_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
         const char *h = vs->hosts[i];
         if (!h)
             continue;
-        const struct mesh_ynode *hn = ITEM(map, "hosts", i);
+        const struct mesh_ynode *hn = item(map, "hosts", i);
         char sub[32];
         snprintf(sub, sizeof(sub), "hosts[%zu]", i);
         const char *why = gw ? gateway_vs_host(sni, h) : mesh_validate_wildcard_domain(h);
@@ -1116,7 +1131,7 @@ static void vs_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
             if (vs->hosts[i] && vs->hosts[j] && host_matches(vs->hosts[i], vs->hosts[j])) {
                 char sub[32];
                 snprintf(sub, sizeof(sub), "hosts[%zu]", j);
-                ERR_AT(c, ITEM(map, "hosts", j), sub, "duplicate hosts in virtual service: %.100s "
+                ERR_AT(c, item(map, "hosts", j), sub, "duplicate hosts in virtual service: %.100s "
                                                       "& %.100s", vs->hosts[i], vs->hosts[j]);
             }
     if (!vs->n_http && !vs->n_tcp && !vs->n_tls)
@@ -1124,7 +1139,9 @@ static void vs_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
 
     bool catch_all = false;
     for (size_t i = 0; i < vs->n_http; i++) {
-        const struct mesh_ynode *rn = ITEM(map, "http", i);
+        const struct mesh_ynode *rn = item(map, "http", i);
+        if (!rn || rn->type != MESH_YNODE_MAP)
+            continue; /* already reported: not a mapping */
         struct mesh_rpath_mark m = mesh_resource__push_key(c, "http");
         mesh_resource__push_index(c, i);
         validate_http_route(c, rn, &vs->http[i], delegate_vs);
@@ -1134,12 +1151,12 @@ static void vs_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
                 for (size_t k = 0; k < h->match[j].n_headers; k++)
                     if (h->match[j].headers[k].key &&
                         strncmp(h->match[j].headers[k].key, "@request.auth.claims", 20) == 0)
-                        mesh_resource__err(c, ITEM(rn, "match", j), "JWT claim based routing "
+                        mesh_resource__err(c, item(rn, "match", j), "JWT claim based routing "
                                                                     "(%.100s) is only supported "
                                                                     "for gateways",
                                            h->match[j].headers[k].key);
         }
-        if (!h->n_match && rn && rn->type == MESH_YNODE_MAP) {
+        if (!h->n_match) {
             if (catch_all)
                 mesh_resource__warn(c, rn, "rule not used (only the last rule can have no "
                                            "matches)");
@@ -1149,13 +1166,16 @@ static void vs_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
     }
     for (size_t i = 0; i < vs->n_tls; i++) {
         const struct mesh_tls_route *t = &vs->tls[i];
-        const struct mesh_ynode *tn = ITEM(map, "tls", i);
+        const struct mesh_ynode *tn = item(map, "tls", i);
+        if (!tn || tn->type != MESH_YNODE_MAP)
+            continue;
         char sub[48];
         snprintf(sub, sizeof(sub), "tls[%zu]", i);
         if (!t->n_route)
             ERR_AT(c, tn, sub, "TLS route is required (\"route\" is empty)");
-        check_weights(c, V(tn, "route"), sub, t->n_route ? &t->route[0].weight : NULL,
-                      sizeof(t->route[0]), t->n_route);
+        char rsub[64];
+        snprintf(rsub, sizeof(rsub), "%s.route", sub);
+        check_weights(c, val(tn, "route"), rsub);
         for (size_t j = 0; j < t->n_match; j++) {
             const struct mesh_tls_match *m = &t->match[j];
             for (size_t k = 0; k < m->n_sni_hosts; k++) {
@@ -1164,7 +1184,7 @@ static void vs_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
                     continue;
                 char ssub[96];
                 snprintf(ssub, sizeof(ssub), "tls[%zu].match[%zu].sniHosts[%zu]", i, j, k);
-                const struct mesh_ynode *sn = ITEM(ITEM(tn, "match", j), "sniHosts", k);
+                const struct mesh_ynode *sn = item(item(tn, "match", j), "sniHosts", k);
                 const char *why = gw ? gateway_vs_host(true, h) : mesh_validate_wildcard_domain(h);
                 if (why) {
                     if (!mesh_validate_ip(h))
@@ -1185,13 +1205,16 @@ static void vs_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
     }
     for (size_t i = 0; i < vs->n_tcp; i++) {
         const struct mesh_tcp_route *t = &vs->tcp[i];
-        const struct mesh_ynode *tn = ITEM(map, "tcp", i);
+        const struct mesh_ynode *tn = item(map, "tcp", i);
+        if (!tn || tn->type != MESH_YNODE_MAP)
+            continue;
         char sub[48];
         snprintf(sub, sizeof(sub), "tcp[%zu]", i);
         if (!t->n_route)
             ERR_AT(c, tn, sub, "TCP route is required (\"route\" is empty)");
-        check_weights(c, V(tn, "route"), sub, t->n_route ? &t->route[0].weight : NULL,
-                      sizeof(t->route[0]), t->n_route);
+        char rsub[64];
+        snprintf(rsub, sizeof(rsub), "%s.route", sub);
+        check_weights(c, val(tn, "route"), rsub);
     }
     mesh_check_export_to(c, map, vs->export_to, vs->n_export_to, false);
 }
@@ -1232,7 +1255,7 @@ static MESH_SCHEMA(ring_hash_schema, mesh_ring_hash, ring_hash_fields, NULL);
 static void maglev_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg)
 {
     const struct mesh_maglev *m = msg;
-    const struct mesh_ynode *n = V(map, "tableSize");
+    const struct mesh_ynode *n = val(map, "tableSize");
     if (!m->table_size)
         ERR_AT(c, n ? n : map, "tableSize", "tableSize must be set for maglev");
     else if (m->table_size >= 5000011)
@@ -1249,8 +1272,8 @@ static void consistent_hash_post(struct mesh_rctx *c, const struct mesh_ynode *m
                                  void *msg)
 {
     const struct mesh_consistent_hash *h = msg;
-    if (h->minimum_ring_size && (V(map, "ringHash") || V(map, "maglev")))
-        ERR_AT(c, K(map, "minimumRingSize"), "minimumRingSize",
+    if (h->minimum_ring_size && (val(map, "ringHash") || val(map, "maglev")))
+        ERR_AT(c, key_at(map, "minimumRingSize"), "minimumRingSize",
                "only one of minimumRingSize or maglev/ringHash can be specified");
 }
 static const struct mesh_field consistent_hash_fields[] = {
@@ -1317,14 +1340,14 @@ static void locality_lb_post(struct mesh_rctx *c, const struct mesh_ynode *map, 
             if (p && (strcmp(p, "topology.kubernetes.io/region") == 0 ||
                       strcmp(p, "topology.kubernetes.io/zone") == 0 ||
                       strcmp(p, "topology.istio.io/subzone") == 0))
-                ERR_AT(c, ITEM(map, "failoverPriority", i), "failoverPriority",
+                ERR_AT(c, item(map, "failoverPriority", i), "failoverPriority",
                        "can not simultaneously set \"failover\" and topology label \"%s\" in "
                        "\"failoverPriority\"", p);
         }
     }
     for (size_t i = 0; i < l->n_distribute; i++) {
         const struct mesh_locality_distribute *d = &l->distribute[i];
-        const struct mesh_ynode *dn = ITEM(map, "distribute", i);
+        const struct mesh_ynode *dn = item(map, "distribute", i);
         char sub[48];
         snprintf(sub, sizeof(sub), "distribute[%zu]", i);
         unsigned long total = 0;
@@ -1344,7 +1367,7 @@ static void locality_lb_post(struct mesh_rctx *c, const struct mesh_ynode *map, 
     }
     for (size_t i = 0; i < l->n_failover; i++) {
         const struct mesh_locality_failover *f = &l->failover[i];
-        const struct mesh_ynode *fn = ITEM(map, "failover", i);
+        const struct mesh_ynode *fn = item(map, "failover", i);
         char sub[48];
         snprintf(sub, sizeof(sub), "failover[%zu]", i);
         const char *from = f->from ? f->from : "", *to = f->to ? f->to : "";
@@ -1374,7 +1397,7 @@ static void zone_aware_post(struct mesh_rctx *c, const struct mesh_ynode *map, v
         if (p && (strcmp(p, "topology.kubernetes.io/region") == 0 ||
                   strcmp(p, "topology.kubernetes.io/zone") == 0 ||
                   strcmp(p, "topology.istio.io/subzone") == 0))
-            ERR_AT(c, ITEM(map, "failoverPriority", i), "failoverPriority",
+            ERR_AT(c, item(map, "failoverPriority", i), "failoverPriority",
                    "failoverPriority must not include the topology label \"%s\": zone-aware load "
                    "balancing handles regions and zones itself", p);
     }
@@ -1384,9 +1407,9 @@ static void zone_aware_post(struct mesh_rctx *c, const struct mesh_ynode *map, v
         char sub[48];
         snprintf(sub, sizeof(sub), "failover[%zu]", i);
         if (strcmp(from, to) == 0)
-            ERR_AT(c, ITEM(map, "failover", i), sub, "failover must specify different regions");
+            ERR_AT(c, item(map, "failover", i), sub, "failover must specify different regions");
         if (strchr(from, '/') || strchr(to, '/') || strchr(from, '*') || strchr(to, '*'))
-            ERR_AT(c, ITEM(map, "failover", i), sub, "failover only specifies regions, without "
+            ERR_AT(c, item(map, "failover", i), sub, "failover only specifies regions, without "
                                                       "'/' or '*'");
     }
 }
@@ -1415,7 +1438,7 @@ static void load_balancer_post(struct mesh_rctx *c, const struct mesh_ynode *map
 {
     struct mesh_load_balancer *lb = msg;
     (void)c;
-    if (V(map, "simple"))
+    if (val(map, "simple"))
         lb->has_simple = true;
 }
 static const struct mesh_field load_balancer_fields[] = {
@@ -1436,10 +1459,10 @@ static void outlier_post(struct mesh_rctx *c, const struct mesh_ynode *map, void
 {
     const struct mesh_outlier_detection *o = msg;
     if (o->consecutive_errors)
-        WARN_AT(c, K(map, "consecutiveErrors"), "consecutiveErrors",
+        WARN_AT(c, key_at(map, "consecutiveErrors"), "consecutiveErrors",
                 "deprecated: use \"consecutiveGatewayErrors\" or \"consecutive5xxErrors\"");
     if (!o->split_external_local_origin_errors && o->consecutive_local_origin_failures.v > 0)
-        ERR_AT(c, K(map, "consecutiveLocalOriginFailures"), "consecutiveLocalOriginFailures",
+        ERR_AT(c, key_at(map, "consecutiveLocalOriginFailures"), "consecutiveLocalOriginFailures",
                "consecutiveLocalOriginFailures is set, but splitExternalLocalOriginErrors is "
                "false");
 }
@@ -1466,8 +1489,8 @@ static void port_traffic_policy_post(struct mesh_rctx *c, const struct mesh_ynod
                                      void *msg)
 {
     (void)msg;
-    if (!V(map, "outlierDetection") && !V(map, "connectionPool") && !V(map, "loadBalancer") &&
-        !V(map, "tls"))
+    if (!val(map, "outlierDetection") && !val(map, "connectionPool") && !val(map, "loadBalancer") &&
+        !val(map, "tls"))
         mesh_resource__err(c, map, "port traffic policy must have at least one field");
 }
 static const struct mesh_field port_traffic_policy_fields[] = {
@@ -1485,10 +1508,10 @@ static void tunnel_post(struct mesh_rctx *c, const struct mesh_ynode *map, void 
     const struct mesh_tunnel_settings *t = msg;
     if (set(t->protocol) && strcmp(t->protocol, "CONNECT") != 0 &&
         strcmp(t->protocol, "POST") != 0)
-        ERR_AT(c, V(map, "protocol"), "protocol", "tunnel protocol must be \"CONNECT\" or "
+        ERR_AT(c, val(map, "protocol"), "protocol", "tunnel protocol must be \"CONNECT\" or "
                                                   "\"POST\"");
     if (t->target_host && mesh_validate_fqdn(t->target_host) && mesh_validate_ip(t->target_host))
-        ERR_AT(c, V(map, "targetHost"), "targetHost", "tunnel target host must be a valid FQDN "
+        ERR_AT(c, val(map, "targetHost"), "targetHost", "tunnel target host must be a valid FQDN "
                                                       "or IP address");
 }
 static const struct mesh_field tunnel_fields[] = {
@@ -1524,13 +1547,13 @@ static void traffic_policy_post(struct mesh_rctx *c, const struct mesh_ynode *ma
         some = mesh_yaml_get(map, any[i]) != NULL;
     if (!some)
         mesh_resource__err(c, map, "traffic policy must have at least one field");
-    if (V(map, "tunnel") && V(map, "proxyProtocol"))
-        mesh_resource__err(c, K(map, "tunnel"), "tunnel and proxyProtocol must not be set "
+    if (val(map, "tunnel") && val(map, "proxyProtocol"))
+        mesh_resource__err(c, key_at(map, "tunnel"), "tunnel and proxyProtocol must not be set "
                                                 "together");
     const struct mesh_locality_lb *l = p->load_balancer ? p->load_balancer->locality_lb_setting
                                                         : NULL;
     if (l && (l->n_failover || l->n_failover_priority) && !p->outlier_detection)
-        WARN_AT(c, K(map, "loadBalancer"), "loadBalancer.localityLbSetting",
+        WARN_AT(c, key_at(map, "loadBalancer"), "loadBalancer.localityLbSetting",
                 "outlier detection policy must be provided for failover");
 }
 static const struct mesh_field traffic_policy_fields[] = {
@@ -1565,7 +1588,7 @@ static void dr_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
                 strcmp(dr->subsets[i].name, dr->subsets[j].name) == 0) {
                 char sub[48];
                 snprintf(sub, sizeof(sub), "subsets[%zu].name", i);
-                ERR_AT(c, V(ITEM(map, "subsets", i), "name"), sub, "duplicate subset name %.100s",
+                ERR_AT(c, val(item(map, "subsets", i), "name"), sub, "duplicate subset name %.100s",
                        dr->subsets[i].name);
                 break;
             }
@@ -1577,9 +1600,10 @@ static void dr_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
             only_own = only_own && dr->export_to[i] &&
                        (strcmp(dr->export_to[i], ".") == 0 || strcmp(dr->export_to[i], own) == 0);
         if (!only_own || dr->n_export_to > 1)
-            ERR_AT(c, K(map, "exportTo"), "exportTo", "destination rule with workload selector "
-                                                      "cannot have exportTo beyond the current "
-                                                      "namespace");
+            ERR_AT(c, key_at(map, "exportTo"), "exportTo",
+                   "destination rule with workload selector "
+                   "cannot have exportTo beyond the current "
+                   "namespace");
     }
 }
 static const struct mesh_field dr_fields[] = {
@@ -1619,12 +1643,13 @@ static void server_post(struct mesh_rctx *c, const struct mesh_ynode *map, void 
     bool unix_bind = s->bind && strncmp(s->bind, "unix://", 7) == 0;
     if (s->port) {
         if (s->port->number == 0 && !unix_bind)
-            ERR_AT(c, V(V(map, "port"), "number"), "port.number", "port number 0 must be in the "
-                                                                  "range 1..65535");
+            ERR_AT(c, val(val(map, "port"), "number"), "port.number",
+                   "port number 0 must be in the "
+                   "range 1..65535");
         if (unix_bind && s->port->number)
-            ERR_AT(c, V(map, "bind"), "bind", "port number must be 0 for unix domain socket");
+            ERR_AT(c, val(map, "bind"), "bind", "port number must be 0 for unix domain socket");
         if (s->port->target_port)
-            ERR_AT(c, K(V(map, "port"), "targetPort"), "port.targetPort",
+            ERR_AT(c, key_at(val(map, "port"), "targetPort"), "port.targetPort",
                    "targetPort has no impact on Gateways");
         const char *p = s->port->protocol;
         if (p && !mesh_validate_protocol(p)) {
@@ -1637,15 +1662,15 @@ static void server_post(struct mesh_rctx *c, const struct mesh_ynode *map, void 
                 if (proto_is_http(p)) {
                     if (!passthrough || set(s->tls->ca_certificates) ||
                         set(s->tls->private_key) || set(s->tls->server_certificate))
-                        ERR_AT(c, K(map, "tls"), "tls", "server cannot have TLS settings for "
+                        ERR_AT(c, key_at(map, "tls"), "tls", "server cannot have TLS settings for "
                                                         "plain text HTTP ports");
                 } else {
-                    ERR_AT(c, K(map, "tls"), "tls", "server cannot have TLS settings for non "
+                    ERR_AT(c, key_at(map, "tls"), "tls", "server cannot have TLS settings for non "
                                                     "HTTPS/TLS ports");
                 }
             }
             if (!proto_is_http(p) && s->tls && s->tls->https_redirect)
-                WARN_AT(c, K(V(map, "tls"), "httpsRedirect"), "tls.httpsRedirect",
+                WARN_AT(c, key_at(val(map, "tls"), "httpsRedirect"), "tls.httpsRedirect",
                         "tls.httpsRedirect should only be used with http servers");
         }
     }
@@ -1664,7 +1689,7 @@ static MESH_SCHEMA(server_schema, mesh_server, server_fields, server_post);
 static void gateway_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg)
 {
     const struct mesh_gateway *g = msg;
-    if (!g->n_servers && !V(map, "servers"))
+    if (!g->n_servers && !val(map, "servers"))
         ERR_AT(c, map, "servers", "gateway must have at least one server");
     for (size_t i = 0; i < g->n_servers; i++) {
         const struct mesh_port *p = g->servers[i].port;
@@ -1673,7 +1698,7 @@ static void gateway_post(struct mesh_rctx *c, const struct mesh_ynode *map, void
             if (q && q->name && strcmp(p->name, q->name) == 0) {
                 char sub[48];
                 snprintf(sub, sizeof(sub), "servers[%zu].port.name", i);
-                ERR_AT(c, V(V(ITEM(map, "servers", i), "port"), "name"), sub,
+                ERR_AT(c, val(val(item(map, "servers", i), "port"), "name"), sub,
                        "port names in servers must be unique: duplicate name %.100s", p->name);
                 break;
             }
@@ -1723,16 +1748,16 @@ static void validate_workload_entry(struct mesh_rctx *c, const struct mesh_ynode
         mesh_resource__warn(c, map, "address is unset with network %.100s", we->network);
     }
     if (strncmp(addr, "unix://", 7) == 0) {
-        check_unix_address(c, V(map, "address"), "address", addr + 7);
+        check_unix_address(c, val(map, "address"), "address", addr + 7);
         if (we->n_ports)
-            ERR_AT(c, K(map, "ports"), "ports", "unix endpoint %.100s must not include ports",
+            ERR_AT(c, key_at(map, "ports"), "ports", "unix endpoint %.100s must not include ports",
                    addr);
     } else if (*addr && mesh_validate_ip(addr)) {
         if (!allow_fqdn)
-            ERR_AT(c, V(map, "address"), "address", "endpoint address \"%.100s\" is not a valid "
+            ERR_AT(c, val(map, "address"), "address", "endpoint address \"%.100s\" is not a valid "
                                                     "IP address", addr);
         else if (mesh_validate_fqdn(addr))
-            ERR_AT(c, V(map, "address"), "address", "endpoint address \"%.100s\" is not a valid "
+            ERR_AT(c, val(map, "address"), "address", "endpoint address \"%.100s\" is not a valid "
                                                     "FQDN or an IP address", addr);
     }
 }
@@ -1773,8 +1798,8 @@ static void se_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
 {
     const struct mesh_service_entry *se = msg;
     const char *res = se_resolution_names[se->resolution];
-    if (V(map, "workloadSelector") && V(map, "endpoints"))
-        mesh_resource__err(c, K(map, "endpoints"), "only one of workloadSelector or endpoints "
+    if (val(map, "workloadSelector") && val(map, "endpoints"))
+        mesh_resource__err(c, key_at(map, "endpoints"), "only one of workloadSelector or endpoints "
                                                    "is allowed in a ServiceEntry");
     for (size_t i = 0; i < se->n_hosts; i++) {
         const char *h = se->hosts[i];
@@ -1782,7 +1807,7 @@ static void se_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
             continue;
         char sub[32];
         snprintf(sub, sizeof(sub), "hosts[%zu]", i);
-        const struct mesh_ynode *hn = ITEM(map, "hosts", i);
+        const struct mesh_ynode *hn = item(map, "hosts", i);
         if (strcmp(h, "*") == 0) {
             ERR_AT(c, hn, sub, "invalid host \"*\"");
             continue;
@@ -1798,11 +1823,11 @@ static void se_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
         cidr = cidr || (se->addresses[i] && strchr(se->addresses[i], '/'));
     if (cidr && se->resolution != MESH_SE_RESOLUTION_NONE &&
         se->resolution != MESH_SE_RESOLUTION_STATIC)
-        ERR_AT(c, K(map, "addresses"), "addresses", "CIDR addresses are allowed only for "
+        ERR_AT(c, key_at(map, "addresses"), "addresses", "CIDR addresses are allowed only for "
                                                     "NONE/STATIC resolution types");
     for (size_t i = 0; i < se->n_ports; i++) {
         const struct mesh_service_port *p = &se->ports[i];
-        const struct mesh_ynode *pn = ITEM(map, "ports", i);
+        const struct mesh_ynode *pn = item(map, "ports", i);
         char sub[32];
         snprintf(sub, sizeof(sub), "ports[%zu]", i);
         for (size_t j = 0; j < i; j++) {
@@ -1819,10 +1844,10 @@ static void se_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
     switch (se->resolution) {
     case MESH_SE_RESOLUTION_NONE:
         if (se->n_endpoints)
-            ERR_AT(c, K(map, "endpoints"), "endpoints", "no endpoints should be provided for "
+            ERR_AT(c, key_at(map, "endpoints"), "endpoints", "no endpoints should be provided for "
                                                         "resolution type NONE");
         if (se->workload_selector)
-            WARN_AT(c, K(map, "workloadSelector"), "workloadSelector",
+            WARN_AT(c, key_at(map, "workloadSelector"), "workloadSelector",
                     "workloadSelector should not be set when resolution mode is NONE");
         break;
     case MESH_SE_RESOLUTION_DNS:
@@ -1832,22 +1857,24 @@ static void se_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
                 if (se->hosts[i] && mesh_validate_fqdn(se->hosts[i])) {
                     char sub[32];
                     snprintf(sub, sizeof(sub), "hosts[%zu]", i);
-                    ERR_AT(c, ITEM(map, "hosts", i), sub, "hosts must be FQDN if no endpoints "
+                    ERR_AT(c, item(map, "hosts", i), sub, "hosts must be FQDN if no endpoints "
                                                           "are provided for resolution mode %s",
                            res);
                 }
         if (se->resolution == MESH_SE_RESOLUTION_DNS_ROUND_ROBIN && se->n_endpoints > 1)
-            ERR_AT(c, K(map, "endpoints"), "endpoints", "there must only be 0 or 1 endpoint for "
-                                                        "resolution mode %s", res);
+            ERR_AT(c, key_at(map, "endpoints"), "endpoints",
+                   "there must only be 0 or 1 endpoint for "
+                   "resolution mode %s",
+                   res);
         if (se->workload_selector)
-            WARN_AT(c, K(map, "workloadSelector"), "workloadSelector",
+            WARN_AT(c, key_at(map, "workloadSelector"), "workloadSelector",
                     "workloadSelector should not be set when resolution mode is %s", res);
         break;
     default: break;
     }
     for (size_t i = 0; i < se->n_endpoints; i++) {
         const struct mesh_workload_entry *ep = &se->endpoints[i];
-        const struct mesh_ynode *en = ITEM(map, "endpoints", i);
+        const struct mesh_ynode *en = item(map, "endpoints", i);
         struct mesh_rpath_mark m = mesh_resource__push_key(c, "endpoints");
         mesh_resource__push_index(c, i);
         if (se->resolution == MESH_SE_RESOLUTION_STATIC) {
@@ -1856,14 +1883,14 @@ static void se_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
                 mesh_resource__err(c, en, "exactly 1 service port required for unix endpoints");
         } else if (dns) {
             if (ep->address && mesh_validate_ip(ep->address) && mesh_validate_fqdn(ep->address))
-                ERR_AT(c, V(en, "address"), "address", "endpoint address \"%.100s\" is not a "
+                ERR_AT(c, val(en, "address"), "address", "endpoint address \"%.100s\" is not a "
                                                        "valid FQDN or an IP address", ep->address);
         }
         for (size_t j = 0; j < ep->n_ports; j++)
             if (ep->ports[j].key && !se_has_port(se, ep->ports[j].key)) {
                 char sub[160];
                 snprintf(sub, sizeof(sub), "ports.%.120s", ep->ports[j].key);
-                ERR_AT(c, V(en, "ports"), sub, "endpoint port %.100s is not defined by the "
+                ERR_AT(c, val(en, "ports"), sub, "endpoint port %.100s is not defined by the "
                                                "service entry", ep->ports[j].key);
             }
         mesh_resource__pop(c, m);
@@ -1871,7 +1898,7 @@ static void se_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
     if (dns && se->n_addresses && se->n_hosts > 1)
         for (size_t i = 0; i < se->n_ports; i++)
             if (proto_is_tcp(se->ports[i].protocol)) {
-                mesh_resource__warn(c, K(map, "hosts"), "service entry can not have more than "
+                mesh_resource__warn(c, key_at(map, "hosts"), "service entry can not have more than "
                                                         "one host specified simultaneously with "
                                                         "address and tcp port");
                 break;
@@ -1881,7 +1908,7 @@ static void se_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
             if (!proto_is_http(se->ports[i].protocol) && !proto_is_tls(se->ports[i].protocol)) {
                 char sub[32];
                 snprintf(sub, sizeof(sub), "ports[%zu]", i);
-                ERR_AT(c, ITEM(map, "ports", i), sub, "multiple hosts provided with non-HTTP, "
+                ERR_AT(c, item(map, "ports", i), sub, "multiple hosts provided with non-HTTP, "
                                                       "non-TLS ports");
                 break;
             }
@@ -1924,14 +1951,14 @@ static void ingress_post(struct mesh_rctx *c, const struct mesh_ynode *map, void
     const struct mesh_ingress_listener *l = msg;
     if (l->port) {
         if (l->port->target_port)
-            ERR_AT(c, K(V(map, "port"), "targetPort"), "port.targetPort",
+            ERR_AT(c, key_at(val(map, "port"), "targetPort"), "port.targetPort",
                    "targetPort has no impact on Sidecars");
         if (l->port->number == 0)
-            ERR_AT(c, V(map, "port"), "port.number", "port number must be in the range 1..65535");
+            ERR_AT(c, val(map, "port"), "port.number", "port number must be in the range 1..65535");
     }
     const char *de = l->default_endpoint;
     if (set(de)) {
-        const struct mesh_ynode *dn = V(map, "defaultEndpoint");
+        const struct mesh_ynode *dn = val(map, "defaultEndpoint");
         if (strncmp(de, "unix://", 7) == 0) {
             check_unix_address(c, dn, "defaultEndpoint", de + 7);
         } else {
@@ -1956,7 +1983,7 @@ static void ingress_post(struct mesh_rctx *c, const struct mesh_ynode *map, void
         }
     }
     if (l->tls) {
-        const struct mesh_ynode *tn = V(map, "tls");
+        const struct mesh_ynode *tn = val(map, "tls");
         if (l->tls->n_subject_alt_names)
             ERR_AT(c, tn, "tls", "subjectAltNames is not supported in ingress tls");
         if (l->tls->https_redirect)
@@ -1970,7 +1997,7 @@ static void ingress_post(struct mesh_rctx *c, const struct mesh_ynode *map, void
     }
     if (l->connection_pool && l->connection_pool->http && l->port &&
         !proto_is_http(l->port->protocol))
-        WARN_AT(c, K(map, "connectionPool"), "connectionPool",
+        WARN_AT(c, key_at(map, "connectionPool"), "connectionPool",
                 "HTTP connection pool settings are configured for port %u but its protocol is "
                 "not HTTP: only TCP settings will apply", l->port->number);
 }
@@ -1997,16 +2024,17 @@ static void egress_post(struct mesh_rctx *c, const struct mesh_ynode *map, void 
     const struct mesh_egress_listener *l = msg;
     if (!l->port)
         return;
-    const struct mesh_ynode *pn = V(map, "port");
+    const struct mesh_ynode *pn = val(map, "port");
     if (l->port->target_port)
-        ERR_AT(c, K(pn, "targetPort"), "port.targetPort", "targetPort has no impact on Sidecars");
+        ERR_AT(c, key_at(pn, "targetPort"), "port.targetPort",
+               "targetPort has no impact on Sidecars");
     bool unix_bind = l->bind && strncmp(l->bind, "unix://", 7) == 0;
     if (l->port->number == 0) {
         if (!unix_bind)
             ERR_AT(c, pn, "port", "ports with 0 value must have a unix domain socket bind "
                                   "address");
         if (l->capture_mode != MESH_CAPTURE_DEFAULT && l->capture_mode != MESH_CAPTURE_NONE)
-            ERR_AT(c, K(map, "captureMode"), "captureMode",
+            ERR_AT(c, key_at(map, "captureMode"), "captureMode",
                    "captureMode must be DEFAULT/NONE for unix domain socket listeners");
     }
 }
@@ -2025,17 +2053,17 @@ static const char *const outbound_mode_names[] = {"REGISTRY_ONLY", "ALLOW_ANY", 
 static void outbound_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg)
 {
     const struct mesh_outbound_traffic_policy *p = msg;
-    if (!V(map, "egressProxy"))
+    if (!val(map, "egressProxy"))
         return;
     if (p->mode != MESH_OUTBOUND_ALLOW_ANY)
-        ERR_AT(c, K(map, "egressProxy"), "egressProxy",
+        ERR_AT(c, key_at(map, "egressProxy"), "egressProxy",
                "egressProxy must be set only with the ALLOW_ANY outboundTrafficPolicy mode");
     if (p->egress_proxy) {
         if (p->egress_proxy->host && mesh_validate_fqdn(p->egress_proxy->host))
-            ERR_AT(c, K(map, "egressProxy"), "egressProxy.host", "egressProxy host must be an "
+            ERR_AT(c, key_at(map, "egressProxy"), "egressProxy.host", "egressProxy host must be an "
                                                                  "FQDN");
         if (!p->egress_proxy->port)
-            ERR_AT(c, V(map, "egressProxy"), "egressProxy.port", "egressProxy port is required");
+            ERR_AT(c, val(map, "egressProxy"), "egressProxy.port", "egressProxy port is required");
     }
 }
 static const struct mesh_field outbound_fields[] = {
@@ -2048,8 +2076,8 @@ static MESH_SCHEMA(outbound_schema, mesh_outbound_traffic_policy, outbound_field
 static void sidecar_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg)
 {
     const struct mesh_sidecar *s = msg;
-    if (!V(map, "egress") && !V(map, "ingress") && !V(map, "outboundTrafficPolicy") &&
-        !V(map, "inboundConnectionPool")) {
+    if (!val(map, "egress") && !val(map, "ingress") && !val(map, "outboundTrafficPolicy") &&
+        !val(map, "inboundConnectionPool")) {
         mesh_resource__err(c, map, "sidecar: empty configuration provided");
         return;
     }
@@ -2059,7 +2087,7 @@ static void sidecar_post(struct mesh_rctx *c, const struct mesh_ynode *map, void
             if (s->ingress[j].port && s->ingress[j].port->number == p->number) {
                 char sub[48];
                 snprintf(sub, sizeof(sub), "ingress[%zu].port", i);
-                ERR_AT(c, ITEM(map, "ingress", i), sub, "ports on IP bound listeners must be "
+                ERR_AT(c, item(map, "ingress", i), sub, "ports on IP bound listeners must be "
                                                         "unique");
                 break;
             }
@@ -2067,7 +2095,7 @@ static void sidecar_post(struct mesh_rctx *c, const struct mesh_ynode *map, void
     bool catch_all = false;
     for (size_t i = 0; i < s->n_egress; i++) {
         const struct mesh_egress_listener *e = &s->egress[i];
-        const struct mesh_ynode *en = ITEM(map, "egress", i);
+        const struct mesh_ynode *en = item(map, "egress", i);
         char sub[48];
         snprintf(sub, sizeof(sub), "egress[%zu]", i);
         if (!e->port) {

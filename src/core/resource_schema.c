@@ -1,5 +1,5 @@
 #include "core/common.h"
-#include <math.h>
+#include <math.h> /* isfinite */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,7 +73,7 @@ struct mesh_rpath_mark mesh_resource__push_index(struct mesh_rctx *c, size_t i)
 
 static bool simple_key(const char *k)
 {
-    if (!*k || (k[0] >= '0' && k[0] <= '9'))
+    if (!((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= 'A' && k[0] <= 'Z') || k[0] == '_'))
         return false;
     for (const char *p = k; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -220,7 +220,7 @@ bool mesh_resource__parse_duration(const char *s, int64_t *ns)
         if (total > (long double)INT64_MAX)
             return false;
     }
-    long double r = roundl(total);
+    long double r = total + 0.5L; /* total >= 0: truncation rounds; no libm needed */
     if (r > (long double)INT64_MAX)
         return false;
     *ns = neg ? -(int64_t)r : (int64_t)r;
@@ -389,16 +389,16 @@ static bool fill_scalar(struct mesh_rctx *c, const struct mesh_field *f, const s
     case MESH_F_DURATION: {
         if (!is_string(n)) {
             if (n->type == MESH_YNODE_SCALAR)
-                mesh_resource__err(c, n, "must be a duration such as \"%.60ss\" or \"250ms\", not %s",
-                                   n->value, describe(n));
+                mesh_resource__err(c, n, "must be a duration such as \"%.60ss\" or \"250ms\", "
+                                         "not %s", n->value, describe(n));
             else
                 mesh_resource__err(c, n, "must be a duration such as \"10s\", not %s", describe(n));
             return false;
         }
         int64_t ns;
         if (!mesh_resource__parse_duration(n->value, &ns) || strlen(n->value) != n->len) {
-            mesh_resource__err(c, n, "invalid duration \"%.100s\" (use e.g. \"1h\", \"1.5s\", \"250ms\")",
-                               n->value);
+            mesh_resource__err(c, n, "invalid duration \"%.100s\" (use e.g. \"1h\", \"1.5s\", "
+                                     "\"250ms\")", n->value);
             return false;
         }
         if (ns < 0) {
@@ -532,21 +532,34 @@ static void fill_map(struct mesh_rctx *c, const struct mesh_field *f, const stru
     *(size_t *)((char *)out + f->n_off) = n->n;
 }
 
-/* "Hosts" for "hosts", "service_account" for "serviceAccount" */
+/*
+ * A likely intended field: same letters ignoring case and '_'/'-' ("Hosts",
+ * "service_account"), or at most two edits away ("hosst", "weigth").
+ */
 static bool near_miss(const char *a, const char *b)
 {
-    for (;;) {
-        while (*a == '_' || *a == '-')
-            a++;
-        while (*b == '_' || *b == '-')
-            b++;
-        if (!*a || !*b)
-            return !*a && !*b;
-        if ((*a | 0x20) != (*b | 0x20))
-            return false;
-        a++;
-        b++;
-    }
+    char x[64], y[64];
+    size_t m = 0, n = 0;
+    for (; *a && m < sizeof(x); a++)
+        if (*a != '_' && *a != '-')
+            x[m++] = (char)(*a | 0x20);
+    for (; *b && n < sizeof(y); b++)
+        if (*b != '_' && *b != '-')
+            y[n++] = (char)(*b | 0x20);
+    if (*a || *b || (m > n ? m - n : n - m) > 2)
+        return false;
+    unsigned dist[64 + 1][64 + 1];
+    for (size_t i = 0; i <= m; i++)
+        dist[i][0] = (unsigned)i;
+    for (size_t j = 0; j <= n; j++)
+        dist[0][j] = (unsigned)j;
+    for (size_t i = 1; i <= m; i++)
+        for (size_t j = 1; j <= n; j++) {
+            unsigned sub = dist[i - 1][j - 1] + (x[i - 1] != y[j - 1]);
+            unsigned del = dist[i - 1][j] + 1, ins = dist[i][j - 1] + 1;
+            dist[i][j] = MESH_MIN(sub, MESH_MIN(del, ins));
+        }
+    return dist[m][n] <= (n > 4 ? 2u : 1u);
 }
 
 static void unknown_field(struct mesh_rctx *c, const struct mesh_schema *s,
@@ -649,8 +662,8 @@ bool mesh_resource__fill(struct mesh_rctx *c, const struct mesh_schema *s,
         if (sup == MESH_SUPPORT_PARTIAL) {
             child = mesh_resource__support(c->kind, c->npath);
             if (child == MESH_SUPPORT_NONE) {
-                mesh_resource__warn(c, k, "not enforced yet (meshd accepts this field but does "
-                                          "not act on it)");
+                mesh_resource__warn(c, k, "not enforced yet: meshd accepts this field but does "
+                                          "not act on it");
                 child = MESH_SUPPORT_WARNED;
             }
         }

@@ -13,18 +13,18 @@
 
 #define ERR_AT mesh_resource__err_at
 
-static const struct mesh_ynode *K(const struct mesh_ynode *map, const char *key)
+static const struct mesh_ynode *key_at(const struct mesh_ynode *map, const char *key)
 {
     const struct mesh_ynode *k = mesh_yaml_get_key(map, key);
     return k ? k : map;
 }
 
-static const struct mesh_ynode *V(const struct mesh_ynode *map, const char *key)
+static const struct mesh_ynode *val(const struct mesh_ynode *map, const char *key)
 {
     return mesh_resource__node(map, key);
 }
 
-static const struct mesh_ynode *ITEM(const struct mesh_ynode *map, const char *key, size_t i)
+static const struct mesh_ynode *item(const struct mesh_ynode *map, const char *key, size_t i)
 {
     return mesh_resource__item(map, key, i);
 }
@@ -32,7 +32,7 @@ static const struct mesh_ynode *ITEM(const struct mesh_ynode *map, const char *k
 /* selector, targetRef and targetRefs are alternatives */
 static void one_selector_type(struct mesh_rctx *c, const struct mesh_ynode *map)
 {
-    int n = !!V(map, "selector") + !!V(map, "targetRef") + !!V(map, "targetRefs");
+    int n = !!val(map, "selector") + !!val(map, "targetRef") + !!val(map, "targetRefs");
     if (n > 1)
         mesh_resource__err(c, map, "only one of targetRefs, targetRef or selector can be set");
 }
@@ -56,9 +56,9 @@ static void pa_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
 {
     const struct mesh_peer_authentication *pa = msg;
     bool empty_selector = !pa->selector || !pa->selector->n_match_labels;
-    const struct mesh_ynode *plm = V(map, "portLevelMtls");
+    const struct mesh_ynode *plm = val(map, "portLevelMtls");
     if (empty_selector && pa->n_port_level_mtls)
-        ERR_AT(c, K(map, "portLevelMtls"), "portLevelMtls",
+        ERR_AT(c, key_at(map, "portLevelMtls"), "portLevelMtls",
                "mesh/namespace peer authentication cannot have port level mTLS (set a selector)");
     if (plm && plm->type == MESH_YNODE_MAP && plm->n == 0)
         ERR_AT(c, plm, "portLevelMtls", "port level mTLS, if defined, must have at least one "
@@ -160,9 +160,9 @@ static void source_post(struct mesh_rctx *c, const struct mesh_ynode *map, void 
     (void)s;
     if (map->n == 0)
         mesh_resource__err(c, map, "\"source\" must not be empty");
-    if ((V(map, "serviceAccounts") || V(map, "notServiceAccounts")) &&
-        (V(map, "principals") || V(map, "notPrincipals") || V(map, "namespaces") ||
-         V(map, "notNamespaces")))
+    if ((val(map, "serviceAccounts") || val(map, "notServiceAccounts")) &&
+        (val(map, "principals") || val(map, "notPrincipals") || val(map, "namespaces") ||
+         val(map, "notNamespaces")))
         mesh_resource__err(c, map, "cannot set serviceAccounts with namespaces or principals");
 }
 static MESH_SCHEMA(source_schema, mesh_authz_source, source_fields, source_post);
@@ -207,7 +207,7 @@ static void condition_post(struct mesh_rctx *c, const struct mesh_ynode *map, vo
     if (!w->key)
         return;
     if (!*w->key) {
-        ERR_AT(c, V(map, "key"), "key", "\"key\" must not be empty");
+        ERR_AT(c, val(map, "key"), "key", "\"key\" must not be empty");
         return;
     }
     if (!w->n_values && !w->n_not_values) {
@@ -228,7 +228,7 @@ static void condition_post(struct mesh_rctx *c, const struct mesh_ynode *map, vo
     for (size_t i = 0; i < MESH_ARRAY_LEN(plain) && !known; i++)
         known = strcmp(w->key, plain[i]) == 0;
     if (!known) {
-        ERR_AT(c, V(map, "key"), "key", "unknown attribute \"%.100s\"", w->key);
+        ERR_AT(c, val(map, "key"), "key", "unknown attribute \"%.100s\"", w->key);
         return;
     }
     for (int pass = 0; pass < 2 && (ip || port); pass++) {
@@ -242,7 +242,7 @@ static void condition_post(struct mesh_rctx *c, const struct mesh_ynode *map, vo
             if (why) {
                 char sub[48];
                 snprintf(sub, sizeof(sub), "%s[%zu]", field, i);
-                ERR_AT(c, ITEM(map, field, i), sub, "invalid value \"%.100s\" for key %s: %s",
+                ERR_AT(c, item(map, field, i), sub, "invalid value \"%.100s\" for key %s: %s",
                        v[i], w->key, why);
             }
         }
@@ -258,7 +258,7 @@ static MESH_SCHEMA(condition_schema, mesh_authz_condition, condition_fields, con
 static void rule_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg)
 {
     (void)msg;
-    const struct mesh_ynode *from = V(map, "from"), *to = V(map, "to");
+    const struct mesh_ynode *from = val(map, "from"), *to = val(map, "to");
     if (from && from->type == MESH_YNODE_SEQ && from->n == 0)
         ERR_AT(c, from, "from", "\"from\" must not be empty");
     if (to && to->type == MESH_YNODE_SEQ && to->n == 0)
@@ -305,7 +305,7 @@ static void ap_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
 {
     const struct mesh_authorization_policy *ap = msg;
     one_selector_type(c, map);
-    const struct mesh_ynode *rules = V(map, "rules");
+    const struct mesh_ynode *rules = val(map, "rules");
     if (ap->action == MESH_AUTHZ_CUSTOM) {
         if (!rules)
             mesh_resource__err(c, map, "CUSTOM action without \"rules\" is meaningless as it will "
@@ -315,7 +315,7 @@ static void ap_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
             ERR_AT(c, map, "provider.name", "\"provider.name\" must not be empty");
         for (size_t i = 0; i < ap->n_rules; i++) {
             const struct mesh_authz_rule *r = &ap->rules[i];
-            const struct mesh_ynode *rn = ITEM(map, "rules", i);
+            const struct mesh_ynode *rn = item(map, "rules", i);
             char sub[48];
             snprintf(sub, sizeof(sub), "rules[%zu]", i);
             for (size_t j = 0; j < r->n_from; j++) {
@@ -335,9 +335,9 @@ static void ap_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
                                        "action", k);
             }
         }
-    } else if (V(map, "provider")) {
-        ERR_AT(c, K(map, "provider"), "provider", "\"provider\" must not be set with the %s action",
-               action_names[ap->action]);
+    } else if (val(map, "provider")) {
+        ERR_AT(c, key_at(map, "provider"), "provider",
+               "\"provider\" must not be set with the %s action", action_names[ap->action]);
     }
     if (ap->action == MESH_AUTHZ_DENY && !rules)
         mesh_resource__err(c, map, "DENY action without \"rules\" is meaningless as it will never "
@@ -348,7 +348,7 @@ static void ap_post(struct mesh_rctx *c, const struct mesh_ynode *map, void *msg
         if (http_only_rule(&ap->rules[i], &has_from, &has_to)) {
             char sub[48];
             snprintf(sub, sizeof(sub), "rules[%zu]", i);
-            mesh_resource__warn_at(c, ITEM(map, "rules", i), sub,
+            mesh_resource__warn_at(c, item(map, "rules", i), sub,
                                    "this DENY rule uses only HTTP attributes, so it denies all "
                                    "traffic to TCP ports under its scope; specify the ports "
                                    "explicitly");

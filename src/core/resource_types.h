@@ -833,7 +833,8 @@ struct mesh_k8s_service_spec {
     const char *cluster_ip;
     const char **cluster_ips;
     size_t n_cluster_ips;
-    const char *type;                     /* ClusterIP (default), NodePort, LoadBalancer, ExternalName */
+    const char *type;                     /* ClusterIP (default), NodePort, LoadBalancer,
+                                             ExternalName */
     const char **external_ips;
     size_t n_external_ips;
     const char *session_affinity;

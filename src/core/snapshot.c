@@ -388,9 +388,9 @@ static void parse_cluster(struct ctx *c, struct mesh_cluster *cl, json_t *o, con
     const char *lb = get_string(c, o, path, "lb_policy", false, false);
     if (lb) {
         if (strcmp(lb, "round_robin") == 0) {
-            cl->lb_policy = MESH_LB_ROUND_ROBIN;
+            cl->lb_policy = MESH_LBP_ROUND_ROBIN;
         } else if (strcmp(lb, "random") == 0) {
-            cl->lb_policy = MESH_LB_RANDOM;
+            cl->lb_policy = MESH_LBP_RANDOM;
         } else {
             path_key(p, path, "lb_policy");
             fail(c, p, "must be \"round_robin\" or \"random\"");

@@ -24,8 +24,8 @@ enum mesh_upstream_proto {
 };
 
 enum mesh_lb_policy {
-    MESH_LB_ROUND_ROBIN = 0,
-    MESH_LB_RANDOM = 1,
+    MESH_LBP_ROUND_ROBIN = 0,
+    MESH_LBP_RANDOM = 1,
 };
 
 struct mesh_endpoint {

@@ -31,7 +31,7 @@ const struct mesh_endpoint *mesh_worker_pick(struct mesh_worker *w, const struct
         return NULL;
     if (n == 1)
         return &cl->endpoints[0];
-    if (cl->lb_policy == MESH_LB_RANDOM) {
+    if (cl->lb_policy == MESH_LBP_RANDOM) {
         uint64_t x = w->rand_state;
         x ^= x >> 12;
         x ^= x << 25;

@@ -281,7 +281,8 @@ bool mesh_yaml_bool(const struct mesh_ynode *n, bool *out)
 
 bool mesh_yaml_eq(const struct mesh_ynode *n, const char *s)
 {
-    return n && n->type == MESH_YNODE_SCALAR && n->len == strlen(s) && memcmp(n->value, s, n->len) == 0;
+    return n && n->type == MESH_YNODE_SCALAR && n->len == strlen(s) &&
+           memcmp(n->value, s, n->len) == 0;
 }
 
 const struct mesh_ynode *mesh_yaml_get_key(const struct mesh_ynode *map, const char *key)
@@ -326,6 +327,10 @@ struct builder {
     bool in_doc, failed;
     struct mesh_ydoc cur;
     size_t docs_cap;
+    mesh_ydoc_fn *fn;           /* streaming: called per document, then its nodes are freed */
+    void *arg;
+    size_t skip;                /* documents already handed over by an earlier pass */
+    size_t delivered;
 };
 
 static _Noreturn void oom(void)
@@ -465,10 +470,53 @@ static bool merge_from(struct builder *b, struct mesh_ypair **out, size_t *n, si
     return true;
 }
 
+static bool same_key(const struct mesh_ynode *a, const struct mesh_ynode *b)
+{
+    return a->type == MESH_YNODE_SCALAR && a->len == b->len &&
+           memcmp(a->value, b->value, a->len) == 0;
+}
+
+static void finish_map(struct mesh_ynode *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const struct mesh_ypair *p = &m->pairs[i];
+        m->weight = sat_add(m->weight, sat_add(p->key->weight, p->value->weight));
+        m->height = MESH_MAX(m->height, 1 + MESH_MAX(p->key->height, p->value->height));
+    }
+}
+
+/* Most mappings are small and have no merge key: no hash set, no temporary array. */
+static bool close_small_map(struct builder *b, struct frame *f)
+{
+    struct mesh_ynode *m = f->node;
+    size_t npairs = f->n / 2;
+    m->pairs = zalloc(b, npairs, sizeof(*m->pairs));
+    for (size_t i = 0; i < npairs; i++) {
+        struct mesh_ynode *k = f->kids[2 * i], *v = f->kids[2 * i + 1];
+        const struct mesh_ynode *first = NULL;
+        for (size_t j = 0; k->type == MESH_YNODE_SCALAR && j < m->n && !first; j++)
+            if (same_key(m->pairs[j].key, k))
+                first = m->pairs[j].key;
+        if (first) {
+            fail_at(b, k->line, k->col, "duplicate key \"%.*s\" (first defined at line %d)",
+                    (int)MESH_MIN(k->len, 200), k->value, first->line);
+            continue; /* the first one stays */
+        }
+        m->pairs[m->n++] = (struct mesh_ypair){k, v};
+    }
+    finish_map(m);
+    return true;
+}
+
 static bool close_map(struct builder *b, struct frame *f)
 {
     struct mesh_ynode *m = f->node;
     size_t npairs = f->n / 2;
+    bool merges = false;
+    for (size_t i = 0; i < npairs && !merges; i++)
+        merges = is_merge_key(f->kids[2 * i]);
+    if (!merges && npairs <= 16)
+        return close_small_map(b, f);
     struct mesh_ypair *pairs = NULL;
     size_t n = 0, cap = 0;
     struct strset seen = {0};
@@ -511,11 +559,9 @@ static bool close_map(struct builder *b, struct frame *f)
     strset_free(&seen);
     m->n = n;
     m->pairs = zalloc(b, n, sizeof(*m->pairs));
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         m->pairs[i] = pairs[i];
-        m->weight = sat_add(m->weight, sat_add(pairs[i].key->weight, pairs[i].value->weight));
-        m->height = MESH_MAX(m->height, 1 + MESH_MAX(pairs[i].key->height, pairs[i].value->height));
-    }
+    finish_map(m);
     free(pairs);
     return ok;
 }
@@ -607,6 +653,16 @@ static bool on_start(struct builder *b, const yaml_event_t *ev, enum mesh_ynode_
 static void end_doc(struct builder *b)
 {
     struct mesh_ystream *s = b->s;
+    if (b->fn) {
+        struct mesh_ydoc doc = b->cur;
+        if (doc.root && mesh_yaml_is_null(doc.root) && !doc.root->tag)
+            doc.root = NULL;
+        if (b->delivered++ >= b->skip)
+            b->fn(b->arg, &doc);
+        reset_doc(b);
+        mesh_arena_reset(s->arena); /* the next document reuses the same memory */
+        return;
+    }
     if (s->n_docs == b->docs_cap) {
         b->docs_cap = b->docs_cap ? b->docs_cap * 2 : 8;
         s->docs = mesh_xrealloc(s->docs, b->docs_cap * sizeof(*s->docs));
@@ -688,13 +744,18 @@ static char *quote_scalar(const char *buf, size_t len, size_t at, size_t *out_le
     return p;
 }
 
-/* One libyaml pass; *<fix_at> is set to a byte offset when the input needs quote_scalar(). */
+/*
+ * One libyaml pass; *<fix_at> is set to a byte offset when the input needs
+ * quote_scalar(). With <fn>, documents are handed over as they complete
+ * (skipping the first <skip>) and *<delivered> counts them.
+ */
 static struct mesh_ystream *parse_once(const char *buf, size_t len, const char *file,
-                                       struct mesh_diags *d, size_t *fix_at)
+                                       struct mesh_diags *d, size_t *fix_at, mesh_ydoc_fn *fn,
+                                       void *arg, size_t skip, size_t *delivered)
 {
     struct mesh_ystream *s = mesh_xcalloc(1, sizeof(*s));
     s->arena = mesh_arena_new(64 * 1024, 0);
-    struct builder b = {.s = s, .d = d, .file = file};
+    struct builder b = {.s = s, .d = d, .file = file, .fn = fn, .arg = arg, .skip = skip};
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p))
         oom();
@@ -736,18 +797,22 @@ static struct mesh_ystream *parse_once(const char *buf, size_t len, const char *
     }
     yaml_parser_delete(&p);
     reset_doc(&b); /* drops a document cut short by an error */
+    *delivered = b.delivered;
     return s;
 }
 
-struct mesh_ystream *mesh_yaml_parse(const char *buf, size_t len, const char *file,
-                                     struct mesh_diags *d)
+static struct mesh_ystream *parse(const char *buf, size_t len, const char *file,
+                                  struct mesh_diags *d, mesh_ydoc_fn *fn, void *arg)
 {
     char *patched = NULL;
+    size_t skip = 0;
     for (int attempt = 0;; attempt++) {
         struct mesh_diags tmp;
         mesh_diags_init(&tmp);
-        size_t fix_at = SIZE_MAX;
-        struct mesh_ystream *s = parse_once(buf, len, file, &tmp, &fix_at);
+        size_t fix_at = SIZE_MAX, delivered = 0;
+        struct mesh_ystream *s = parse_once(buf, len, file, &tmp, &fix_at, fn, arg, skip,
+                                            &delivered);
+        skip = MESH_MAX(skip, delivered);
         if (fix_at != SIZE_MAX && attempt < 64 && fix_at < len) {
             size_t nlen;
             char *next = quote_scalar(buf, len, fix_at, &nlen);
@@ -772,6 +837,18 @@ struct mesh_ystream *mesh_yaml_parse(const char *buf, size_t len, const char *fi
         /* node strings live in the arena, nothing points into the patched copy */
         return s;
     }
+}
+
+struct mesh_ystream *mesh_yaml_parse(const char *buf, size_t len, const char *file,
+                                     struct mesh_diags *d)
+{
+    return parse(buf, len, file, d, NULL, NULL);
+}
+
+void mesh_yaml_parse_each(const char *buf, size_t len, const char *file, struct mesh_diags *d,
+                          mesh_ydoc_fn *fn, void *arg)
+{
+    mesh_yaml_free(parse(buf, len, file, d, fn, arg));
 }
 
 void mesh_yaml_free(struct mesh_ystream *s)

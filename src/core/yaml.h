@@ -77,6 +77,17 @@ struct mesh_ystream *mesh_yaml_parse(const char *buf, size_t len, const char *fi
                                      struct mesh_diags *d);
 void mesh_yaml_free(struct mesh_ystream *s);
 
+/** Called with each document of a stream; <doc> and its nodes are valid during the call. */
+typedef void mesh_ydoc_fn(void *arg, const struct mesh_ydoc *doc);
+/**
+ * Streaming form of mesh_yaml_parse(): hands each document to <fn> as soon as it
+ * is complete and reuses its memory for the next one, so a large file never
+ * needs more than one document in memory. Syntax errors go to <d> (after the
+ * documents before them were handed over).
+ */
+void mesh_yaml_parse_each(const char *buf, size_t len, const char *file, struct mesh_diags *d,
+                          mesh_ydoc_fn *fn, void *arg);
+
 /** Core-schema type of a scalar node (STRING for collections). */
 enum mesh_yscalar_kind mesh_yaml_scalar_kind(const struct mesh_ynode *n);
 /** True for NULL, a null scalar ("", "~", "null"). */

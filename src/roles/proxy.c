@@ -48,12 +48,26 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     start_drain(arg);
 }
 
+static struct mesh_snapshot *load_config(const struct mesh_opts *o, struct mesh_err *err)
+{
+    if (o->config_dir) {
+        char *text = mesh_config_dir_compile(o, err);
+        if (!text)
+            return NULL;
+        struct mesh_snapshot *snap = mesh_snapshot_parse(text, strlen(text), err);
+        free(text);
+        return snap;
+    }
+    mesh_err_init(err, o->snapshot);
+    return mesh_snapshot_load_file(o->snapshot, err);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
     struct proxy_role *p = arg;
     struct mesh_err err;
-    mesh_err_init(&err, p->o->snapshot);
-    struct mesh_snapshot *s = mesh_snapshot_load_file(p->o->snapshot, &err);
+    mesh_err_init(&err, p->o->snapshot ? p->o->snapshot : p->o->config_dir);
+    struct mesh_snapshot *s = load_config(p->o, &err);
     if (s && mesh_runtime_swap(p->rt, s, &err) != MESH_OK) {
         mesh_snapshot_unref(s);
         s = NULL;
@@ -124,20 +138,21 @@ static void write_ready(struct proxy_role *p, struct mesh_snapshot *snap)
 
 int mesh_role_proxy_run(const struct mesh_opts *o)
 {
-    if (!o->snapshot) {
-        fprintf(stderr, "meshd: --role=%s needs --snapshot FILE (the control plane push comes "
-                        "in a later release)\n", o->role);
+    if (!o->snapshot == !o->config_dir) {
+        fprintf(stderr, "meshd: --role=%s needs one of --snapshot FILE or --config-dir DIR (the "
+                        "control plane push comes in a later release)\n", o->role);
         return 2;
     }
     struct mesh_err err;
-    mesh_err_init(&err, o->snapshot);
-    struct mesh_snapshot *snap = mesh_snapshot_load_file(o->snapshot, &err);
+    mesh_err_init(&err, o->snapshot ? o->snapshot : o->config_dir);
+    struct mesh_snapshot *snap = load_config(o, &err);
     if (!snap) {
         print_err(&err);
         return 1;
     }
     if (o->check_only) {
-        printf("%s: snapshot %s is valid\n", o->snapshot, snap->version);
+        printf("%s: snapshot %s is valid\n", o->snapshot ? o->snapshot : o->config_dir,
+               snap->version);
         mesh_snapshot_unref(snap);
         return 0;
     }

@@ -146,7 +146,7 @@ SNAPSHOT_TEST(example_file_parses_with_defaults)
     const struct mesh_cluster *c = &s->clusters[0];
     cr_expect_eq(c->index, 0);
     cr_expect_eq(c->protocol, MESH_PROTO_HTTP1);
-    cr_expect_eq(c->lb_policy, MESH_LB_ROUND_ROBIN);
+    cr_expect_eq(c->lb_policy, MESH_LBP_ROUND_ROBIN);
     cr_expect_eq(c->connect_timeout_ms, 1000);
     cr_expect_eq(c->idle_timeout_ms, 60000);
     cr_expect_eq(c->max_connections, 1024);
@@ -207,7 +207,7 @@ SNAPSHOT_TEST(every_field_is_read)
     cr_expect_eq(s->clusters[0].n_endpoints, 0);
     cr_expect_eq(api->index, 1);
     cr_expect_eq(api->protocol, MESH_PROTO_HTTP2);
-    cr_expect_eq(api->lb_policy, MESH_LB_RANDOM);
+    cr_expect_eq(api->lb_policy, MESH_LBP_RANDOM);
     cr_expect_eq(api->connect_timeout_ms, 250);
     cr_expect_eq(api->idle_timeout_ms, 0);
     cr_expect_eq(api->max_connections, 8);
