@@ -27,7 +27,7 @@ static void usage(FILE *f)
                "  --listen ADDR:PORT   control: the resource API (default 127.0.0.1:15010);\n"
                "                       sidecar with --config-dir: the outbound listener (15001)\n"
                "  --version, --help\n\n"
-               "signals: SIGHUP reloads the snapshot, SIGTERM drains and exits\n");
+               "signals: SIGHUP reloads the snapshot (sidecar, gateway), SIGTERM drains and exits\n");
 }
 
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)

@@ -6,6 +6,7 @@
 #include "core/diag.h"
 #include "core/resource.h"
 #include "roles/ctl.h"
+#include "roles/ctl_client.h"
 #include "roles/ctl_snapshot.h"
 
 struct ctl_cmd {
@@ -25,12 +26,14 @@ static int cmd_validate(int argc, char **argv);
 static const struct ctl_cmd cmds[] = {
     {"validate", "-f FILE|DIR|- [-R] [--fragments] [-q]",
      "check Istio and Kubernetes YAML/JSON offline, like istioctl validate", cmd_validate},
-    {"apply", "-f FILE|DIR|-", "create or update resources in the control plane", NULL},
-    {"get", "KIND [NAME] [-n NS|-A] [-o yaml|json|wide]", "list or show resources", NULL},
-    {"delete", "KIND NAME [-n NS]", "delete a resource", NULL},
-    {"history", "[KIND/NAME]", "revisions of the configuration", NULL},
-    {"diff", "REV [REV]", "unified YAML diff between revisions", NULL},
-    {"rollback", "REV", "make a new revision equal to an old one", NULL},
+    {"apply", "-f FILE|DIR|- [-R] [--dry-run] [--note TEXT]",
+     "create or update resources in the control plane (one revision)", mesh_ctl_apply},
+    {"get", "KIND|all [NAME] [-n NS|-A] [-l SELECTOR] [-o yaml|json|wide|name]",
+     "list or show resources", mesh_ctl_get},
+    {"delete", "KIND NAME... [-n NS] | -f FILE|DIR|-", "delete resources", mesh_ctl_delete},
+    {"history", "[KIND[/NAME]] [-n NS|-A]", "revisions of the configuration", mesh_ctl_history},
+    {"diff", "REV [REV]", "unified YAML diff between revisions", mesh_ctl_diff},
+    {"rollback", "REV", "make a new revision equal to an old one", mesh_ctl_rollback},
     {"snapshot", "--node NS/WORKLOAD -f FILE|DIR|- [--labels k=v,...] [--role sidecar|gateway]",
      "print the snapshot a proxy would receive, compiled offline", mesh_ctl_snapshot},
 };
@@ -42,10 +45,16 @@ static void usage(FILE *f)
         if (cmds[i].run)
             fprintf(f, "  %-9s %s\n            %s\n", cmds[i].name, cmds[i].summary,
                     cmds[i].usage);
-    fprintf(f, "\ncoming with the control plane:");
-    for (size_t i = 0, n = 0; i < MESH_ARRAY_LEN(cmds); i++)
-        if (!cmds[i].run)
-            fprintf(f, "%s %s", n++ ? "," : "", cmds[i].name);
+    size_t pending = 0;
+    for (size_t i = 0; i < MESH_ARRAY_LEN(cmds); i++)
+        pending += !cmds[i].run;
+    if (pending) {
+        fprintf(f, "\nnot built yet:");
+        for (size_t i = 0, n = 0; i < MESH_ARRAY_LEN(cmds); i++)
+            if (!cmds[i].run)
+                fprintf(f, "%s %s", n++ ? "," : "", cmds[i].name);
+        fprintf(f, "\n");
+    }
     fprintf(f, "\n\nRun \"meshd ctl COMMAND --help\" for the options of a command.\n");
 }
 

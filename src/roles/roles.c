@@ -7,7 +7,8 @@ static const struct mesh_role sidecar = {
 static const struct mesh_role gateway = {"gateway", "edge proxy for Gateway resources",
                                          mesh_role_proxy_run};
 static const struct mesh_role control = {
-    "control", "control plane: config store, push, CA (not built yet)", NULL};
+    "control", "control plane: config store and resource API (push, CA: later)",
+    mesh_role_control_run};
 static const struct mesh_role registry = {
     "registry", "joins clusters into one mesh (not built yet)", NULL};
 
