@@ -34,8 +34,8 @@ static const struct ctl_cmd cmds[] = {
     {"history", "[KIND[/NAME]] [-n NS|-A]", "revisions of the configuration", mesh_ctl_history},
     {"diff", "REV [REV]", "unified YAML diff between revisions", mesh_ctl_diff},
     {"rollback", "REV", "make a new revision equal to an old one", mesh_ctl_rollback},
-    {"snapshot", "--node NS/WORKLOAD -f FILE|DIR|- [--labels k=v,...] [--role sidecar|gateway]",
-     "print the snapshot a proxy would receive, compiled offline", mesh_ctl_snapshot},
+    {"snapshot", "--node NS/WORKLOAD [-f FILE|DIR|-] [--labels k=v,...] [--role sidecar|gateway]",
+     "print the snapshot a proxy would receive (from files or the control plane)", mesh_ctl_snapshot},
 };
 
 static void usage(FILE *f)

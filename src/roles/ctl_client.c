@@ -1334,3 +1334,33 @@ out:
     client_free(&c);
     return rc;
 }
+
+/* ---- for other commands: every resource the control plane holds ---- */
+
+char *mesh_ctl_fetch_all(const char *server, const char *token_file, int *rc)
+{
+    struct client c = {.cmd = "snapshot", .server = server, .token_file = token_file};
+    char *out = NULL;
+    *rc = client_setup(&c);
+    if (*rc) {
+        client_free(&c);
+        return NULL;
+    }
+    struct mesh_ctl_response r = {0};
+    *rc = call(&c, "GET", "/v1/resources", NULL, NULL, 0, &r);
+    if (*rc == 0 && r.status != 200)
+        *rc = server_error(&c, &r);
+    if (*rc == 0) {
+        json_t *list = parse_json(&r);
+        json_t *items = list ? json_object_get(list, "items") : NULL;
+        if (json_is_array(items))
+            out = json_dumps(list, JSON_COMPACT); /* a kind: List, read item by item */
+        else
+            fprintf(stderr, "error: the control plane answered something that is not a List\n");
+        *rc = out ? 0 : 1;
+        json_decref(list);
+    }
+    mesh_ctl_response_free(&r);
+    client_free(&c);
+    return out;
+}

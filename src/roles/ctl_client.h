@@ -20,4 +20,11 @@ int mesh_ctl_history(int argc, char **argv);
 int mesh_ctl_diff(int argc, char **argv);
 int mesh_ctl_rollback(int argc, char **argv);
 
+/**
+ * Every resource of the control plane at <server> (NULL: MESHD_SERVER or the
+ * default) as the text of a JSON "kind: List" (caller frees), or NULL after printing why,
+ * with <rc> the exit code to use.
+ */
+char *mesh_ctl_fetch_all(const char *server, const char *token_file, int *rc);
+
 #endif /* MESH_ROLES_CTL_CLIENT_H */

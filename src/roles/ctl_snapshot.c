@@ -8,19 +8,24 @@
 #include "core/diag.h"
 #include "core/resource.h"
 #include "core/status.h"
+#include "roles/ctl_client.h"
 #include "roles/ctl_snapshot.h"
 
 static void snapshot_usage(FILE *f)
 {
     fprintf(f,
-            "usage: meshd ctl snapshot --node NS/WORKLOAD -f FILE|DIR|- [options]\n\n"
+            "usage: meshd ctl snapshot --node NS/WORKLOAD [-f FILE|DIR|-] [options]\n\n"
             "Compiles the snapshot (docs/snapshot.md) that the proxy of workload WORKLOAD in\n"
             "namespace NS would receive from the Istio and Kubernetes resources of the files,\n"
-            "and prints it as JSON. Warnings (fields not enforced yet, routes left out) go to\n"
+            "or, without -f, of the control plane (like istioctl proxy-config), and prints it\n"
+            "as JSON. Warnings (fields not enforced yet, routes left out) go to\n"
             "stderr. docs/compile.md tells how each Istio field is compiled.\n\n"
             "options:\n"
             "  -f, --filename PATH    file, directory or - (stdin); repeatable\n"
             "  -R, --recursive        descend into subdirectories\n"
+            "      --server URL       without -f: the control plane (MESHD_SERVER, "
+            "http://127.0.0.1:15010)\n"
+            "      --token-file F     its token (MESHD_TOKEN, ./meshd-data/token)\n"
             "      --node NS/WORKLOAD the proxy's namespace and workload name (required)\n"
             "  -l, --labels k=v,...   the workload's labels (Sidecar, Gateway, sourceLabels)\n"
             "      --role ROLE        sidecar (default) or gateway\n"
@@ -83,6 +88,8 @@ int mesh_ctl_snapshot(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"filename", required_argument, NULL, 'f'},
+        {"server", required_argument, NULL, 'S'},
+        {"token-file", required_argument, NULL, 'T'},
         {"recursive", no_argument, NULL, 'R'},
         {"node", required_argument, NULL, 'n'},
         {"labels", required_argument, NULL, 'l'},
@@ -101,12 +108,15 @@ int mesh_ctl_snapshot(int argc, char **argv)
     bool quiet = false;
     const char *node_arg = NULL, *labels_arg = NULL, *role = "sidecar", *version = NULL;
     const char *outbound = NULL, *admin = NULL, *gw_addr = NULL;
+    const char *server = NULL, *token_file = NULL;
     int ch, rc = 2;
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":f:Rl:qh", opts, NULL)) != -1) {
         switch (ch) {
         case 'f': paths[n_paths++] = optarg; break;
+        case 'S': server = optarg; break;
+        case 'T': token_file = optarg; break;
         case 'R': flags |= MESH_LOAD_RECURSIVE; break;
         case 'n': node_arg = optarg; break;
         case 'l': labels_arg = optarg; break;
@@ -137,10 +147,6 @@ int mesh_ctl_snapshot(int argc, char **argv)
     mesh_node_init(&node);
     if (optind < argc) {
         rc = usage_error("unexpected argument (use -f PATH)", argv[optind]);
-        goto out;
-    }
-    if (!n_paths) {
-        rc = usage_error("nothing to compile: give -f FILE|DIR|-", NULL);
         goto out;
     }
     const char *slash = node_arg ? strchr(node_arg, '/') : NULL;
@@ -187,6 +193,18 @@ int mesh_ctl_snapshot(int argc, char **argv)
     mesh_resource_set_init(&set);
     for (size_t i = 0; i < n_paths; i++)
         mesh_resource_load_path(&set, paths[i], flags);
+    if (!n_paths) {
+        /* no files: compile what the control plane holds, as it would for this proxy */
+        int frc = 0;
+        char *items = mesh_ctl_fetch_all(server, token_file, &frc);
+        if (!items) {
+            mesh_resource_set_free(&set);
+            rc = frc;
+            goto out;
+        }
+        mesh_resource_load_buffer(&set, items, strlen(items), "control-plane", 0);
+        free(items);
+    }
     enum mesh_diag_severity max_sev = quiet ? MESH_DIAG_ERROR : MESH_DIAG_NOTE;
     mesh_diags_print(&set.diags, stderr, max_sev);
     if (set.diags.n_errors) {

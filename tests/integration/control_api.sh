@@ -197,6 +197,14 @@ destinationrule.networking.istio.io/reviews created
 service/reviews created
 serviceentry.networking.istio.io/external-api created" "ctl apply prints kubectl-style lines"
 expect_eq "$(revision)" 1 "the whole file is one revision"
+
+# ctl snapshot without -f compiles what the control plane holds (like istioctl proxy-config)
+SNAP=$("${CTL[@]}" snapshot --node default/productpage 2>/dev/null)
+expect_match "$SNAP" '"name": "outbound\|9080\|v1\|reviews.default.svc.cluster.local"' \
+    "ctl snapshot (no -f): the subset cluster compiled from the control plane's resources"
+expect_eq "$(printf '%s' "$SNAP" | "${CTL[@]}" snapshot --node default/productpage -f bookinfo.yaml \
+    2>/dev/null | cmp - <(printf '%s\n' "$SNAP") >/dev/null && echo same)" same \
+    "ctl snapshot: the control plane's and the file's compile are byte-identical"
 export MESHD_TOKEN=$TOKEN
 
 ctl get vs
