@@ -193,10 +193,20 @@ static void add_request_headers(struct mesh_stream *s)
         uint64_t a = next_rand(s->w), b = next_rand(s->w);
         char *v = mesh_arena_alloc(s->arena, 37);
         if (v) {
-            /* UUID v4 layout */
-            snprintf(v, 37, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
-                     (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
-                     (unsigned)((b >> 48) & 0x3fff) | 0x8000, (unsigned long long)b & 0xffffffffffffULL);
+            /* UUID v4 layout, formatted by hand (snprintf was a tenth of a request) */
+            static const char hx[] = "0123456789abcdef";
+            for (int i = 0, bit = 0; i < 36; i++) {
+                if (i == 8 || i == 13 || i == 18 || i == 23) {
+                    v[i] = '-';
+                    continue;
+                }
+                uint64_t src = bit < 64 ? a : b;
+                v[i] = hx[(src >> (bit & 63)) & 15];
+                bit += 4;
+            }
+            v[14] = '4';                                    /* version */
+            v[19] = hx[8 | ((b >> 60) & 3)];                /* variant 10xx */
+            v[36] = '\0';
             mesh_headers_add(s->arena, &m->hdrs, LIT("x-request-id"), v, 36);
         }
     }
