@@ -78,3 +78,10 @@ size_t mesh_err_format(const struct mesh_err *err, char *buf, size_t size)
     }
     return off < size ? off : size - 1;
 }
+
+void mesh_err_print(const struct mesh_err *err, FILE *f)
+{
+    char buf[MESH_ERR_MAX * 420];
+    mesh_err_format(err, buf, sizeof(buf));
+    fputs(buf, f);
+}

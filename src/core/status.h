@@ -3,6 +3,7 @@
 #define MESH_CORE_STATUS_H
 
 #include <stdarg.h>
+#include <stdio.h>
 #include "core/common.h"
 
 enum mesh_status {
@@ -51,5 +52,7 @@ int mesh_err_add(struct mesh_err *err, int line, int col, const char *path, cons
     MESH_PRINTF(5, 6);
 /** Formats all entries, one per line ("FILE:LINE:COL: PATH: MSG"), into <buf>. */
 size_t mesh_err_format(const struct mesh_err *err, char *buf, size_t size);
+/** mesh_err_format() to <f>. */
+void mesh_err_print(const struct mesh_err *err, FILE *f);
 
 #endif /* MESH_CORE_STATUS_H */

@@ -7,6 +7,7 @@
 #include "core/common.h"
 #include <stdio.h>
 #include <string.h>
+#include "core/addr.h"
 #include "core/compile.h"
 #include "core/resource.h"
 #include "core/status.h"
@@ -39,19 +40,12 @@ char *mesh_config_dir_compile(const struct mesh_opts *o, struct mesh_err *err)
     /* --listen moves the outbound listener (tests use port 0) */
     char addr[64];
     if (o->listen) {
-        const char *colon = strrchr(o->listen, ':');
-        char *end = NULL;
-        long port = colon ? strtol(colon + 1, &end, 10) : -1;
-        size_t alen = colon ? (size_t)(colon - o->listen) : 0;
-        if (!colon || !alen || alen >= sizeof(addr) || *end || port < 0 || port > 65535) {
+        if (mesh_addr_split(o->listen, addr, sizeof(addr), &node.outbound_port)) {
             mesh_err_add(err, 0, 0, "--listen", "expected ADDR:PORT, got \"%s\"", o->listen);
             free(labels);
             return NULL;
         }
-        memcpy(addr, o->listen, alen);
-        addr[alen] = '\0';
         node.outbound_address = addr;
-        node.outbound_port = (uint16_t)port;
     }
     struct mesh_resource_set set;
     mesh_resource_set_init(&set);

@@ -20,6 +20,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/addr.h"
 #include "core/admin.h"
 #include "core/handler.h"
 #include "core/log.h"
@@ -42,60 +43,6 @@ struct control_role {
     struct mesh_admin *admin;
     struct event *sig_term, *sig_int, *sig_hup;
 };
-
-/* ---- addresses ---- */
-
-/* "127.0.0.1:15010" or "[::1]:15010" -> numeric host text and port; -1 when malformed. */
-static int split_addr(const char *s, char *host, size_t hsize, uint16_t *port)
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s)
-        return -1;
-    const char *h = s;
-    size_t hlen = (size_t)(colon - s);
-    if (h[0] == '[') {
-        if (hlen < 3 || h[hlen - 1] != ']')
-            return -1;
-        h++;
-        hlen -= 2;
-    }
-    if (hlen >= hsize)
-        return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    char *end;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || errno || p < 0 || p > 65535)
-        return -1;
-    struct in_addr a4;
-    struct in6_addr a6;
-    if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1)
-        return -1;
-    *port = (uint16_t)p;
-    return 0;
-}
-
-static int to_sockaddr(const char *host, uint16_t port, struct sockaddr_storage *ss,
-                       socklen_t *len)
-{
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons(port);
-        *len = sizeof(*a4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons(port);
-        *len = sizeof(*a6);
-        return 0;
-    }
-    return -1;
-}
 
 /* ---- the data directory and the token ---- */
 
@@ -262,13 +209,6 @@ static struct mesh_snapshot *api_snapshot(const char *host, uint16_t port)
     return snap;
 }
 
-static void print_err(const struct mesh_err *err)
-{
-    char buf[8192];
-    mesh_err_format(err, buf, sizeof(buf));
-    fputs(buf, stderr);
-}
-
 static void start_drain(void *arg)
 {
     struct control_role *p = arg;
@@ -312,7 +252,7 @@ int mesh_role_control_run(const struct mesh_opts *o)
     }
     char host[INET6_ADDRSTRLEN + 8];
     uint16_t port;
-    if (split_addr(listen, host, sizeof(host), &port) != 0) {
+    if (mesh_addr_split(listen, host, sizeof(host), &port) != 0) {
         fprintf(stderr, "meshd: --listen %s: expected ADDR:PORT with a numeric address "
                         "(127.0.0.1:15010, [::1]:15010)\n", listen);
         return 2;
@@ -321,8 +261,8 @@ int mesh_role_control_run(const struct mesh_opts *o)
     uint16_t aport;
     struct sockaddr_storage admin_sa;
     socklen_t admin_len = 0;
-    if (split_addr(admin, ahost, sizeof(ahost), &aport) != 0 ||
-        to_sockaddr(ahost, aport, &admin_sa, &admin_len) != 0) {
+    if (mesh_addr_split(admin, ahost, sizeof(ahost), &aport) != 0 ||
+        mesh_addr_sockaddr(ahost, aport, &admin_sa, &admin_len) != 0) {
         fprintf(stderr, "meshd: --admin %s: expected ADDR:PORT with a numeric address\n", admin);
         return 2;
     }
@@ -339,14 +279,14 @@ int mesh_role_control_run(const struct mesh_opts *o)
     struct mesh_store *store = NULL;
     struct mesh_store_opts sopts = {.busy_timeout_ms = 5000};
     if (mesh_store_open(db, &sopts, &store, &err) != MESH_OK) {
-        print_err(&err);
+        mesh_err_print(&err, stderr);
         explicit_bzero(token, sizeof(token));
         return 1;
     }
     int64_t rev = 0;
     mesh_err_init(&err, db);
     if (mesh_store_revision(store, &rev, &err) != MESH_OK) {
-        print_err(&err);
+        mesh_err_print(&err, stderr);
         mesh_store_close(store);
         explicit_bzero(token, sizeof(token));
         return 1;
@@ -373,7 +313,7 @@ int mesh_role_control_run(const struct mesh_opts *o)
     mesh_err_init(&err, NULL);
     p.rt = mesh_runtime_new(p.base, snap, 1, &err);
     if (!p.rt) {
-        print_err(&err);
+        mesh_err_print(&err, stderr);
         mesh_snapshot_unref(snap);
         goto out_store;
     }
@@ -381,7 +321,7 @@ int mesh_role_control_run(const struct mesh_opts *o)
     p.admin = mesh_admin_new(p.base, p.rt, (struct sockaddr *)&admin_sa, admin_len, start_drain,
                              &p, &err);
     if (!p.admin) {
-        print_err(&err);
+        mesh_err_print(&err, stderr);
         goto out_rt;
     }
     p.sig_term = evsignal_new(p.base, SIGTERM, on_term, &p);

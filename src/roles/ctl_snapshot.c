@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include "core/addr.h"
 #include "core/compile.h"
 #include "core/compile_check.h"
 #include "core/diag.h"
@@ -53,27 +54,13 @@ static bool said_by_loader(const struct mesh_diags *loader, const struct mesh_di
 }
 
 /* "127.0.0.1:15001" or "[::1]:15001" into <addr> (a copy in <buf>) and <port>. */
+/* "ADDR:PORT" into <buf>: the host text, which <addr> points at. */
 static bool parse_addr_port(const char *s, char *buf, size_t size, const char **addr,
                             uint16_t *port)
 {
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s || strlen(s) >= size)
+    if (mesh_addr_split(s, buf, size, port))
         return false;
-    const char *a = s, *end = colon;
-    if (s[0] == '[') {
-        if (colon[-1] != ']')
-            return false;
-        a = s + 1;
-        end = colon - 1;
-    }
-    char *e;
-    unsigned long p = strtoul(colon + 1, &e, 10);
-    if (!colon[1] || *e || p > 65535)
-        return false;
-    memcpy(buf, a, (size_t)(end - a));
-    buf[end - a] = '\0';
     *addr = buf;
-    *port = (uint16_t)p;
     return true;
 }
 

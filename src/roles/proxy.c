@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/addr.h"
 #include "core/admin.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -25,13 +26,6 @@ struct proxy_role {
     struct mesh_admin *admin;
     struct event *sig_term, *sig_int, *sig_hup;
 };
-
-static void print_err(const struct mesh_err *err)
-{
-    char buf[8192];
-    mesh_err_format(err, buf, sizeof(buf));
-    fputs(buf, stderr);
-}
 
 static void start_drain(void *arg)
 {
@@ -83,45 +77,6 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     mesh_snapshot_unref(cur);
 }
 
-/* "127.0.0.1:15000" or "[::1]:15000" */
-static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char host[128];
-    const char *colon = strrchr(s, ':');
-    if (!colon || (size_t)(colon - s) >= sizeof(host))
-        return -1;
-    memcpy(host, s, (size_t)(colon - s));
-    host[colon - s] = '\0';
-    char *h = host;
-    if (h[0] == '[') {
-        h++;
-        char *e = strchr(h, ']');
-        if (!e)
-            return -1;
-        *e = '\0';
-    }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535)
-        return -1;
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        *len = sizeof(*a4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        *len = sizeof(*a6);
-        return 0;
-    }
-    return -1;
-}
-
 static void write_ready(struct proxy_role *p, struct mesh_snapshot *snap)
 {
     char line[2048];
@@ -147,7 +102,7 @@ int mesh_role_proxy_run(const struct mesh_opts *o)
     mesh_err_init(&err, o->snapshot ? o->snapshot : o->config_dir);
     struct mesh_snapshot *snap = load_config(o, &err);
     if (!snap) {
-        print_err(&err);
+        mesh_err_print(&err, stderr);
         return 1;
     }
     if (o->check_only) {
@@ -159,7 +114,7 @@ int mesh_role_proxy_run(const struct mesh_opts *o)
     struct sockaddr_storage admin_sa;
     socklen_t admin_len = 0;
     if (o->admin) {
-        if (parse_addr(o->admin, &admin_sa, &admin_len)) {
+        if (mesh_addr_parse(o->admin, &admin_sa, &admin_len)) {
             fprintf(stderr, "meshd: --admin %s: expected ADDR:PORT with a numeric address\n",
                     o->admin);
             mesh_snapshot_unref(snap);
@@ -179,7 +134,7 @@ int mesh_role_proxy_run(const struct mesh_opts *o)
     p.rt = mesh_runtime_new(p.base, snap, n, &err);
     int rc = 1;
     if (!p.rt) {
-        print_err(&err);
+        mesh_err_print(&err, stderr);
         mesh_snapshot_unref(snap);
         goto out_snap;
     }
@@ -187,7 +142,7 @@ int mesh_role_proxy_run(const struct mesh_opts *o)
         p.admin = mesh_admin_new(p.base, p.rt, (struct sockaddr *)&admin_sa, admin_len,
                                  start_drain, &p, &err);
         if (!p.admin) {
-            print_err(&err);
+            mesh_err_print(&err, stderr);
             goto out_rt;
         }
     }
