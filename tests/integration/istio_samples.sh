@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Conformance: every Istio sample of a kind meshd reads must validate.
+# Conformance: every Istio sample of a kind meshd reads must validate and apply.
 #
 # Runs `meshd ctl validate -f FILE` on each YAML file of the Istio samples corpus
 # ($MESH_SRCDIR/../shared/istio-samples, i.e. shared/ beside the clone; override with
@@ -10,7 +10,9 @@
 #                                reported (documents passing / seen); a failure there
 #                                fails the test too, since Istio accepts them
 # The Go template traffic-mirroring-template.yaml gets its {{...}} placeholders
-# substituted first. Exit 77 (skip) when the corpus is absent.
+# substituted first. Then every istio/ file with resources is applied with
+# `meshd ctl apply` to a real control plane (one revision each).
+# Exit 77 (skip) when the corpus is absent.
 set -u
 set -o pipefail
 export LC_ALL=C
@@ -34,6 +36,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 n=0
 failed=0
+to_apply=()   # istio/ files with resources: applied to a control plane below
 total_docs=0
 total_valid=0
 
@@ -51,6 +54,7 @@ validate() {
     total_docs=$((total_docs + ${valid:-0} + ${errors:-0}))
     if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q 'valid, 0 errors'; then
         echo "ok $n - $label: $summary"
+        [ "${valid:-0}" -gt 0 ] && [ "$label" != "${label#istio/}" ] && to_apply+=("$file")
     else
         failed=$((failed + 1))
         echo "not ok $n - $label (exit $rc)"
@@ -87,6 +91,57 @@ for dir in istio istio-api istio-1.8-convert-ingress; do
          "$((total_docs - before_docs)) documents of supported kinds valid;" \
          "$((failed - before_failed)) files failed"
 done
+
+# ---- and they apply: a real control plane stores every file of istio/ ----
+if "$MESH_BIN" ctl apply --help >/dev/null 2>&1; then
+    "$MESH_BIN" --role=control --data-dir "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
+        --ready-fd 3 3>"$tmp/ready" >"$tmp/control.log" 2>&1 &
+    cp=$!
+    for _ in $(seq 1 100); do grep -q '^ready ' "$tmp/ready" 2>/dev/null && break; sleep 0.1; done
+    api=$(sed -n 's/.* api=\([0-9]*\).*/\1/p' "$tmp/ready")
+    n=$((n + 1))
+    if [ -z "$api" ]; then
+        failed=$((failed + 1))
+        echo "not ok $n - the control plane starts"
+        sed 's/^/#   /' "$tmp/control.log" | tail -n 20
+    else
+        echo "ok $n - the control plane starts (api port $api)"
+        applied=0
+        for f in "${to_apply[@]}"; do
+            out=$("$MESH_BIN" ctl apply -f "$f" --server "http://127.0.0.1:$api" \
+                  --token-file "$tmp/data/token" 2>&1)
+            if [ $? -eq 0 ]; then
+                applied=$((applied + 1))
+            else
+                n=$((n + 1))
+                failed=$((failed + 1))
+                echo "not ok $n - ctl apply -f ${f#"$SAMPLES"/}"
+                printf '%s\n' "$out" | grep -v 'warning: \|note: ' | sed 's/^/#   /' | head -n 20
+            fi
+        done
+        n=$((n + 1))
+        rev=$(curl -s --max-time 5 "http://127.0.0.1:$api/v1/revision" | sed -n 's/.*"revision": *\([0-9]*\).*/\1/p')
+        if [ "$applied" -eq "${#to_apply[@]}" ] && [ "${rev:-0}" -ge 1 ]; then
+            echo "ok $n - ctl apply: all $applied files of istio/ with resources stored (revision $rev)"
+        else
+            failed=$((failed + 1))
+            echo "not ok $n - ctl apply: $applied of ${#to_apply[@]} files stored (revision ${rev:-none})"
+        fi
+        kill -TERM "$cp" 2>/dev/null
+        wait "$cp"
+        cprc=$?
+        n=$((n + 1))
+        if [ "$cprc" -eq 0 ] && ! grep -q Sanitizer "$tmp/control.log"; then
+            echo "ok $n - the control plane exits cleanly"
+        else
+            failed=$((failed + 1))
+            echo "not ok $n - the control plane exits cleanly"
+            tail -n 30 "$tmp/control.log" | sed 's/^/#   /'
+        fi
+    fi
+else
+    echo "# ctl apply not built: the apply stage is skipped"
+fi
 
 echo "1..$n"
 echo "# total: $total_valid of $total_docs documents of supported kinds valid"
