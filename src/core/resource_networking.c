@@ -564,10 +564,10 @@ static MESH_SCHEMA(header_ops_resp_schema, mesh_header_operations, header_ops_re
                    header_ops_post);
 
 static const struct mesh_field headers_fields[] = {
-    F_M("request", mesh_headers, request, header_ops_req_schema),
-    F_M("response", mesh_headers, response, header_ops_resp_schema),
+    F_M("request", mesh_route_headers, request, header_ops_req_schema),
+    F_M("response", mesh_route_headers, response, header_ops_resp_schema),
 };
-static MESH_SCHEMA(headers_schema, mesh_headers, headers_fields, NULL);
+static MESH_SCHEMA(headers_schema, mesh_route_headers, headers_fields, NULL);
 
 static void check_match_header(struct mesh_rctx *c, const struct mesh_ynode *n, const char *s)
 {

@@ -102,7 +102,7 @@ struct mesh_header_operations {
     size_t n_remove;
 };
 
-struct mesh_headers {
+struct mesh_route_headers {
     struct mesh_header_operations *request, *response;
 };
 
@@ -128,7 +128,7 @@ struct mesh_http_match {
 struct mesh_http_route_destination {
     struct mesh_destination *destination;
     int32_t weight;
-    struct mesh_headers *headers;
+    struct mesh_route_headers *headers;
 };
 
 struct mesh_route_destination {
@@ -249,7 +249,7 @@ struct mesh_http_route {
     struct mesh_opt_u32 mirror_percent;   /* deprecated (also "mirror_percent") */
     struct mesh_percent *mirror_percentage;
     struct mesh_cors_policy *cors_policy;
-    struct mesh_headers *headers;
+    struct mesh_route_headers *headers;
 };
 
 struct mesh_l4_match {
