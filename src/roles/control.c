@@ -9,7 +9,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
@@ -21,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/addr.h"
-#include "core/admin.h"
 #include "core/handler.h"
 #include "core/log.h"
 #include "core/runtime.h"
@@ -29,20 +27,13 @@
 #include "core/store.h"
 #include "roles/control_api.h"
 #include "roles/role.h"
+#include "roles/serve.h"
 
 #define DEFAULT_DATA_DIR "meshd-data"
 #define DEFAULT_LISTEN "127.0.0.1:15010"
 #define DEFAULT_ADMIN "127.0.0.1:15014"
 #define TOKEN_FILE "token"
 #define TOKEN_BYTES 32
-
-struct control_role {
-    const struct mesh_opts *o;
-    struct event_base *base;
-    struct mesh_runtime *rt;
-    struct mesh_admin *admin;
-    struct event *sig_term, *sig_int, *sig_hup;
-};
 
 /* ---- the data directory and the token ---- */
 
@@ -209,35 +200,10 @@ static struct mesh_snapshot *api_snapshot(const char *host, uint16_t port)
     return snap;
 }
 
-static void start_drain(void *arg)
-{
-    struct control_role *p = arg;
-    if (mesh_runtime_draining(p->rt))
-        return;
-    mesh_log_info("draining: no new API connections, finishing requests in flight");
-    mesh_runtime_drain(p->rt);
-}
-
-static void on_term(evutil_socket_t sig, short what, void *arg)
-{
-    start_drain(arg);
-}
-
-static void on_hup(evutil_socket_t sig, short what, void *arg)
+static void on_hup(void *arg)
 {
     mesh_log_info("SIGHUP ignored: the control plane's configuration lives in its store "
                   "(change it with meshd ctl apply)");
-}
-
-static void write_ready(struct control_role *p)
-{
-    char line[128];
-    int n = snprintf(line, sizeof(line), "ready admin=%u api=%u\n",
-                     p->admin ? mesh_admin_port(p->admin) : 0,
-                     mesh_runtime_listener_port(p->rt, 0));
-    ssize_t w = write(p->o->ready_fd, line, (size_t)n);
-    (void)w;
-    close(p->o->ready_fd);
 }
 
 int mesh_role_control_run(const struct mesh_opts *o)
@@ -303,59 +269,28 @@ int mesh_role_control_run(const struct mesh_opts *o)
         mesh_log_warn("the API listens on %s, not loopback, in plain text: every request "
                       "needs the token, and the token crosses the network unencrypted", listen);
 
-    signal(SIGPIPE, SIG_IGN);
-    /* before any event base exists: the worker wakes the main loop across threads */
-    evthread_use_pthreads();
-    struct control_role p = {.o = o};
-    p.base = event_base_new();
+    struct event_base *base = mesh_serve_base();
     int rc = 1;
     /* one worker: the store connection is used from that thread only */
     mesh_err_init(&err, NULL);
-    p.rt = mesh_runtime_new(p.base, snap, 1, &err);
-    if (!p.rt) {
+    struct mesh_runtime *rt = mesh_runtime_new(base, snap, 1, &err);
+    if (!rt) {
         mesh_err_print(&err, stderr);
         mesh_snapshot_unref(snap);
         goto out_store;
     }
-    mesh_runtime_add_handler(p.rt, "api", mesh_control_api_handle, api, MESH_CONTROL_MAX_BODY);
-    p.admin = mesh_admin_new(p.base, p.rt, (struct sockaddr *)&admin_sa, admin_len, start_drain,
-                             &p, &err);
-    if (!p.admin) {
-        mesh_err_print(&err, stderr);
-        goto out_rt;
-    }
-    p.sig_term = evsignal_new(p.base, SIGTERM, on_term, &p);
-    p.sig_int = evsignal_new(p.base, SIGINT, on_term, &p);
-    p.sig_hup = evsignal_new(p.base, SIGHUP, on_hup, &p);
-    evsignal_add(p.sig_term, NULL);
-    evsignal_add(p.sig_int, NULL);
-    evsignal_add(p.sig_hup, NULL);
-    mesh_runtime_set_access_log(p.rt, o->access_log);
-    if (mesh_runtime_start(p.rt) != MESH_OK)
-        goto out_sig;
-    mesh_log_info("API on %s:%u (HTTP/1.1 and h2c), admin on %s:%u, store %s at revision %lld",
-                  host, mesh_runtime_listener_port(p.rt, 0), ahost, mesh_admin_port(p.admin), db,
-                  (long long)rev);
-    if (o->ready_fd >= 0)
-        write_ready(&p);
-    event_base_dispatch(p.base);
-    rc = 0;
-out_sig:
-    if (!mesh_runtime_draining(p.rt))
-        mesh_runtime_drain(p.rt);
-    event_free(p.sig_term);
-    event_free(p.sig_int);
-    event_free(p.sig_hup);
-    mesh_admin_free(p.admin);
-out_rt:
-    if (!mesh_runtime_draining(p.rt))
-        mesh_runtime_drain(p.rt);
-    /* joins the worker: nothing uses the store after this */
-    mesh_runtime_free(p.rt);
+    mesh_runtime_add_handler(rt, "api", mesh_control_api_handle, api, MESH_CONTROL_MAX_BODY);
+    mesh_log_info("control plane: store %s at revision %lld", db, (long long)rev);
+    struct mesh_snapshot *keep = mesh_runtime_snapshot(rt);
+    struct mesh_serve sv = {.base = base, .rt = rt, .snap = keep,
+                            .admin_sa = (struct sockaddr *)&admin_sa, .admin_len = admin_len,
+                            .ready_fd = o->ready_fd, .access_log = o->access_log,
+                            .what = "control", .on_hup = on_hup};
+    rc = mesh_serve_run(&sv); /* joins the worker: nothing uses the store after this */
+    mesh_snapshot_unref(keep);
 out_store:
     mesh_control_api_free(api);
     mesh_store_close(store);
-    event_base_free(p.base);
-    mesh_log_info("meshd control stopped");
+    event_base_free(base);
     return rc;
 }

@@ -1,0 +1,99 @@
+#include "core/common.h"
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
+#include "core/admin.h"
+#include "core/log.h"
+#include "core/runtime.h"
+#include "core/snapshot.h"
+#include "roles/serve.h"
+
+struct event_base *mesh_serve_base(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    /* before any event base exists: workers wake the main loop across threads */
+    evthread_use_pthreads();
+    return event_base_new();
+}
+
+static void start_drain(void *arg)
+{
+    struct mesh_serve *sv = arg;
+    if (mesh_runtime_draining(sv->rt))
+        return;
+    mesh_log_info("draining: no new connections, finishing requests in flight");
+    /* the main loop keeps serving admin (/ready says DRAINING) until the workers finish */
+    mesh_runtime_drain(sv->rt);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+    start_drain(arg);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct mesh_serve *sv = arg;
+    sv->on_hup(sv->hup_arg);
+}
+
+static void write_ready(const struct mesh_serve *sv, const struct mesh_admin *admin)
+{
+    char line[2048];
+    int off = snprintf(line, sizeof(line), "ready admin=%u", admin ? mesh_admin_port(admin) : 0);
+    for (size_t i = 0; i < sv->snap->n_listeners && off < (int)sizeof(line) - 80; i++)
+        off += snprintf(line + off, sizeof(line) - (size_t)off, " %s=%u",
+                        sv->snap->listeners[i].name, mesh_runtime_listener_port(sv->rt, i));
+    off += snprintf(line + off, sizeof(line) - (size_t)off, "\n");
+    ssize_t w = write(sv->ready_fd, line, (size_t)off);
+    (void)w;
+    close(sv->ready_fd);
+}
+
+int mesh_serve_run(struct mesh_serve *sv)
+{
+    struct mesh_err err;
+    mesh_err_init(&err, NULL);
+    struct mesh_admin *admin = NULL;
+    struct event *sigs[3] = {NULL, NULL, NULL};
+    int rc = 1;
+    if (sv->admin_sa) {
+        admin = mesh_admin_new(sv->base, sv->rt, sv->admin_sa, sv->admin_len, start_drain, sv,
+                               &err);
+        if (!admin) {
+            mesh_err_print(&err, stderr);
+            goto out;
+        }
+    }
+    sigs[0] = evsignal_new(sv->base, SIGTERM, on_term, sv);
+    sigs[1] = evsignal_new(sv->base, SIGINT, on_term, sv);
+    sigs[2] = evsignal_new(sv->base, SIGHUP, on_hup, sv);
+    for (size_t i = 0; i < MESH_ARRAY_LEN(sigs); i++)
+        evsignal_add(sigs[i], NULL);
+    mesh_runtime_set_access_log(sv->rt, sv->access_log);
+    if (mesh_runtime_start(sv->rt) != MESH_OK)
+        goto out;
+    for (size_t i = 0; i < sv->snap->n_listeners; i++)
+        mesh_log_info("listener %s on %s:%u", sv->snap->listeners[i].name,
+                      sv->snap->listeners[i].address, mesh_runtime_listener_port(sv->rt, i));
+    if (admin)
+        mesh_log_info("admin on port %u", mesh_admin_port(admin));
+    if (sv->ready_fd >= 0)
+        write_ready(sv, admin);
+    mesh_log_info("meshd %s ready: snapshot %s", sv->what, sv->snap->version);
+    event_base_dispatch(sv->base);
+    rc = 0;
+out:
+    if (!mesh_runtime_draining(sv->rt))
+        mesh_runtime_drain(sv->rt);
+    for (size_t i = 0; i < MESH_ARRAY_LEN(sigs); i++)
+        if (sigs[i])
+            event_free(sigs[i]);
+    mesh_admin_free(admin);
+    mesh_runtime_free(sv->rt); /* joins the workers */
+    sv->rt = NULL;
+    mesh_log_info("meshd %s stopped", sv->what);
+    return rc;
+}
