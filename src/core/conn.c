@@ -11,6 +11,14 @@
 #include "core/log.h"
 #include "core/proxy-int.h"
 
+/* linux/netfilter_ipv4.h and ip6_tables.h clash with netinet/in.h: the values are ABI */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define H2_PREFACE_LEN (sizeof(h2_preface) - 1)
 
@@ -308,6 +316,29 @@ int mesh_io_write(struct evbuffer *b, int fd)
     return (int)w;
 }
 
+/*
+ * Where the client meant to go: the original destination when iptables
+ * redirected the connection (SO_ORIGINAL_DST), else the address it reached.
+ * tcp_routes and passthrough clusters read it.
+ */
+static void conn_destination(struct mesh_conn *c)
+{
+    socklen_t len = sizeof(c->dst);
+    c->dst_len = 0;
+    if (getsockname(c->fd, (struct sockaddr *)&c->dst, &len) != 0)
+        return;
+    c->dst_len = len;
+    struct sockaddr_storage od;
+    socklen_t olen = sizeof(od);
+    int rc = c->dst.ss_family == AF_INET6
+                 ? getsockopt(c->fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &od, &olen)
+                 : getsockopt(c->fd, SOL_IP, SO_ORIGINAL_DST, &od, &olen);
+    if (rc == 0 && od.ss_family == c->dst.ss_family) {
+        c->dst = od;
+        c->dst_len = olen;
+    }
+}
+
 void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,
                       const struct sockaddr *sa, socklen_t salen)
 {
@@ -332,6 +363,7 @@ void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer_ip,
                   sizeof(c->peer_ip));
+    conn_destination(c);
     mesh_list_insert_tail(&w->conns, &c->link);
     w->n_conns++;
     MESH_STAT_INC(&w->stats, downstream_cx_total);

@@ -19,6 +19,7 @@
 #include <http_parser.h>
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include "core/arena.h"
 #include "core/list.h"
 #include "core/snapshot.h"
@@ -40,6 +41,9 @@ struct mesh_conn;
 struct mesh_stream;
 struct mesh_upconn;
 struct mesh_pool;
+struct mesh_l4_conn;
+struct mesh_lb_worker;
+struct mesh_lb_shared;
 
 /* ---- Headers ---- */
 struct mesh_header {
@@ -154,6 +158,12 @@ struct mesh_stream {
     const struct mesh_route *route;
     const struct mesh_cluster *cluster;
     const struct mesh_endpoint *endpoint;
+    const struct mesh_weighted_cluster *dest; /* the weighted destination picked, if any */
+    unsigned filter_next;                /* next filter of the chain to run (filter.c) */
+    struct mesh_headers resp_add;        /* headers to add to the response (filters, lb cookie) */
+    const struct mesh_endpoint *tried[4]; /* endpoints already tried (retry on another host) */
+    uint8_t n_tried;
+    bool lb_picked;                      /* mesh_lb_pick() gave the endpoint: mesh_lb_done() owed */
     struct mesh_upconn *up;              /* borrowed while attached */
     const struct mesh_up_ops *uops;
     struct mesh_list pending_link;       /* in pool->pending while waiting for a connection */
@@ -200,6 +210,8 @@ void mesh_stream_cache_free(struct mesh_worker *w);
 /* ---- Proxy glue (proxy.c) ---- */
 /** Request head complete. <end>: no body follows. */
 void mesh_proxy_request_headers(struct mesh_stream *s, bool end);
+/** The filter chain let the routed request through: answer it or send it upstream. */
+void mesh_proxy_continue(struct mesh_stream *s);
 /** Request body bytes (moved out of <data>). Returns true when the producer should pause. */
 bool mesh_proxy_request_data(struct mesh_stream *s, struct evbuffer *data);
 void mesh_proxy_request_end(struct mesh_stream *s);
@@ -230,6 +242,9 @@ struct mesh_conn {
     struct evbuffer *in, *out;
     size_t listener_idx;                  /* index into every snapshot's listeners (stable) */
     char peer_ip[64];
+    struct sockaddr_storage dst;          /* where the client connected: SO_ORIGINAL_DST, else local */
+    socklen_t dst_len;
+    struct mesh_l4_conn *l4;              /* tcp/tls route state (tcp_proxy.c), NULL for HTTP */
     struct mesh_list link;                /* in worker->conns */
     bool reading;                         /* read event enabled */
     bool closing;                         /* close once out is flushed */
@@ -420,6 +435,7 @@ struct mesh_worker {
     uint32_t *rr;                      /* per cluster of snap: round robin cursor */
     size_t n_rr;
     uint64_t rand_state;
+    struct mesh_lb_worker *lb;         /* load balancer state of this worker (lb.c) */
     bool draining;
     struct mesh_stats stats;
 };
@@ -444,6 +460,7 @@ struct mesh_runtime {
     struct mesh_handler_reg handlers[8];
     size_t n_handlers;
     _Atomic unsigned workers_done;
+    struct mesh_lb_shared *lb;         /* state shared by the workers: outlier detection (lb.c) */
     bool draining;
 };
 
@@ -454,8 +471,6 @@ int mesh_io_read(struct evbuffer *b, int fd, size_t max);
 int mesh_io_write(struct evbuffer *b, int fd);
 /** Worker's reference to the current snapshot (refreshed on notify). Borrowed. */
 struct mesh_snapshot *mesh_worker_snapshot(struct mesh_worker *w);
-/** Round-robin / random endpoint pick for <cl> on this worker; NULL when it has none. */
-const struct mesh_endpoint *mesh_worker_pick(struct mesh_worker *w, const struct mesh_cluster *cl);
 /** Called when a connection closes during a drain: exits the loop when the last one goes. */
 void mesh_worker_conn_gone(struct mesh_worker *w);
 

@@ -9,7 +9,9 @@
 #include <time.h>
 #include "core/log.h"
 #include "core/proxy-int.h"
+#include "core/filter.h"
 #include "core/handler.h"
+#include "core/lb.h"
 #include "core/router.h"
 
 #define LIT(s) s, sizeof(s) - 1
@@ -47,8 +49,18 @@ struct mesh_stream *mesh_stream_new(struct mesh_conn *c, const struct mesh_down_
     return s;
 }
 
+/* Ends the load balancer's view of the current try (exactly once per pick). */
+static void lb_done(struct mesh_stream *s, int status, unsigned flags)
+{
+    if (s->lb_picked) {
+        s->lb_picked = false;
+        mesh_lb_done(s, status, flags);
+    }
+}
+
 static void detach_upstream(struct mesh_stream *s)
 {
+    lb_done(s, 0, s->flags);
     if (s->pending_pool)
         mesh_upstream_cancel_pending(s);
     if (s->uops) {
@@ -130,17 +142,30 @@ void mesh_proxy_local_reply(struct mesh_stream *s, int status, unsigned flag, co
     s->dops->send_end(s);
 }
 
+/* The response head is final: the filters' on_response, then headers they queued. */
+static void response_filters(struct mesh_stream *s)
+{
+    if (s->route && (s->route->policy || s->dest))
+        mesh_filter_response(s);
+    for (uint32_t i = 0; i < s->resp_add.n; i++) {
+        const struct mesh_header *h = &s->resp_add.v[i];
+        mesh_headers_add(s->arena, &s->resp.hdrs, h->name, h->name_len, h->value, h->value_len);
+    }
+}
+
 static void direct_reply(struct mesh_stream *s, const struct mesh_route *r)
 {
     s->state = MESH_SS_LOCAL;
     s->resp.status = r->direct_status;
     s->resp.content_length = (int64_t)r->direct_body_len;
+    if (r->direct_body_len)
+        mesh_headers_add(s->arena, &s->resp.hdrs, LIT("content-type"), LIT("text/plain"));
+    response_filters(s);
     if (!r->direct_body_len) {
         s->dops->send_headers(s, true);
         s->dops->send_end(s);
         return;
     }
-    mesh_headers_add(s->arena, &s->resp.hdrs, LIT("content-type"), LIT("text/plain"));
     s->dops->send_headers(s, false);
     struct evbuffer *b = evbuffer_new();
     evbuffer_add_reference(b, r->direct_body, r->direct_body_len, NULL, NULL);
@@ -290,15 +315,16 @@ static void arm_timeout(struct mesh_stream *s)
 }
 
 /* A weighted split (canary): each request draws independently, so the split converges. */
-static const struct mesh_cluster *pick_weighted(struct mesh_worker *w, const struct mesh_route *r)
+static const struct mesh_weighted_cluster *pick_weighted(struct mesh_worker *w,
+                                                         const struct mesh_route *r)
 {
     uint32_t x = (uint32_t)(next_rand(w) >> 32) % r->total_weight;
     for (size_t i = 0; i < r->n_weighted; i++) {
         if (x < r->weighted[i].weight)
-            return r->weighted[i].cluster;
+            return &r->weighted[i];
         x -= r->weighted[i].weight;
     }
-    return r->weighted[r->n_weighted - 1].cluster;
+    return &r->weighted[r->n_weighted - 1];
 }
 
 static void run_handler(struct mesh_stream *s)
@@ -350,11 +376,31 @@ void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
         return;
     }
     s->route = r;
+    if (r->action == MESH_ACTION_CLUSTER) {
+        if (r->n_weighted) {
+            s->dest = pick_weighted(s->w, r);
+            s->cluster = s->dest->cluster;
+        } else {
+            s->cluster = r->cluster;
+        }
+    }
+    (void)end; /* s->req_end says it from here on */
+    if ((r->policy || s->dest) && mesh_filter_request(s) != MESH_FILTER_CONTINUE)
+        return; /* answered, or paused until mesh_filter_resume() */
+    mesh_proxy_continue(s);
+}
+
+void mesh_proxy_continue(struct mesh_stream *s)
+{
+    const struct mesh_route *r = s->route;
     if (r->action == MESH_ACTION_DIRECT) {
         direct_reply(s, r);
         return;
     }
-    s->cluster = r->n_weighted ? pick_weighted(s->w, r) : r->cluster;
+    if (r->action != MESH_ACTION_CLUSTER) {
+        mesh_proxy_local_reply(s, 500, 0, "route has no action to take");
+        return;
+    }
     if (s->is_connect && s->h2_id) {
         mesh_proxy_local_reply(s, 501, 0, "CONNECT over HTTP/2 is not supported yet");
         return;
@@ -362,7 +408,7 @@ void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
     add_request_headers(s);
     s->state = MESH_SS_ROUTED;
     touch(s);
-    if (end)
+    if (s->req_end)
         arm_timeout(s);
     else if (!s->is_connect && !s->is_upgrade)
         schedule_timer(s);
@@ -470,6 +516,8 @@ void mesh_proxy_response_headers(struct mesh_stream *s, bool end)
         return;
     }
     mesh_headers_strip_hop(&s->resp.hdrs, false);
+    lb_done(s, s->resp.status, 0);
+    response_filters(s);
     s->dops->send_headers(s, end);
     if (end)
         mesh_proxy_response_end(s);
@@ -498,6 +546,7 @@ void mesh_proxy_upstream_error(struct mesh_stream *s, int status, unsigned flag,
     /* the codec has already forgotten <s> */
     s->up = NULL;
     s->uops = NULL;
+    lb_done(s, 0, flag);
     if (retryable && s->attempts < 2 && !s->resp_headers_sent && s->req_end && s->req_bytes == 0) {
         MESH_STAT_INC(&s->w->stats, upstream_rq_retry_reused);
         s->req_sent_end = false;

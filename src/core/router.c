@@ -93,12 +93,12 @@ const struct mesh_route *mesh_router_route(const struct mesh_vhost *vh, const ch
         len = (size_t)(q - path);
     for (size_t i = 0; i < vh->n_routes; i++) {
         const struct mesh_route *r = &vh->routes[i];
-        if (r->match == MESH_MATCH_EXACT) {
-            if (len == r->path_len && (len == 0 || memcmp(path, r->path, len) == 0))
+        if (r->match.kind == MESH_MATCH_EXACT) {
+            if (len == r->match.path_len && (len == 0 || memcmp(path, r->match.path, len) == 0))
                 return r;
         } else {
             /* Envoy semantics: a plain string prefix, so "/api" also matches "/apix" */
-            if (len >= r->path_len && (r->path_len == 0 || memcmp(path, r->path, r->path_len) == 0))
+            if (len >= r->match.path_len && (r->match.path_len == 0 || memcmp(path, r->match.path, r->match.path_len) == 0))
                 return r;
         }
     }

@@ -15,61 +15,29 @@
 #include <sys/socket.h>
 #include "core/common.h"
 #include "core/status.h"
+#include "core/snapshot_cluster.h" /* clusters, endpoints */
+#include "core/snapshot_l4.h"      /* tcp and tls routes */
+#include "core/snapshot_match.h"   /* route matches */
+#include "core/snapshot_policy.h"  /* retries, mirrors, filters */
 
 struct mesh_arena;
-
-enum mesh_upstream_proto {
-    MESH_PROTO_HTTP1 = 0,
-    MESH_PROTO_HTTP2 = 1,
-};
-
-enum mesh_lb_policy {
-    MESH_LBP_ROUND_ROBIN = 0,
-    MESH_LBP_RANDOM = 1,
-};
-
-struct mesh_endpoint {
-    const char *address;           /* as written: "127.0.0.1", "::1" */
-    uint16_t port;
-    uint32_t weight;               /* default 1 */
-    struct sockaddr_storage sa;    /* resolved at load time: numeric addresses only */
-    socklen_t salen;
-    const char *key;               /* "127.0.0.1:8080": names the endpoint in pools and stats */
-};
-
-struct mesh_cluster {
-    const char *name;
-    size_t index;                  /* position in snapshot->clusters (per-worker state is indexed by it) */
-    enum mesh_upstream_proto protocol;
-    enum mesh_lb_policy lb_policy;
-    uint32_t connect_timeout_ms;   /* default 1000 */
-    uint32_t idle_timeout_ms;      /* idle pooled upstream connection; default 60000 */
-    uint32_t max_connections;      /* per endpoint per worker; default 1024 */
-    uint32_t max_pending_requests; /* waiting for a connection; default 1024 */
-    uint32_t max_requests_per_connection; /* 0 = unlimited */
-    struct mesh_endpoint *endpoints;
-    size_t n_endpoints;
-};
-
-enum mesh_path_match {
-    MESH_MATCH_PREFIX = 0,
-    MESH_MATCH_EXACT = 1,
-};
+struct mesh_route_index;
 
 enum mesh_route_action {
     MESH_ACTION_CLUSTER = 0,
     MESH_ACTION_DIRECT = 1,
+    MESH_ACTION_REDIRECT = 2,      /* answered by the route's redirect filter */
 };
 
 struct mesh_weighted_cluster {
     const struct mesh_cluster *cluster;
     uint32_t weight;
+    struct mesh_filter *filters;   /* destination-level filters (header operations) */
+    size_t n_filters;
 };
 
 struct mesh_route {
-    enum mesh_path_match match;
-    const char *path;              /* prefix or exact path */
-    size_t path_len;
+    struct mesh_route_match match; /* snapshot_match.h */
     enum mesh_route_action action;
     /* MESH_ACTION_CLUSTER */
     const struct mesh_cluster *cluster; /* resolved at load: never NULL for a CLUSTER route */
@@ -81,6 +49,8 @@ struct mesh_route {
     int direct_status;
     const char *direct_body;       /* may be NULL */
     size_t direct_body_len;
+    /* every action */
+    const struct mesh_route_policy *policy; /* snapshot_policy.h; NULL = nothing more to do */
 };
 
 struct mesh_vhost {
@@ -89,6 +59,7 @@ struct mesh_vhost {
     size_t n_domains;
     struct mesh_route *routes;
     size_t n_routes;
+    const struct mesh_route_index *index; /* built by router.c at load; NULL = scan in order */
 };
 
 struct mesh_route_config {
@@ -105,6 +76,7 @@ struct mesh_listener_cfg {
     socklen_t salen;
     const struct mesh_route_config *route_config; /* resolved at load; NULL with a handler */
     const char *handler;           /* served by a handler the role registered (control API) */
+    const struct mesh_listener_l4 *l4; /* snapshot_l4.h: tcp/tls routes; NULL = HTTP only */
 };
 
 struct mesh_timeouts {

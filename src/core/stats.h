@@ -36,6 +36,26 @@
     X(upstream_rq_overflow, counter, "pool overflow (503 UO)")                                     \
     X(upstream_rq_no_healthy, counter, "no endpoint (503 UH)")                                     \
     X(upstream_rq_retry_reused, counter, "requests retried after a reused connection closed")      \
+    X(upstream_rq_retry, counter, "retries sent (route retry policy)")                           \
+    X(upstream_rq_retry_success, counter, "requests that succeeded on a retry")                    \
+    X(upstream_rq_retry_overflow, counter, "retries refused by the cluster's max_retries")         \
+    X(upstream_rq_per_try_timeout, counter, "tries that hit the per-try timeout")                   \
+    X(upstream_rq_pending_total, counter, "requests that waited for a connection")                 \
+    X(upstream_cx_overflow, counter, "connections refused by max_connections")                     \
+    X(outlier_ejections_total, counter, "endpoints ejected by outlier detection")                  \
+    X(outlier_ejections_consecutive_5xx, counter, "ejections for consecutive 5xx")                 \
+    X(outlier_ejections_consecutive_gateway, counter, "ejections for consecutive gateway errors")  \
+    X(outlier_ejections_overflow, counter, "ejections skipped by max_ejection_percent")            \
+    X(lb_cookie_generated, counter, "hash cookies set on responses")                               \
+    X(fault_delays_injected, counter, "requests delayed by fault injection")                       \
+    X(fault_aborts_injected, counter, "requests aborted by fault injection")                       \
+    X(mirror_rq_total, counter, "mirrored (shadow) requests sent")                                 \
+    X(mirror_rq_failed, counter, "mirrored requests that failed")                                  \
+    X(cors_preflight, counter, "CORS preflight requests answered")                                 \
+    X(redirects, counter, "requests answered with a redirect")                                     \
+    X(tcp_cx_total, counter, "TCP connections proxied by tcp_routes")                              \
+    X(tcp_cx_no_route, counter, "TCP/TLS connections no tcp_route matched")                        \
+    X(tcp_cx_sni, counter, "TLS connections routed by SNI")                                        \
     X(tunnels_total, counter, "CONNECT and Upgrade tunnels")
 
 enum mesh_stat_id {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "core/lb.h"
 #include "core/log.h"
 #include "core/proxy-int.h"
 
@@ -378,13 +379,16 @@ static struct mesh_upconn *h2_with_capacity(struct mesh_pool *p, bool *connectin
 void mesh_upstream_start(struct mesh_stream *s)
 {
     struct mesh_worker *w = s->w;
-    const struct mesh_endpoint *ep = mesh_worker_pick(w, s->cluster);
+    const struct mesh_endpoint *ep = mesh_lb_pick(s, s->cluster);
     if (!ep) {
         MESH_STAT_INC(&w->stats, upstream_rq_no_healthy);
         mesh_proxy_local_reply(s, 503, MESH_RF_UH, "no healthy upstream");
         return;
     }
     s->endpoint = ep;
+    s->lb_picked = true;
+    if (s->n_tried < MESH_ARRAY_LEN(s->tried))
+        s->tried[s->n_tried++] = ep;
     s->attempts++;
     struct mesh_pool *p = pool_lookup(w, ep, s->cluster);
     if (p->proto == MESH_PROTO_HTTP2 && !s->is_connect) {

@@ -24,27 +24,6 @@ struct mesh_snapshot *mesh_worker_snapshot(struct mesh_worker *w)
     return w->snap;
 }
 
-const struct mesh_endpoint *mesh_worker_pick(struct mesh_worker *w, const struct mesh_cluster *cl)
-{
-    size_t n = cl->n_endpoints;
-    if (!n)
-        return NULL;
-    if (n == 1)
-        return &cl->endpoints[0];
-    if (cl->lb_policy == MESH_LBP_RANDOM) {
-        uint64_t x = w->rand_state;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        w->rand_state = x;
-        return &cl->endpoints[(x * 0x2545F4914F6CDD1DULL >> 33) % n];
-    }
-    /* per-cluster cursors belong to the worker's snapshot; an older one shares a global cursor */
-    uint32_t *cur = cl->index < w->n_rr && w->snap->n_clusters == w->n_rr ? &w->rr[cl->index] : NULL;
-    uint64_t k = cur ? (*cur)++ : w->rr_seq++;
-    return &cl->endpoints[k % n];
-}
-
 /* ---- Accept ---- */
 
 struct listen_ctx {

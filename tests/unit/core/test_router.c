@@ -5,8 +5,8 @@
 
 /* Route tables built by hand: the router is tested apart from the loader. */
 
-#define ROUTE_PREFIX(p) {.match = MESH_MATCH_PREFIX, .path = (p), .path_len = sizeof(p) - 1}
-#define ROUTE_EXACT(p) {.match = MESH_MATCH_EXACT, .path = (p), .path_len = sizeof(p) - 1}
+#define ROUTE_PREFIX(p) {.match = {.kind = MESH_MATCH_PREFIX, .path = (p), .path_len = sizeof(p) - 1}}
+#define ROUTE_EXACT(p) {.match = {.kind = MESH_MATCH_EXACT, .path = (p), .path_len = sizeof(p) - 1}}
 #define VHOST(n, doms, rts)                                                                        \
     {.name = (n), .domains = (doms), .n_domains = MESH_ARRAY_LEN(doms), .routes = (rts),           \
      .n_routes = MESH_ARRAY_LEN(rts)}
@@ -188,5 +188,5 @@ Test(router, match_combines_both_steps)
     struct mesh_route_config c = {.name = "c", .vhosts = one, .n_vhosts = 1};
     const struct mesh_route *r = mesh_router_match(&c, "x:1", 3, "/api/v1?y", 9);
     cr_assert_not_null(r);
-    cr_expect_str_eq(r->path, "/api");
+    cr_expect_str_eq(r->match.path, "/api");
 }

@@ -1,0 +1,27 @@
+/*
+ * Load balancing and outlier detection (docs/snapshot.md, "clusters[]"):
+ * which endpoint of a cluster serves a request, and what each answer says
+ * about that endpoint's health.
+ */
+#ifndef MESH_CORE_LB_H
+#define MESH_CORE_LB_H
+
+#include "core/snapshot.h"
+
+struct mesh_stream;
+
+/*
+ * Endpoint of <cl> for <s> (its headers, peer and the endpoints it already
+ * tried feed the hash and retry policies). NULL when the cluster has no
+ * endpoint to offer (none, or all ejected beyond the policy). Every pick that
+ * returns an endpoint is matched by exactly one mesh_lb_done() for <s>.
+ */
+const struct mesh_endpoint *mesh_lb_pick(struct mesh_stream *s, const struct mesh_cluster *cl);
+/*
+ * The try that mesh_lb_pick() started ended: <status> is the upstream's final
+ * status (0 when there was none: connect failure, reset, timeout, client
+ * gone) and <flags> the MESH_RF_* that describe the failure.
+ */
+void mesh_lb_done(struct mesh_stream *s, int status, unsigned flags);
+
+#endif /* MESH_CORE_LB_H */

@@ -1,0 +1,249 @@
+/* Snapshot loader: route_configs[], virtual hosts and routes (docs/snapshot.md). */
+#include "core/common.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <jansson.h>
+#include "core/arena.h"
+#include "core/snapshot.h"
+#include "core/snapshot-int.h"
+
+static const char *const route_fields[] = {"match", "route", "direct_response", NULL};
+static const char *const action_fields[] = {"cluster", "weighted_clusters", "timeout_ms", NULL};
+static const char *const weighted_fields[] = {"name", "weight", NULL};
+static const char *const direct_fields[] = {"status", "body", NULL};
+static const char *const vhost_fields[] = {"name", "domains", "routes", NULL};
+static const char *const rc_fields[] = {"name", "virtual_hosts", NULL};
+
+
+/* Cluster named <name> (clusters are parsed first, the array is final), or NULL with an error. */
+const struct mesh_cluster *mesh_snap_find_cluster(struct mesh_snap_ctx *c, const char *name, const char *path,
+                                               const char *key)
+{
+    json_t *idx = json_object_get(c->cluster_names, name);
+    if (!idx) {
+        char pc[MESH_SNAP_PATH_MAX];
+        mesh_snap_path_key(pc, path, key);
+        mesh_snap_fail(c, pc, "no cluster named '%s'", name);
+        return NULL;
+    }
+    return &c->snap->clusters[json_integer_value(idx)];
+}
+
+/* "weighted_clusters": [{"name": "a", "weight": 90}, ...]: a split by weight (canary). */
+static void parse_weighted(struct mesh_snap_ctx *c, struct mesh_route *r, json_t *fwd, const char *path)
+{
+    char p[MESH_SNAP_PATH_MAX];
+    json_t *arr = mesh_snap_get_array(c, fwd, path, "weighted_clusters", true, p);
+    if (!arr)
+        return;
+    size_t n = json_array_size(arr);
+    if (n == 0) {
+        mesh_snap_fail(c, p, "must name at least one cluster");
+        return;
+    }
+    r->weighted = mesh_snap_zalloc(c, n, sizeof(*r->weighted));
+    r->n_weighted = n;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        char pi[MESH_SNAP_PATH_MAX];
+        mesh_snap_path_idx(pi, p, i);
+        json_t *o = json_array_get(arr, i);
+        if (!json_is_object(o)) {
+            mesh_snap_fail(c, pi, "must be an object");
+            continue;
+        }
+        mesh_snap_check_fields(c, o, pi, weighted_fields);
+        const char *name = mesh_snap_get_string(c, o, pi, "name", true, true);
+        if (name)
+            r->weighted[i].cluster = mesh_snap_find_cluster(c, name, pi, "name");
+        uint32_t w = 0;
+        mesh_snap_get_uint(c, o, pi, "weight", true, 0, 1000000, &w);
+        r->weighted[i].weight = w;
+        total += w;
+    }
+    if (total == 0)
+        mesh_snap_fail(c, p, "weights must not all be 0");
+    r->total_weight = (uint32_t)total;
+    r->cluster = r->weighted[0].cluster; /* a valid default for code that reads one cluster */
+}
+
+static void parse_route(struct mesh_snap_ctx *c, struct mesh_route *r, json_t *o, const char *path)
+{
+    char p[MESH_SNAP_PATH_MAX];
+    mesh_snap_check_fields(c, o, path, route_fields);
+
+    json_t *m = mesh_snap_get_object(c, o, path, "match", true, p);
+    if (m)
+        mesh_snap_parse_match(c, &r->match, m, p);
+
+    json_t *fwd = json_object_get(o, "route");
+    json_t *direct = json_object_get(o, "direct_response");
+    if (!fwd == !direct) {
+        mesh_snap_fail(c, path, "must have exactly one of \"route\" or \"direct_response\"");
+        return;
+    }
+    if (fwd) {
+        r->action = MESH_ACTION_CLUSTER;
+        fwd = mesh_snap_get_object(c, o, path, "route", true, p);
+        if (!fwd)
+            return;
+        mesh_snap_check_fields(c, fwd, p, action_fields);
+        mesh_snap_get_duration(c, fwd, p, "timeout_ms", &r->timeout_ms);
+        json_t *wc = json_object_get(fwd, "weighted_clusters");
+        if (!wc == !json_object_get(fwd, "cluster")) {
+            mesh_snap_fail(c, p, "must have exactly one of \"cluster\" or \"weighted_clusters\"");
+            return;
+        }
+        if (wc) {
+            parse_weighted(c, r, fwd, p);
+            return;
+        }
+        const char *name = mesh_snap_get_string(c, fwd, p, "cluster", true, true);
+        if (!name)
+            return;
+        r->cluster = mesh_snap_find_cluster(c, name, p, "cluster");
+    } else {
+        r->action = MESH_ACTION_DIRECT;
+        direct = mesh_snap_get_object(c, o, path, "direct_response", true, p);
+        if (!direct)
+            return;
+        mesh_snap_check_fields(c, direct, p, direct_fields);
+        uint32_t status = 0;
+        if (mesh_snap_get_uint(c, direct, p, "status", true, 200, 599, &status))
+            r->direct_status = (int)status;
+        r->direct_body = mesh_snap_get_string(c, direct, p, "body", false, false);
+        r->direct_body_len = r->direct_body ? strlen(r->direct_body) : 0;
+    }
+}
+
+/*
+ * Checks the shape of a domain: "*", "*<suffix>", "<prefix>*" or a plain name
+ * (Envoy's forms); no port, since the router strips the authority's port.
+ */
+static void check_domain(struct mesh_snap_ctx *c, const char *d, const char *path)
+{
+    size_t n = strlen(d);
+    if (n == 1 && d[0] == '*')
+        return;
+    const char *star = strchr(d, '*');
+    if (star && star != d && star != d + n - 1)
+        mesh_snap_fail(c, path, "'*' is only allowed at the start or the end of a domain");
+    else if (star && strchr(star + 1, '*'))
+        mesh_snap_fail(c, path, "only one '*' is allowed in a domain");
+    else if (d[0] == '[' ? (strchr(d, ']') == NULL || strchr(d, ']')[1] != '\0')
+                         : strchr(d, ':') != NULL)
+        mesh_snap_fail(c, path, "must be a host name without a port");
+    for (const char *q = d; *q; q++) {
+        if ((unsigned char)*q <= ' ' || *q == '/' || *q == 0x7f) {
+            mesh_snap_fail(c, path, "must not contain spaces, control characters or '/'");
+            break;
+        }
+    }
+}
+
+static void parse_vhost(struct mesh_snap_ctx *c, struct mesh_vhost *vh, json_t *o, const char *path,
+                        json_t *domains_seen)
+{
+    char p[MESH_SNAP_PATH_MAX];
+    mesh_snap_check_fields(c, o, path, vhost_fields);
+    vh->name = mesh_snap_get_string(c, o, path, "name", true, true);
+
+    json_t *doms = mesh_snap_get_array(c, o, path, "domains", true, p);
+    if (doms) {
+        if (json_array_size(doms) == 0)
+            mesh_snap_fail(c, p, "must not be empty");
+        vh->n_domains = json_array_size(doms);
+        vh->domains = mesh_snap_zalloc(c, vh->n_domains, sizeof(*vh->domains));
+        for (size_t i = 0; i < vh->n_domains; i++) {
+            json_t *d = json_array_get(doms, i);
+            char pd[MESH_SNAP_PATH_MAX];
+            mesh_snap_path_idx(pd, p, i);
+            if (!json_is_string(d) || json_string_length(d) == 0) {
+                mesh_snap_fail(c, pd, "must be a non-empty string");
+                vh->domains[i] = "";
+                continue;
+            }
+            char *low = mesh_snap_sdup(c, json_string_value(d), json_string_length(d));
+            for (char *q = low; *q; q++)
+                if (*q >= 'A' && *q <= 'Z')
+                    *q = (char)(*q - 'A' + 'a');
+            vh->domains[i] = low;
+            check_domain(c, low, pd);
+            /* one domain in two virtual hosts would make the choice order-dependent */
+            json_t *prev = json_object_get(domains_seen, low);
+            if (prev)
+                mesh_snap_fail(c, pd, "duplicate domain '%s' (also in %s)", low, json_string_value(prev));
+            else if (json_object_set_new(domains_seen, low, json_string(path)) != 0)
+                mesh_snap_oom();
+        }
+    }
+
+    json_t *routes = mesh_snap_get_array(c, o, path, "routes", true, p);
+    if (!routes)
+        return;
+    vh->n_routes = json_array_size(routes);
+    vh->routes = mesh_snap_zalloc(c, vh->n_routes, sizeof(*vh->routes));
+    for (size_t i = 0; i < vh->n_routes; i++) {
+        json_t *r = json_array_get(routes, i);
+        char pr[MESH_SNAP_PATH_MAX];
+        mesh_snap_path_idx(pr, p, i);
+        if (!json_is_object(r)) {
+            mesh_snap_fail(c, pr, "must be an object");
+            continue;
+        }
+        parse_route(c, &vh->routes[i], r, pr);
+    }
+    mesh_snap_index_vhost(c, vh);
+}
+
+static void parse_route_config(struct mesh_snap_ctx *c, struct mesh_route_config *rc, size_t index,
+                               json_t *o, const char *path)
+{
+    char p[MESH_SNAP_PATH_MAX];
+    mesh_snap_check_fields(c, o, path, rc_fields);
+    rc->name = mesh_snap_get_string(c, o, path, "name", true, true);
+    if (rc->name)
+        mesh_snap_register_name(c, c->rc_names, rc->name, index, path, "route config");
+
+    json_t *vhs = mesh_snap_get_array(c, o, path, "virtual_hosts", true, p);
+    if (!vhs)
+        return;
+    rc->n_vhosts = json_array_size(vhs);
+    rc->vhosts = mesh_snap_zalloc(c, rc->n_vhosts, sizeof(*rc->vhosts));
+    json_t *vh_names = json_object();
+    json_t *domains_seen = json_object();
+    if (!vh_names || !domains_seen)
+        mesh_snap_oom();
+    for (size_t i = 0; i < rc->n_vhosts; i++) {
+        json_t *v = json_array_get(vhs, i);
+        char pv[MESH_SNAP_PATH_MAX];
+        mesh_snap_path_idx(pv, p, i);
+        if (!json_is_object(v)) {
+            mesh_snap_fail(c, pv, "must be an object");
+            continue;
+        }
+        parse_vhost(c, &rc->vhosts[i], v, pv, domains_seen);
+        if (rc->vhosts[i].name)
+            mesh_snap_register_name(c, vh_names, rc->vhosts[i].name, i, pv, "virtual host");
+    }
+    json_decref(vh_names);
+    json_decref(domains_seen);
+}
+
+void mesh_snap_parse_route_configs(struct mesh_snap_ctx *c, struct mesh_snapshot *s, json_t *arr,
+                                const char *path)
+{
+    s->n_route_configs = json_array_size(arr);
+    s->route_configs = mesh_snap_zalloc(c, s->n_route_configs, sizeof(*s->route_configs));
+    for (size_t i = 0; i < s->n_route_configs; i++) {
+        json_t *o = json_array_get(arr, i);
+        char p[MESH_SNAP_PATH_MAX];
+        mesh_snap_path_idx(p, path, i);
+        if (!json_is_object(o)) {
+            mesh_snap_fail(c, p, "must be an object");
+            continue;
+        }
+        parse_route_config(c, &s->route_configs[i], i, o, p);
+    }
+}
