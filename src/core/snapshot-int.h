@@ -87,6 +87,11 @@ void mesh_snap_parse_route_configs(struct mesh_snap_ctx *c, struct mesh_snapshot
                                    json_t *arr, const char *path);   /* snapshot_route.c */
 void mesh_snap_parse_match(struct mesh_snap_ctx *c, struct mesh_route_match *m, json_t *o,
                            const char *path);                       /* snapshot_match.c */
+/* route.retry and route.mirrors (snapshot_retry.c); NULL after reporting a problem. */
+const struct mesh_retry_policy *mesh_snap_parse_retry(struct mesh_snap_ctx *c, json_t *v,
+                                                      const char *path);
+struct mesh_mirror *mesh_snap_parse_mirrors(struct mesh_snap_ctx *c, json_t *v, const char *path,
+                                            size_t *n);
 /* After a virtual host's routes are parsed: builds its route index (router.c). */
 void mesh_snap_index_vhost(struct mesh_snap_ctx *c, struct mesh_vhost *vh);
 void mesh_snap_parse_listeners(struct mesh_snap_ctx *c, struct mesh_snapshot *s, json_t *arr,

@@ -24,12 +24,14 @@
  *   /ws              with "Upgrade: websocket": 101, then echoes every byte
  *   /__count         body = requests received so far, /__count itself excluded
  *   /__conns         body = HTTP connections accepted so far (this one included)
+ *   /__fail/N        from now on every request but /__* gets status N (0 = back to normal)
  *   CONNECT x        200, then serves HTTP again inside the tunnel
  *   anything else    200, body "hello from NAME\n"
  * "Expect: 100-continue" on a request with a body is answered with 100 first.
  * A request the parser refuses is counted too, then answered with 400.
  *
  * --echo-listen adds a raw TCP echo listener (for CONNECT tunnels).
+ * --fail-status N starts in the /__fail/N mode.
  * --ready-file gets "port=N\n" (and "echo_port=M\n"), written atomically.
  * SIGTERM and SIGINT stop the loop; everything is freed before exit.
  */
@@ -94,6 +96,7 @@ struct server {
     const char *name;
     unsigned long requests;
     unsigned long accepted;
+    long fail_status;     /* --fail-status / "/__fail/N": every other request gets N; 0 = off */
     struct conn *conns;
 };
 
@@ -379,6 +382,19 @@ static enum endpoint classify(struct conn *c, long *arg)
         return EP_COUNT;
     if (strcmp(path, "/__conns") == 0)
         return EP_CONNS;
+    if (strncmp(path, "/__fail/", 8) == 0) {
+        /* switch failure mode at run time: outlier tests eject an endpoint, then heal it */
+        errno = 0;
+        long v = strtol(path + 8, &end, 10);
+        if (errno || *end || (v != 0 && (v < 200 || v > 599)))
+            return EP_BAD;
+        c->srv->fail_status = v;
+        return EP_HELLO;
+    }
+    if (c->srv->fail_status && strncmp(path, "/__", 3) != 0) {
+        *arg = c->srv->fail_status;
+        return EP_STATUS;
+    }
     if (strcmp(path, "/early-hints") == 0)
         return EP_EARLY_HINTS;
     if (strncmp(path, "/status/", 8) == 0) {
@@ -889,7 +905,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mesh-test-backend [--listen ADDR:PORT] [--ready-file F] [--name NAME]\n"
-               "                         [--echo-listen ADDR:PORT]\n");
+               "                         [--echo-listen ADDR:PORT] [--fail-status N]\n");
 }
 
 int main(int argc, char **argv)
@@ -899,6 +915,7 @@ int main(int argc, char **argv)
         { "ready-file", required_argument, NULL, 'r' },
         { "name", required_argument, NULL, 'n' },
         { "echo-listen", required_argument, NULL, 'e' },
+        { "fail-status", required_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -906,12 +923,19 @@ int main(int argc, char **argv)
     struct server s = { .name = "backend" };
     int opt, rc = 1;
 
-    while ((opt = getopt_long(argc, argv, "l:r:n:e:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:r:n:e:f:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'l': listen_addr = optarg; break;
         case 'r': ready = optarg; break;
         case 'n': s.name = optarg; break;
         case 'e': echo_addr = optarg; break;
+        case 'f':
+            s.fail_status = strtol(optarg, NULL, 10);
+            if (s.fail_status < 200 || s.fail_status > 599) {
+                usage(stderr);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
