@@ -16,9 +16,8 @@ static uint64_t next_rand(struct mesh_worker *w)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-const struct mesh_endpoint *mesh_lb_pick(struct mesh_stream *s, const struct mesh_cluster *cl)
+static const struct mesh_endpoint *pick(struct mesh_worker *w, const struct mesh_cluster *cl)
 {
-    struct mesh_worker *w = s->w;
     size_t n = cl->n_endpoints;
     if (!n)
         return NULL;
@@ -30,6 +29,40 @@ const struct mesh_endpoint *mesh_lb_pick(struct mesh_stream *s, const struct mes
     uint32_t *cur = cl->index < w->n_rr && w->snap->n_clusters == w->n_rr ? &w->rr[cl->index] : NULL;
     uint64_t k = cur ? (*cur)++ : w->rr_seq++;
     return &cl->endpoints[k % n];
+}
+
+const struct mesh_endpoint *mesh_lb_pick(struct mesh_stream *s, const struct mesh_cluster *cl)
+{
+    return pick(s->w, cl);
+}
+
+const struct mesh_endpoint *mesh_lb_pick_tcp(struct mesh_worker *w, const struct mesh_cluster *cl,
+                                             const struct mesh_conn *c)
+{
+    (void)c;
+    return pick(w, cl);
+}
+
+void mesh_lb_done_tcp(struct mesh_worker *w, const struct mesh_cluster *cl,
+                      const struct mesh_endpoint *ep, bool ok)
+{
+    (void)w;
+    (void)cl;
+    (void)ep;
+    (void)ok;
+}
+
+bool mesh_lb_retry_acquire(struct mesh_worker *w, const struct mesh_cluster *cl)
+{
+    (void)w;
+    (void)cl;
+    return true;
+}
+
+void mesh_lb_retry_release(struct mesh_worker *w, const struct mesh_cluster *cl)
+{
+    (void)w;
+    (void)cl;
 }
 
 void mesh_lb_done(struct mesh_stream *s, int status, unsigned flags)
