@@ -4,6 +4,29 @@
 
 #include "core/snapshot.h"
 
+struct mesh_arena;
+struct mesh_headers; /* proxy-int.h */
+
+/*
+ * What the router sees of a request. Every pointer is borrowed for the call;
+ * a NULL string is an absent value (a method/scheme/authority match then
+ * fails).
+ */
+struct mesh_router_req {
+    const char *method;
+    size_t method_len;
+    const char *scheme;            /* "http" / "https" */
+    size_t scheme_len;
+    const char *authority;         /* :authority or Host, as sent (port included) */
+    size_t authority_len;
+    const char *path;              /* origin form with the query: "/a/b?x=1" */
+    size_t path_len;
+    const struct mesh_headers *headers; /* NULL: none */
+    /* Scratch for regex match data and a header sent several times (its values joined
+     * with ","): the stream arena. NULL: malloc, freed before the call returns. */
+    struct mesh_arena *arena;
+};
+
 /**
  * Virtual host for <authority> (<len> bytes, any case, an optional ":port" is
  * ignored). Order: exact domain, longest "*.suffix", longest "prefix.*", "*".
@@ -13,15 +36,22 @@ const struct mesh_vhost *mesh_router_vhost(const struct mesh_route_config *rc,
                                            const char *authority, size_t len);
 
 /**
- * First route of <vh> whose match accepts <path> (<len> bytes; the query
- * string, if any, is not part of the match). NULL when none matches.
+ * First route of <vh> whose match accepts <rq> (path, method, scheme,
+ * authority, headers, query parameters; docs/snapshot.md "match"), through
+ * the virtual host's route index when it has one. NULL when none matches.
  */
-const struct mesh_route *mesh_router_route(const struct mesh_vhost *vh, const char *path,
-                                           size_t len);
+const struct mesh_route *mesh_router_route(const struct mesh_vhost *vh,
+                                           const struct mesh_router_req *rq);
 
-/** Both steps. NULL when no virtual host or no route matches. */
+/** The same by trying every route in order, without the index: the reference for tests. */
+const struct mesh_route *mesh_router_route_scan(const struct mesh_vhost *vh,
+                                                const struct mesh_router_req *rq);
+
+/** Does route <r> accept <rq>? (Every condition of its match.) */
+bool mesh_router_accepts(const struct mesh_route *r, const struct mesh_router_req *rq);
+
+/** Both steps: the virtual host by rq->authority, then the route. NULL when either fails. */
 const struct mesh_route *mesh_router_match(const struct mesh_route_config *rc,
-                                           const char *authority, size_t alen, const char *path,
-                                           size_t plen);
+                                           const struct mesh_router_req *rq);
 
 #endif /* MESH_CORE_ROUTER_H */

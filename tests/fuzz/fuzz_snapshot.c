@@ -16,8 +16,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     /* a snapshot that loads must be usable: route a request through every listener */
     for (size_t i = 0; i < s->n_listeners; i++) {
-        const struct mesh_route *r =
-            mesh_router_match(s->listeners[i].route_config, "Example.com:80", 14, "/a?b", 4);
+        const struct mesh_router_req rq = {.method = "GET", .method_len = 3, .scheme = "http",
+                                           .scheme_len = 4, .authority = "Example.com:80",
+                                           .authority_len = 14, .path = "/a?b", .path_len = 4};
+        const struct mesh_route *r = mesh_router_match(s->listeners[i].route_config, &rq);
         if (r && r->action == MESH_ACTION_CLUSTER)
             MESH_BUG_ON(r->cluster == NULL || r->cluster != &s->clusters[r->cluster->index]);
     }

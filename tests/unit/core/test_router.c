@@ -117,7 +117,10 @@ Test(router, no_matching_vhost_returns_null)
     cr_expect_null(mesh_router_vhost(&rc_no_any, "unrelated.net", 13));
     cr_expect_null(mesh_router_vhost(&rc_no_any, NULL, 0));
     cr_expect_null(mesh_router_vhost(NULL, "a", 1));
-    cr_expect_null(mesh_router_match(&rc_no_any, "unrelated.net", 13, "/", 1));
+    struct mesh_router_req rq = {.authority = "unrelated.net", .authority_len = 13, .path = "/",
+                                 .path_len = 1};
+    cr_expect_null(mesh_router_match(&rc_no_any, &rq));
+    cr_expect_null(mesh_router_match(&rc_no_any, NULL));
 }
 
 static struct mesh_route routes[] = {
@@ -130,9 +133,18 @@ static struct mesh_route routes[] = {
 static const char *d_routes[] = {"*"};
 static struct mesh_vhost vh_routes = VHOST("r", d_routes, routes);
 
+/* The request view of a GET to <path>; the route tables here have no index (scan). */
+static struct mesh_router_req get(const char *path)
+{
+    return (struct mesh_router_req){.method = "GET", .method_len = 3, .scheme = "http",
+                                    .scheme_len = 4, .authority = "x", .authority_len = 1,
+                                    .path = path, .path_len = path ? strlen(path) : 0};
+}
+
 static int route_index(const char *path)
 {
-    const struct mesh_route *r = mesh_router_route(&vh_routes, path, strlen(path));
+    struct mesh_router_req rq = get(path);
+    const struct mesh_route *r = mesh_router_route(&vh_routes, &rq);
     return r ? (int)(r - routes) : -1;
 }
 
@@ -178,15 +190,19 @@ Test(router, no_matching_route_returns_null)
 {
     cr_expect_eq(route_index("/other"), -1);
     cr_expect_eq(route_index(""), -1);
-    cr_expect_null(mesh_router_route(&vh_routes, NULL, 0));
-    cr_expect_null(mesh_router_route(NULL, "/", 1));
+    struct mesh_router_req none = get(NULL), root = get("/");
+    cr_expect_null(mesh_router_route(&vh_routes, &none));
+    cr_expect_null(mesh_router_route(NULL, &root));
+    cr_expect_null(mesh_router_route(&vh_routes, NULL));
 }
 
 Test(router, match_combines_both_steps)
 {
     struct mesh_vhost one[] = {vh_routes};
     struct mesh_route_config c = {.name = "c", .vhosts = one, .n_vhosts = 1};
-    const struct mesh_route *r = mesh_router_match(&c, "x:1", 3, "/api/v1?y", 9);
+    struct mesh_router_req rq = {.authority = "x:1", .authority_len = 3, .path = "/api/v1?y",
+                                 .path_len = 9};
+    const struct mesh_route *r = mesh_router_match(&c, &rq);
     cr_assert_not_null(r);
     cr_expect_str_eq(r->match.path, "/api");
 }
