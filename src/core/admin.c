@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/admin.h"
+#include "core/lb.h"
 #include "core/log.h"
+#include "core/proxy-int.h"
 #include "core/runtime.h"
 #include "core/snapshot.h"
 #include "core/stats.h"
@@ -99,21 +101,43 @@ static void h_config_dump(struct evhttp_request *req, void *arg)
     evbuffer_free(b);
 }
 
+/* Envoy's /clusters text: "cluster::endpoint::field::value", one per line. */
 static void h_clusters(struct evhttp_request *req, void *arg)
 {
     struct mesh_admin *a = arg;
+    struct mesh_lb_shared *sh = a->rt->lb;
     struct mesh_snapshot *s = mesh_runtime_snapshot(a->rt);
     struct evbuffer *b = evbuffer_new();
+    mesh_lb_review_all(sh); /* ejections that ended show as ended, traffic or not */
     for (size_t i = 0; i < s->n_clusters; i++) {
         const struct mesh_cluster *c = &s->clusters[i];
+        struct mesh_lb_cluster_info ci;
+        mesh_lb_cluster_info(sh, c, &ci);
         evbuffer_add_printf(b, "%s::protocol::%s\n%s::lb_policy::%s\n%s::endpoints::%zu\n",
                             c->name, c->protocol == MESH_PROTO_HTTP2 ? "http2" : "http1", c->name,
-                            c->lb_policy == MESH_LBP_RANDOM ? "random" : "round_robin", c->name,
-                            c->n_endpoints);
-        for (size_t e = 0; e < c->n_endpoints; e++)
-            evbuffer_add_printf(b, "%s::%s::weight::%u\n%s::%s::health_flags::healthy\n", c->name,
-                                c->endpoints[e].key, c->endpoints[e].weight, c->name,
-                                c->endpoints[e].key);
+                            mesh_lb_policy_name(c->lb_policy), c->name, c->n_endpoints);
+        evbuffer_add_printf(b, "%s::rq_active::%u\n%s::retries_active::%u\n%s::outlier::ejected::%u\n",
+                            c->name, ci.rq_active, c->name, ci.retries_active, c->name,
+                            ci.n_ejected);
+        for (size_t e = 0; e < c->n_endpoints; e++) {
+            const struct mesh_endpoint *ep = &c->endpoints[e];
+            struct mesh_lb_ep_info ei;
+            mesh_lb_endpoint_info(sh, c, ep, &ei);
+            const char *n = c->name, *k = ep->key;
+            evbuffer_add_printf(b, "%s::%s::weight::%u\n%s::%s::priority::%u\n", n, k, ep->weight,
+                                n, k, ep->priority);
+            if (ep->locality)
+                evbuffer_add_printf(b, "%s::%s::locality::%s\n", n, k, ep->locality);
+            evbuffer_add_printf(b, "%s::%s::health_flags::%s\n%s::%s::rq_active::%u\n", n, k,
+                                ei.ejected ? "/failed_outlier_check" : "healthy", n, k, ei.active);
+            if (ei.warming)
+                evbuffer_add_printf(b, "%s::%s::slow_start::warming\n", n, k);
+            evbuffer_add_printf(b, "%s::%s::outlier::ejections::%llu\n", n, k,
+                                (unsigned long long)ei.total_ejections);
+            if (ei.ejected)
+                evbuffer_add_printf(b, "%s::%s::outlier::ejected_for_ms::%llu\n", n, k,
+                                    (unsigned long long)ei.ejected_for_ms);
+        }
     }
     mesh_snapshot_unref(s);
     reply(req, 200, "text/plain", b);

@@ -64,6 +64,7 @@ static struct mesh_pool *pool_lookup(struct mesh_worker *w, const struct mesh_en
     p->max_reqs_per_conn = cl->max_requests_per_connection;
     p->connect_timeout_ms = cl->connect_timeout_ms;
     p->idle_timeout_ms = cl->idle_timeout_ms;
+    p->keepalive = cl->keepalive;
     return p;
 }
 
@@ -308,6 +309,20 @@ static void on_up_timer(evutil_socket_t fd, short what, void *arg)
     mesh_upconn_close(u);
 }
 
+/* cluster tcp_keepalive; a field left at 0 keeps the kernel's default */
+static void set_keepalive(int fd, const struct mesh_tcp_keepalive *k)
+{
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    int v;
+    if ((v = (int)k->time_s))
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, sizeof(v));
+    if ((v = (int)k->interval_s))
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v));
+    if ((v = (int)k->probes))
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v));
+}
+
 static struct mesh_upconn *up_connect(struct mesh_pool *p)
 {
     int fd = socket(p->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -315,6 +330,8 @@ static struct mesh_upconn *up_connect(struct mesh_pool *p)
         return NULL;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (p->keepalive.enabled)
+        set_keepalive(fd, &p->keepalive);
     struct mesh_upconn *u = mesh_xcalloc(1, sizeof(*u));
     u->pool = p;
     u->fd = fd;
@@ -346,6 +363,7 @@ static struct mesh_upconn *up_connect(struct mesh_pool *p)
 
 static void enqueue(struct mesh_pool *p, struct mesh_stream *s)
 {
+    MESH_STAT_INC(&p->w->stats, upstream_rq_pending_total);
     mesh_list_insert_tail(&p->pending, &s->pending_link);
     s->pending_pool = p;
     p->n_pending++;
@@ -379,8 +397,16 @@ static struct mesh_upconn *h2_with_capacity(struct mesh_pool *p, bool *connectin
 void mesh_upstream_start(struct mesh_stream *s)
 {
     struct mesh_worker *w = s->w;
-    const struct mesh_endpoint *ep = mesh_lb_pick(s, s->cluster);
-    if (!ep) {
+    const struct mesh_endpoint *ep = NULL;
+    switch (mesh_lb_pick_ex(s, s->cluster, &ep)) {
+    case MESH_LB_OK:
+        break;
+    case MESH_LB_OVERFLOW:
+        MESH_STAT_INC(&w->stats, upstream_rq_overflow);
+        mesh_proxy_local_reply(s, 503, MESH_RF_UO, "upstream overflow: too many requests to the cluster");
+        return;
+    case MESH_LB_NO_HEALTHY:
+    default:
         MESH_STAT_INC(&w->stats, upstream_rq_no_healthy);
         mesh_proxy_local_reply(s, 503, MESH_RF_UH, "no healthy upstream");
         return;
@@ -415,6 +441,7 @@ void mesh_upstream_start(struct mesh_stream *s)
         return;
     }
     if (p->n_conns >= p->max_conns) {
+        MESH_STAT_INC(&w->stats, upstream_cx_overflow);
         if (p->n_pending >= p->max_pending) {
             MESH_STAT_INC(&w->stats, upstream_rq_overflow);
             mesh_proxy_local_reply(s, 503, MESH_RF_UO, "upstream overflow: connection pool full");

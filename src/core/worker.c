@@ -9,7 +9,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "core/lb.h"
 #include "core/log.h"
+#include "core/mirror.h"
 #include "core/proxy-int.h"
 #include "core/runtime.h"
 
@@ -109,11 +111,10 @@ static void refresh_snapshot(struct mesh_worker *w)
     bool drain = rt->draining;
     pthread_mutex_unlock(&rt->lock);
     if (s != w->snap) {
+        /* bound before the old snapshot may go: shared lb state survives the reload */
+        mesh_lb_worker_snapshot(w->lb, s);
         mesh_snapshot_unref(w->snap);
         w->snap = s;
-        free(w->rr);
-        w->n_rr = s->n_clusters;
-        w->rr = mesh_xcalloc(w->n_rr ? w->n_rr : 1, sizeof(*w->rr));
     }
     if (drain)
         worker_start_drain(w);
@@ -211,6 +212,7 @@ struct mesh_runtime *mesh_runtime_new(struct event_base *main_base, struct mesh_
     rt->done_ev = event_new(main_base, -1, 0, on_worker_done, rt);
     rt->n_workers = n_workers;
     rt->workers = mesh_xcalloc(n_workers, sizeof(*rt->workers));
+    rt->lb = mesh_lb_shared_new();
     uint16_t *ports = mesh_xcalloc(snap->n_listeners ? snap->n_listeners : 1, sizeof(*ports));
     rt->listen_ports = ports;
     bool ok = true;
@@ -226,9 +228,9 @@ struct mesh_runtime *mesh_runtime_new(struct event_base *main_base, struct mesh_
         event_config_free(cfg);
         w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         w->snap = mesh_snapshot_ref(snap);
-        w->n_rr = snap->n_clusters;
-        w->rr = mesh_xcalloc(w->n_rr ? w->n_rr : 1, sizeof(*w->rr));
         w->rand_state = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)time(NULL) << 16) ^ (i * 7919u + 1);
+        w->lb = mesh_lb_worker_new(rt->lb, w, w->rand_state * 0xD6E8FEB86659FD93ULL);
+        mesh_lb_worker_snapshot(w->lb, snap);
         mesh_list_init(&w->conns);
         w->notify = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
         event_add(w->notify, NULL);
@@ -349,6 +351,7 @@ void mesh_runtime_free(struct mesh_runtime *rt)
         if (!w->base)
             continue;
         close_listeners(w);
+        mesh_mirror_free_all(w); /* shadows hold pool connections */
         mesh_pools_free(w);
         mesh_stream_cache_free(w);
         event_base_loop(w->base, EVLOOP_NONBLOCK);
@@ -357,12 +360,13 @@ void mesh_runtime_free(struct mesh_runtime *rt)
         if (w->notify_fd >= 0)
             close(w->notify_fd);
         event_base_free(w->base);
+        mesh_lb_worker_free(w->lb);
         mesh_snapshot_unref(w->snap);
-        free(w->rr);
         free(w->listen_fds);
         free(w->listen_evs);
     }
     free(rt->workers);
+    mesh_lb_shared_free(rt->lb);
     free(rt->listen_ports);
     for (size_t i = 0; i < rt->n_handlers; i++)
         free(rt->handlers[i].name);

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "core/log.h"
+#include "core/lb.h"
 #include "core/proxy-int.h"
 
 static const char snapshot_json[] =
@@ -43,6 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     w.base = event_base_new();
     w.snap = snap;
     w.rand_state = 1;
+    rt.lb = mesh_lb_shared_new();
+    w.lb = mesh_lb_worker_new(rt.lb, &w, 1);
+    mesh_lb_worker_snapshot(w.lb, snap);
     mesh_list_init(&w.conns);
     struct sockaddr_storage ss = {.ss_family = AF_UNIX};
     mesh_conn_accept(&w, sv[0], 0, (struct sockaddr *)&ss, sizeof(ss));
@@ -79,7 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mesh_stream_cache_free(&w);
     for (int i = 0; i < 2; i++)
         event_base_loop(w.base, EVLOOP_NONBLOCK);
-    free(w.rr);
+    mesh_lb_worker_free(w.lb);
+    mesh_lb_shared_free(rt.lb);
     event_base_free(w.base);
     close(sv[1]);
     return 0;
