@@ -147,6 +147,7 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t err, void *
             char why[160];
             snprintf(why, sizeof(why), "upstream reset the stream: %s",
                      nghttp2_http2_strerror(err));
+            s->up_refused = err == NGHTTP2_REFUSED_STREAM; /* the refused-stream retry condition */
             mesh_proxy_upstream_error(s, 502, MESH_RF_UC, why, err == NGHTTP2_REFUSED_STREAM);
         }
     }

@@ -12,6 +12,8 @@
 #include "core/filter.h"
 #include "core/handler.h"
 #include "core/lb.h"
+#include "core/mirror.h"
+#include "core/retry.h"
 #include "core/router.h"
 
 #define LIT(s) s, sizeof(s) - 1
@@ -44,6 +46,7 @@ struct mesh_stream *mesh_stream_new(struct mesh_conn *c, const struct mesh_down_
     s->resp.content_length = -1;
     s->start_ns = mesh_now_ns();
     mesh_list_init(&s->pending_link);
+    mesh_list_init(&s->shadows);
     MESH_STAT_INC(&c->w->stats, downstream_rq_total);
     MESH_STAT_INC(&c->w->stats, downstream_rq_active);
     return s;
@@ -71,17 +74,69 @@ static void detach_upstream(struct mesh_stream *s)
     }
 }
 
+/* ---- Retry state (the decisions are retry.c's) ---- */
+
+static const struct mesh_retry_policy *retry_policy(const struct mesh_stream *s)
+{
+    if (s->is_shadow || s->is_connect || s->is_upgrade || !s->route || !s->route->policy)
+        return NULL;
+    const struct mesh_retry_policy *rp = s->route->policy->retry;
+    return rp && rp->attempts ? rp : NULL;
+}
+
+void mesh_proxy_copy_buf(struct evbuffer *dst, struct evbuffer *src)
+{
+    struct evbuffer_iovec v[8];
+    struct evbuffer_ptr pos;
+    evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET);
+    size_t left = evbuffer_get_length(src);
+    while (left) {
+        int n = evbuffer_peek(src, (ev_ssize_t)left, &pos, v, 8);
+        if (n <= 0)
+            break;
+        for (int i = 0; i < n && i < 8 && left; i++) {
+            size_t len = MESH_MIN(v[i].iov_len, left);
+            evbuffer_add(dst, v[i].iov_base, len);
+            left -= len;
+            evbuffer_ptr_set(src, &pos, len, EVBUFFER_PTR_ADD);
+        }
+    }
+}
+
+/* The cluster's max_retries slot taken for the retry in progress goes back. */
+static void retry_release(struct mesh_stream *s)
+{
+    if (s->retry_held) {
+        s->retry_held = false;
+        mesh_lb_retry_release(s->w, s->cluster);
+    }
+}
+
+static void stop_try_timer(struct mesh_stream *s)
+{
+    if (s->try_timer)
+        event_del(s->try_timer);
+    s->retry_wait = false;
+}
+
 void mesh_stream_free(struct mesh_stream *s)
 {
+    mesh_mirror_stream_gone(s);
     detach_upstream(s);
+    retry_release(s);
     if (s->timer)
         event_del(s->timer); /* the event itself lives in the arena */
+    if (s->try_timer)
+        event_del(s->try_timer);
     if (s->req_buf)
         evbuffer_free(s->req_buf);
     if (s->resp_buf)
         evbuffer_free(s->resp_buf);
+    if (s->replay)
+        evbuffer_free(s->replay);
     struct mesh_worker *w = s->w;
-    MESH_STAT_DEC(&w->stats, downstream_rq_active);
+    if (!s->is_shadow)
+        MESH_STAT_DEC(&w->stats, downstream_rq_active);
     mesh_snapshot_unref(s->snap);
     struct mesh_arena *a = s->arena;
     /* keep the arena (its first chunk) for the next stream: no malloc per request */
@@ -103,10 +158,12 @@ void mesh_stream_cache_free(struct mesh_worker *w)
 
 void mesh_proxy_local_reply(struct mesh_stream *s, int status, unsigned flag, const char *reason)
 {
+    s->flags |= flag; /* first: the load balancer's report of the try carries it (UT ejects) */
     detach_upstream(s);
+    retry_release(s);
+    stop_try_timer(s);
     if (s->timer)
         event_del(s->timer);
-    s->flags |= flag;
     s->state = MESH_SS_LOCAL;
     if (s->resp_headers_sent) {
         s->dops->reset(s);
@@ -145,6 +202,8 @@ void mesh_proxy_local_reply(struct mesh_stream *s, int status, unsigned flag, co
 /* The response head is final: the filters' on_response, then headers they queued. */
 static void response_filters(struct mesh_stream *s)
 {
+    if (s->is_shadow)
+        return; /* nobody reads a mirror's response */
     if (s->route && (s->route->policy || s->dest))
         mesh_filter_response(s);
     for (uint32_t i = 0; i < s->resp_add.n; i++) {
@@ -364,8 +423,12 @@ void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
     const struct mesh_route_config *rc = snap->listeners[s->conn->listener_idx].route_config;
     const char *path = s->req.path ? s->req.path : "/";
     size_t plen = s->req.path ? s->req.path_len : 1;
-    const struct mesh_route *r =
-        rc ? mesh_router_match(rc, s->req.authority, s->req.authority_len, path, plen) : NULL;
+    const struct mesh_router_req rq = {
+        .method = s->req.method, .method_len = s->req.method_len,
+        .scheme = s->req.scheme, .scheme_len = s->req.scheme ? strlen(s->req.scheme) : 0,
+        .authority = s->req.authority, .authority_len = s->req.authority_len,
+        .path = path, .path_len = plen, .headers = &s->req.hdrs, .arena = s->arena};
+    const struct mesh_route *r = rc ? mesh_router_match(rc, &rq) : NULL;
     if (!r) {
         MESH_STAT_INC(&s->w->stats, downstream_rq_no_route);
         char why[256];
@@ -390,6 +453,140 @@ void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
     mesh_proxy_continue(s);
 }
 
+/* ---- Tries: the per-try timeout, the backoff before a retry ---- */
+
+static void start_try(struct mesh_stream *s);
+
+static void try_timer_arm(struct mesh_stream *s, uint32_t ms, bool backoff);
+
+/* The try in progress ends without a response for the client: forget its upstream. */
+static void discard_try(struct mesh_stream *s)
+{
+    if (s->pending_pool)
+        mesh_upstream_cancel_pending(s);
+    if (s->uops) {
+        const struct mesh_up_ops *u = s->uops;
+        u->detach(s); /* an unfinished response closes its HTTP/1.1 connection, resets HTTP/2 */
+        s->uops = NULL;
+        s->up = NULL;
+    }
+}
+
+/*
+ * The try that just ended matched a retry condition (<match>): may another
+ * start? It must be within the attempts, before anything went to the client,
+ * with the whole body still replayable, and within the cluster's max_retries.
+ * True takes a max_retries slot (held until that retry ends).
+ */
+static bool retry_allowed(struct mesh_stream *s, bool match)
+{
+    const struct mesh_retry_policy *rp = retry_policy(s);
+    retry_release(s); /* the previous retry, if any, is over */
+    if (!rp || !match || s->retries >= rp->attempts || s->resp_headers_sent || s->replay_lost)
+        return false;
+    if (s->req_bytes && (!s->replay || evbuffer_get_length(s->replay) != s->req_bytes))
+        return false;
+    if (s->deadline_ms && now_ms(s->w) >= s->deadline_ms)
+        return false;
+    if (!mesh_lb_retry_acquire(s->w, s->cluster)) {
+        MESH_STAT_INC(&s->w->stats, upstream_rq_retry_overflow);
+        return false;
+    }
+    s->retry_held = true;
+    return true;
+}
+
+/* Back to "routed" with the request as the client sent it, body included. */
+static void reset_try(struct mesh_stream *s)
+{
+    s->state = MESH_SS_ROUTED;
+    s->req_sent_end = false;
+    s->resp_paused = false;
+    s->up_bytes_seen = false;
+    s->up_refused = false;
+    s->up_unconsumed = 0;
+    memset(&s->resp, 0, sizeof(s->resp));
+    s->resp.content_length = -1;
+    if (s->req_bytes) {
+        if (!s->req_buf)
+            s->req_buf = evbuffer_new();
+        evbuffer_drain(s->req_buf, evbuffer_get_length(s->req_buf));
+        if (s->replay)
+            mesh_proxy_copy_buf(s->req_buf, s->replay);
+    }
+}
+
+/* Retry number s->retries + 1 starts after a jittered backoff (on a timer, never inline). */
+static void schedule_retry(struct mesh_stream *s)
+{
+    const struct mesh_retry_policy *rp = retry_policy(s);
+    s->retries++;
+    MESH_STAT_INC(&s->w->stats, upstream_rq_retry);
+    reset_try(s);
+    try_timer_arm(s, mesh_retry_backoff_ms(rp, s->retries, next_rand(s->w)), true);
+}
+
+static void on_try_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_stream *s = arg;
+    if (s->retry_wait) {
+        s->retry_wait = false;
+        start_try(s);
+        return;
+    }
+    /* the per-try timeout: no response head within per_try_timeout_ms */
+    MESH_STAT_INC(&s->w->stats, upstream_rq_per_try_timeout);
+    lb_done(s, 0, MESH_RF_UT);
+    discard_try(s);
+    if (retry_allowed(s, mesh_retry_on_failure(retry_policy(s), MESH_TRY_TIMEOUT))) {
+        schedule_retry(s);
+        return;
+    }
+    mesh_proxy_local_reply(s, 504, MESH_RF_UT, "upstream per-try timeout");
+}
+
+static void try_timer_arm(struct mesh_stream *s, uint32_t ms, bool backoff)
+{
+    if (!s->try_timer) {
+        s->try_timer = mesh_arena_alloc(s->arena, event_get_struct_event_size());
+        if (!s->try_timer)
+            return;
+        evtimer_assign(s->try_timer, s->w->base, on_try_timer, s);
+    }
+    s->retry_wait = backoff;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(s->try_timer, &tv);
+}
+
+/* The per-try timeout runs from the start of a try with a complete request. */
+static void arm_per_try(struct mesh_stream *s)
+{
+    const struct mesh_retry_policy *rp = retry_policy(s);
+    if (rp && rp->per_try_timeout_ms && s->req_end && !s->retry_wait)
+        try_timer_arm(s, rp->per_try_timeout_ms, false);
+}
+
+static void start_try(struct mesh_stream *s)
+{
+    s->state = MESH_SS_ROUTED;
+    touch(s);
+    arm_per_try(s);
+    mesh_upstream_start(s); /* may answer (and free <s>) at once */
+}
+
+/* Each mirror takes its share of requests (percent in millionths). */
+static void start_mirrors(struct mesh_stream *s)
+{
+    const struct mesh_route_policy *pol = s->route->policy;
+    if (!pol || !pol->n_mirrors || s->is_shadow || s->is_connect || s->is_upgrade)
+        return;
+    for (size_t i = 0; i < pol->n_mirrors; i++) {
+        const struct mesh_mirror *m = &pol->mirrors[i];
+        if (m->percent >= 1000000 || (uint32_t)((next_rand(s->w) >> 32) % 1000000) < m->percent)
+            mesh_mirror_send(s, m);
+    }
+}
+
 void mesh_proxy_continue(struct mesh_stream *s)
 {
     const struct mesh_route *r = s->route;
@@ -406,19 +603,52 @@ void mesh_proxy_continue(struct mesh_stream *s)
         return;
     }
     add_request_headers(s);
+    start_mirrors(s); /* copies of the request as it goes upstream */
+    mesh_proxy_forward(s);
+}
+
+void mesh_proxy_forward(struct mesh_stream *s)
+{
     s->state = MESH_SS_ROUTED;
     touch(s);
     if (s->req_end)
         arm_timeout(s);
     else if (!s->is_connect && !s->is_upgrade)
         schedule_timer(s);
-    mesh_upstream_start(s);
+    start_try(s);
+}
+
+/* Keeps what a retry must replay; past MESH_RETRY_REPLAY_MAX the request is no longer retried. */
+static void keep_for_replay(struct mesh_stream *s, struct evbuffer *data)
+{
+    if (s->replay_lost || s->resp_headers_sent || s->state == MESH_SS_LOCAL || !retry_policy(s))
+        return;
+    size_t n = evbuffer_get_length(data);
+    size_t have = s->replay ? evbuffer_get_length(s->replay) : 0;
+    if (have + n > MESH_RETRY_REPLAY_MAX) {
+        s->replay_lost = true;
+        if (s->replay) {
+            evbuffer_free(s->replay);
+            s->replay = NULL;
+        }
+        return;
+    }
+    if (!s->replay)
+        s->replay = evbuffer_new();
+    if (s->replay)
+        mesh_proxy_copy_buf(s->replay, data);
+    else
+        s->replay_lost = true;
 }
 
 bool mesh_proxy_request_data(struct mesh_stream *s, struct evbuffer *data)
 {
     s->req_bytes += evbuffer_get_length(data);
     touch(s);
+    if (s->state != MESH_SS_HANDLER) {
+        keep_for_replay(s, data);
+        mesh_mirror_request_data(s, data);
+    }
     if (s->uops) {
         s->uops->send_data(s, data);
         return s->uops && s->uops->congested(s);
@@ -452,7 +682,11 @@ void mesh_proxy_request_end(struct mesh_stream *s)
             run_handler(s);
         return;
     }
+    mesh_mirror_request_end(s);
     arm_timeout(s);
+    if ((s->state == MESH_SS_ROUTED || s->state == MESH_SS_UPSTREAM) &&
+        !(s->try_timer && evtimer_pending(s->try_timer, NULL)))
+        arm_per_try(s);
     if (s->uops && !s->req_sent_end) {
         s->req_sent_end = true;
         s->uops->send_end(s);
@@ -495,6 +729,30 @@ void mesh_proxy_upstream_ready(struct mesh_stream *s, struct mesh_upconn *u,
         s->dops->resume_read(s);
 }
 
+/*
+ * A final response head arrived: true when the retry policy discards it and
+ * tries again (its connection released or closed, nothing sent to the client).
+ */
+static bool retry_response(struct mesh_stream *s)
+{
+    const struct mesh_retry_policy *rp = retry_policy(s);
+    if (!rp)
+        return false;
+    const struct mesh_header *g = mesh_headers_get(&s->resp.hdrs, LIT("grpc-status"));
+    int grpc = g ? mesh_retry_grpc_status(g->value, g->value_len) : -1;
+    bool match = mesh_retry_on_response(rp, s->resp.status, grpc);
+    if (!match || !retry_allowed(s, match)) {
+        if (!match && s->retries)
+            MESH_STAT_INC(&s->w->stats, upstream_rq_retry_success);
+        stop_try_timer(s); /* the answer stands: only the route timeout applies now */
+        return false;
+    }
+    lb_done(s, s->resp.status, 0);
+    discard_try(s);
+    schedule_retry(s);
+    return true;
+}
+
 void mesh_proxy_response_headers(struct mesh_stream *s, bool end)
 {
     s->up_bytes_seen = true;
@@ -506,8 +764,9 @@ void mesh_proxy_response_headers(struct mesh_stream *s, bool end)
     }
     if (s->resp.status == 101) {
         if (!s->is_upgrade) {
-            mesh_proxy_upstream_error(s, 502, MESH_RF_UPE, "upstream switched protocols unasked",
-                                      false);
+            lb_done(s, 0, MESH_RF_UPE);
+            discard_try(s); /* the codec still holds <s> */
+            mesh_proxy_local_reply(s, 502, MESH_RF_UPE, "upstream switched protocols unasked");
             return;
         }
         mesh_headers_strip_hop(&s->resp.hdrs, true);
@@ -516,6 +775,8 @@ void mesh_proxy_response_headers(struct mesh_stream *s, bool end)
         return;
     }
     mesh_headers_strip_hop(&s->resp.hdrs, false);
+    if (retry_response(s))
+        return;
     lb_done(s, s->resp.status, 0);
     response_filters(s);
     s->dops->send_headers(s, end);
@@ -535,8 +796,10 @@ void mesh_proxy_response_end(struct mesh_stream *s)
 {
     if (s->timer)
         event_del(s->timer);
+    stop_try_timer(s);
     /* release the upstream connection before the codec may free <s> */
     detach_upstream(s);
+    retry_release(s);
     s->dops->send_end(s);
 }
 
@@ -547,14 +810,29 @@ void mesh_proxy_upstream_error(struct mesh_stream *s, int status, unsigned flag,
     s->up = NULL;
     s->uops = NULL;
     lb_done(s, 0, flag);
-    if (retryable && s->attempts < 2 && !s->resp_headers_sent && s->req_end && s->req_bytes == 0) {
+    bool refused = s->up_refused;
+    s->up_refused = false;
+    /* a reused keep-alive connection that closed, or a refused HTTP/2 stream, never
+     * processed the request: replay it once more, whatever the retry policy says */
+    bool replayable = s->req_bytes == 0 ||
+                      (s->replay && evbuffer_get_length(s->replay) == s->req_bytes);
+    if (retryable && s->reuse_retries < 2 && !s->resp_headers_sent && !s->is_connect &&
+        (s->req_end || s->req_bytes == 0) && replayable) {
         MESH_STAT_INC(&s->w->stats, upstream_rq_retry_reused);
-        s->req_sent_end = false;
-        memset(&s->resp, 0, sizeof(s->resp));
-        s->resp.content_length = -1;
-        s->state = MESH_SS_ROUTED;
-        mesh_upstream_start(s);
+        s->reuse_retries++;
+        reset_try(s);
+        start_try(s);
         return;
+    }
+    if (!s->resp_headers_sent) {
+        enum mesh_try_failure f = refused ? MESH_TRY_REFUSED_STREAM : MESH_TRY_RESET;
+        if (flag == MESH_RF_UF)
+            f = MESH_TRY_CONNECT_FAILURE;
+        bool failure = flag & (MESH_RF_UF | MESH_RF_UC | MESH_RF_UPE);
+        if (failure && retry_allowed(s, mesh_retry_on_failure(retry_policy(s), f))) {
+            schedule_retry(s);
+            return;
+        }
     }
     if (flag == MESH_RF_UC)
         MESH_STAT_INC(&s->w->stats, upstream_rq_reset);

@@ -22,7 +22,10 @@
  *   /close           200 with "connection: close", then closes
  *   /reset           closes the socket without answering (RST, SO_LINGER 0)
  *   /ws              with "Upgrade: websocket": 101, then echoes every byte
- *   /__count         body = requests received so far, /__count itself excluded
+ *   /grpc/N          200 "trailers-only" gRPC answer: content-type application/grpc,
+ *                    grpc-status: N (0..16), empty body (retry on gRPC status tests)
+ *   /__count         body = requests received so far, /__count and /__last_host excluded
+ *   /__last_host     body = the Host header of the last request not under /__ (mirror tests)
  *   /__conns         body = HTTP connections accepted so far (this one included)
  *   /__fail/N        from now on every request but /__* gets status N (0 = back to normal)
  *   CONNECT x        200, then serves HTTP again inside the tunnel
@@ -32,6 +35,8 @@
  *
  * --echo-listen adds a raw TCP echo listener (for CONNECT tunnels).
  * --fail-status N starts in the /__fail/N mode.
+ * --stall accepts HTTP connections but never reads from them (with a tiny receive
+ * buffer): a peer that falls behind (mirror tests).
  * --ready-file gets "port=N\n" (and "echo_port=M\n"), written atomically.
  * SIGTERM and SIGINT stop the loop; everything is freed before exit.
  */
@@ -82,6 +87,8 @@ enum endpoint {
     EP_EARLY_HINTS,
     EP_WS,
     EP_CONNECT,
+    EP_GRPC,
+    EP_LAST_HOST,
     EP_BAD,
 };
 
@@ -97,6 +104,8 @@ struct server {
     unsigned long requests;
     unsigned long accepted;
     long fail_status;     /* --fail-status / "/__fail/N": every other request gets N; 0 = off */
+    char last_host[256];  /* Host of the last request not under /__ */
+    bool stall;           /* --stall: never read HTTP connections */
     struct conn *conns;
 };
 
@@ -366,6 +375,10 @@ static enum endpoint classify(struct conn *c, long *arg)
     *arg = 0;
     if (c->parser.method == HTTP_CONNECT)
         return EP_CONNECT;
+    if (c->srv->fail_status && strncmp(path, "/__", 3) != 0) {
+        *arg = c->srv->fail_status; /* every request, /echo and /delay included */
+        return EP_STATUS;
+    }
     if (strcmp(path, "/ws") == 0 && c->parser.upgrade)
         return EP_WS;
     if (strcmp(path, "/echo") == 0)
@@ -382,6 +395,8 @@ static enum endpoint classify(struct conn *c, long *arg)
         return EP_COUNT;
     if (strcmp(path, "/__conns") == 0)
         return EP_CONNS;
+    if (strcmp(path, "/__last_host") == 0)
+        return EP_LAST_HOST;
     if (strncmp(path, "/__fail/", 8) == 0) {
         /* switch failure mode at run time: outlier tests eject an endpoint, then heal it */
         errno = 0;
@@ -391,16 +406,17 @@ static enum endpoint classify(struct conn *c, long *arg)
         c->srv->fail_status = v;
         return EP_HELLO;
     }
-    if (c->srv->fail_status && strncmp(path, "/__", 3) != 0) {
-        *arg = c->srv->fail_status;
-        return EP_STATUS;
-    }
     if (strcmp(path, "/early-hints") == 0)
         return EP_EARLY_HINTS;
     if (strncmp(path, "/status/", 8) == 0) {
         errno = 0;
         *arg = strtol(path + 8, &end, 10);
         return (errno || *end || *arg < 200 || *arg > 599) ? EP_BAD : EP_STATUS;
+    }
+    if (strncmp(path, "/grpc/", 6) == 0) {
+        errno = 0;
+        *arg = strtol(path + 6, &end, 10);
+        return (errno || *end || *arg < 0 || *arg > 16) ? EP_BAD : EP_GRPC;
     }
     if (strncmp(path, "/delay/", 7) == 0) {
         errno = 0;
@@ -423,7 +439,12 @@ static int on_headers_complete(http_parser *p)
     c->headers_done = true;
     c->head = p->method == HTTP_HEAD;
     c->ep = classify(c, &c->arg);
-    if (c->ep != EP_COUNT) {
+    if (evbuffer_get_length(c->url) < 3 ||
+        memcmp(evbuffer_pullup(c->url, 3), "/__", 3) != 0) {
+        if (!find_header(c, "host", c->srv->last_host, sizeof(c->srv->last_host)))
+            c->srv->last_host[0] = '\0';
+    }
+    if (c->ep != EP_COUNT && c->ep != EP_LAST_HOST) {
         c->srv->requests++;
         c->counted = true;
     }
@@ -604,6 +625,17 @@ static void dispatch(struct conn *c)
     case EP_CONNS:
         respond_text(c, 200, "%lu\n", s->accepted);
         break;
+    case EP_LAST_HOST:
+        respond_text(c, 200, "%s\n", s->last_host);
+        break;
+    case EP_GRPC: {
+        char extra[160];
+        snprintf(extra, sizeof(extra), "content-type: application/grpc\r\ngrpc-status: %ld\r\n"
+                 "grpc-message: status %ld\r\ncontent-length: 0\r\n", c->arg, c->arg);
+        write_head(c, 200, extra);
+        evbuffer_add(out_of(c), "\r\n", 2);
+        break;
+    }
     case EP_EARLY_HINTS:
         evbuffer_add_printf(out_of(c), "HTTP/1.1 103 Early Hints\r\n"
                             "link: </style.css>; rel=preload\r\n\r\n");
@@ -793,7 +825,7 @@ static void accept_common(struct evconnlistener *l, evutil_socket_t fd, void *ar
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, IN_HIGH);
     bufferevent_setwatermark(c->bev, EV_WRITE, OUT_LOW, 0);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, s->stall && !echo ? EV_WRITE : EV_READ | EV_WRITE);
 }
 
 static void accept_http(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -905,7 +937,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mesh-test-backend [--listen ADDR:PORT] [--ready-file F] [--name NAME]\n"
-               "                         [--echo-listen ADDR:PORT] [--fail-status N]\n");
+               "                         [--echo-listen ADDR:PORT] [--fail-status N] [--stall]\n");
 }
 
 int main(int argc, char **argv)
@@ -916,6 +948,7 @@ int main(int argc, char **argv)
         { "name", required_argument, NULL, 'n' },
         { "echo-listen", required_argument, NULL, 'e' },
         { "fail-status", required_argument, NULL, 'f' },
+        { "stall", no_argument, NULL, 's' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -923,7 +956,7 @@ int main(int argc, char **argv)
     struct server s = { .name = "backend" };
     int opt, rc = 1;
 
-    while ((opt = getopt_long(argc, argv, "l:r:n:e:f:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "l:r:n:e:f:sh", opts, NULL)) != -1) {
         switch (opt) {
         case 'l': listen_addr = optarg; break;
         case 'r': ready = optarg; break;
@@ -936,6 +969,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 's': s.stall = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -958,6 +992,11 @@ int main(int argc, char **argv)
     http = listen_on(s.base, listen_addr, accept_http, &s, &port);
     if (!http)
         goto out;
+    if (s.stall) {
+        /* accepted sockets inherit it: the peer's writes block after a few KiB */
+        int small = 4096;
+        setsockopt(evconnlistener_get_fd(http), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    }
     if (echo_addr && !(echo = listen_on(s.base, echo_addr, accept_echo, &s, &echo_port)))
         goto out;
     if (ready && write_ready_file(ready, port, echo_port) != 0) {
