@@ -6,10 +6,17 @@
 #include "core/common.h"
 #include <string.h>
 #include "core/filter.h"
+#include "core/filters/filters-int.h"
 #include "core/proxy-int.h"
 
 /* Built-in filter types, by the snapshot field that configures them. */
 static const struct mesh_filter_type *const builtin[] = {
+    &mesh_filter_cors,
+    &mesh_filter_fault,
+    &mesh_filter_redirect,
+    &mesh_filter_rewrite,
+    &mesh_filter_request_headers,
+    &mesh_filter_response_headers,
     NULL,
 };
 

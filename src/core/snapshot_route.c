@@ -5,12 +5,17 @@
 #include <string.h>
 #include <jansson.h>
 #include "core/arena.h"
+#include "core/filter.h"
 #include "core/snapshot.h"
 #include "core/snapshot-int.h"
 
-static const char *const route_fields[] = {"match", "route", "direct_response", NULL};
-static const char *const action_fields[] = {"cluster", "weighted_clusters", "timeout_ms", NULL};
-static const char *const weighted_fields[] = {"name", "weight", NULL};
+static const char *const route_fields[] = {"match", "route", "direct_response", "redirect",
+                                           "request_headers", "response_headers", "cors", "fault",
+                                           NULL};
+static const char *const action_fields[] = {"cluster", "weighted_clusters", "timeout_ms", "retry",
+                                            "mirrors", "rewrite", NULL};
+static const char *const weighted_fields[] = {"name", "weight", "request_headers",
+                                              "response_headers", NULL};
 static const char *const direct_fields[] = {"status", "body", NULL};
 static const char *const vhost_fields[] = {"name", "domains", "routes", NULL};
 static const char *const rc_fields[] = {"name", "virtual_hosts", NULL};
@@ -28,6 +33,40 @@ const struct mesh_cluster *mesh_snap_find_cluster(struct mesh_snap_ctx *c, const
         return NULL;
     }
     return &c->snap->clusters[json_integer_value(idx)];
+}
+
+/* A chain under construction: at most one filter per field, so a small fixed array. */
+struct chain {
+    struct mesh_filter f[8];
+    size_t n;
+};
+
+/* Parses <obj>.<key>, when present, with the built-in filter type of that name. */
+static void add_filter(struct mesh_snap_ctx *c, struct chain *ch, json_t *obj, const char *path,
+                       const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return;
+    const struct mesh_filter_type *t = mesh_filter_find(key);
+    char p[MESH_SNAP_PATH_MAX];
+    mesh_snap_path_key(p, path, key);
+    if (!t) {
+        mesh_snap_fail(c, p, "not supported by this build");
+        return;
+    }
+    const void *cfg = t->parse(c, v, p);
+    if (cfg && ch->n < MESH_ARRAY_LEN(ch->f))
+        ch->f[ch->n++] = (struct mesh_filter){t, cfg};
+}
+
+/* The chain's filters in the snapshot arena; NULL when there are none. */
+static struct mesh_filter *chain_copy(struct mesh_snap_ctx *c, const struct chain *ch)
+{
+    struct mesh_filter *f = mesh_snap_zalloc(c, ch->n, sizeof(*f));
+    if (ch->n)
+        memcpy(f, ch->f, ch->n * sizeof(*f));
+    return f;
 }
 
 /* "weighted_clusters": [{"name": "a", "weight": 90}, ...]: a split by weight (canary). */
@@ -61,11 +100,59 @@ static void parse_weighted(struct mesh_snap_ctx *c, struct mesh_route *r, json_t
         mesh_snap_get_uint(c, o, pi, "weight", true, 0, 1000000, &w);
         r->weighted[i].weight = w;
         total += w;
+        /* destination-level filters run after the route's */
+        struct chain ch = {.n = 0};
+        add_filter(c, &ch, o, pi, "request_headers");
+        add_filter(c, &ch, o, pi, "response_headers");
+        r->weighted[i].filters = chain_copy(c, &ch);
+        r->weighted[i].n_filters = ch.n;
     }
     if (total == 0)
         mesh_snap_fail(c, p, "weights must not all be 0");
     r->total_weight = (uint32_t)total;
     r->cluster = r->weighted[0].cluster; /* a valid default for code that reads one cluster */
+}
+
+/* "route": forward to a cluster or a weighted split, with its timeout, retry, mirrors. */
+static void parse_forward(struct mesh_snap_ctx *c, struct mesh_route *r, json_t *fwd, const char *p,
+                          struct mesh_route_policy *pol)
+{
+    mesh_snap_check_fields(c, fwd, p, action_fields);
+    mesh_snap_get_duration(c, fwd, p, "timeout_ms", &r->timeout_ms);
+    char pk[MESH_SNAP_PATH_MAX];
+    json_t *rv = json_object_get(fwd, "retry");
+    if (rv) {
+        mesh_snap_path_key(pk, p, "retry");
+        pol->retry = mesh_snap_parse_retry(c, rv, pk);
+    }
+    json_t *mv = json_object_get(fwd, "mirrors");
+    if (mv) {
+        mesh_snap_path_key(pk, p, "mirrors");
+        pol->mirrors = mesh_snap_parse_mirrors(c, mv, pk, &pol->n_mirrors);
+    }
+    json_t *wc = json_object_get(fwd, "weighted_clusters");
+    if (!wc == !json_object_get(fwd, "cluster")) {
+        mesh_snap_fail(c, p, "must have exactly one of \"cluster\" or \"weighted_clusters\"");
+        return;
+    }
+    if (wc) {
+        parse_weighted(c, r, fwd, p);
+        return;
+    }
+    const char *name = mesh_snap_get_string(c, fwd, p, "cluster", true, true);
+    if (name)
+        r->cluster = mesh_snap_find_cluster(c, name, p, "cluster");
+}
+
+static void parse_direct(struct mesh_snap_ctx *c, struct mesh_route *r, json_t *direct,
+                         const char *p)
+{
+    mesh_snap_check_fields(c, direct, p, direct_fields);
+    uint32_t status = 0;
+    if (mesh_snap_get_uint(c, direct, p, "status", true, 200, 599, &status))
+        r->direct_status = (int)status;
+    r->direct_body = mesh_snap_get_string(c, direct, p, "body", false, false);
+    r->direct_body_len = r->direct_body ? strlen(r->direct_body) : 0;
 }
 
 static void parse_route(struct mesh_snap_ctx *c, struct mesh_route *r, json_t *o, const char *path)
@@ -79,42 +166,48 @@ static void parse_route(struct mesh_snap_ctx *c, struct mesh_route *r, json_t *o
 
     json_t *fwd = json_object_get(o, "route");
     json_t *direct = json_object_get(o, "direct_response");
-    if (!fwd == !direct) {
-        mesh_snap_fail(c, path, "must have exactly one of \"route\" or \"direct_response\"");
+    json_t *redir = json_object_get(o, "redirect");
+    if ((fwd != NULL) + (direct != NULL) + (redir != NULL) != 1) {
+        mesh_snap_fail(c, path,
+                       "must have exactly one of \"route\", \"direct_response\" or \"redirect\"");
         return;
     }
+    struct mesh_route_policy pol = {.retry = NULL};
+    json_t *fwd_obj = NULL;
     if (fwd) {
         r->action = MESH_ACTION_CLUSTER;
-        fwd = mesh_snap_get_object(c, o, path, "route", true, p);
-        if (!fwd)
-            return;
-        mesh_snap_check_fields(c, fwd, p, action_fields);
-        mesh_snap_get_duration(c, fwd, p, "timeout_ms", &r->timeout_ms);
-        json_t *wc = json_object_get(fwd, "weighted_clusters");
-        if (!wc == !json_object_get(fwd, "cluster")) {
-            mesh_snap_fail(c, p, "must have exactly one of \"cluster\" or \"weighted_clusters\"");
-            return;
-        }
-        if (wc) {
-            parse_weighted(c, r, fwd, p);
-            return;
-        }
-        const char *name = mesh_snap_get_string(c, fwd, p, "cluster", true, true);
-        if (!name)
-            return;
-        r->cluster = mesh_snap_find_cluster(c, name, p, "cluster");
-    } else {
+        fwd_obj = mesh_snap_get_object(c, o, path, "route", true, p);
+        if (fwd_obj)
+            parse_forward(c, r, fwd_obj, p, &pol);
+    } else if (direct) {
         r->action = MESH_ACTION_DIRECT;
         direct = mesh_snap_get_object(c, o, path, "direct_response", true, p);
-        if (!direct)
-            return;
-        mesh_snap_check_fields(c, direct, p, direct_fields);
-        uint32_t status = 0;
-        if (mesh_snap_get_uint(c, direct, p, "status", true, 200, 599, &status))
-            r->direct_status = (int)status;
-        r->direct_body = mesh_snap_get_string(c, direct, p, "body", false, false);
-        r->direct_body_len = r->direct_body ? strlen(r->direct_body) : 0;
+        if (direct)
+            parse_direct(c, r, direct, p);
+    } else {
+        r->action = MESH_ACTION_REDIRECT; /* answered by the redirect filter */
     }
+
+    /* the documented order: cors, fault, redirect, rewrite, request_headers; then the response side */
+    struct chain ch = {.n = 0};
+    add_filter(c, &ch, o, path, "cors");
+    add_filter(c, &ch, o, path, "fault");
+    add_filter(c, &ch, o, path, "redirect");
+    if (fwd_obj) {
+        mesh_snap_path_key(p, path, "route");
+        add_filter(c, &ch, fwd_obj, p, "rewrite");
+    }
+    add_filter(c, &ch, o, path, "request_headers");
+    add_filter(c, &ch, o, path, "response_headers");
+
+    /* nothing beyond the action: no policy, so the request path tests one pointer */
+    if (!ch.n && !pol.retry && !pol.n_mirrors)
+        return;
+    struct mesh_route_policy *rp = mesh_snap_zalloc(c, 1, sizeof(*rp));
+    *rp = pol;
+    rp->filters = chain_copy(c, &ch);
+    rp->n_filters = ch.n;
+    r->policy = rp;
 }
 
 /*
