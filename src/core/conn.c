@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "core/log.h"
 #include "core/proxy-int.h"
+#include "core/tcp_proxy.h"
 
 /* linux/netfilter_ipv4.h and ip6_tables.h clash with netinet/in.h: the values are ABI */
 #ifndef SO_ORIGINAL_DST
@@ -64,6 +65,7 @@ static void teardown(struct mesh_conn *c)
     case MESH_CONN_H1: mesh_h1_down_close(c); break;
     case MESH_CONN_H2: mesh_h2_down_close(c); break;
     case MESH_CONN_TUNNEL: mesh_tunnel_down_closed(c); break;
+    case MESH_CONN_L4: mesh_l4_free(c); break;
     default: break;
     }
     conn_free(c);
@@ -100,6 +102,7 @@ static void on_written(struct mesh_conn *c)
     case MESH_CONN_H1: mesh_h1_down_on_written(c); break;
     case MESH_CONN_H2: mesh_h2_down_on_written(c); break;
     case MESH_CONN_TUNNEL: mesh_tunnel_on_down_written(c); break;
+    case MESH_CONN_L4: mesh_l4_on_down_written(c); break;
     default: break;
     }
 }
@@ -127,6 +130,10 @@ static void write_now(struct mesh_conn *c)
         event_add(c->wev, NULL);
     } else {
         event_del(c->wev);
+        if (c->shut_wr_pending) {
+            c->shut_wr_pending = false;
+            shutdown(c->fd, SHUT_WR);
+        }
         if (c->closing && c->linger && !c->lingering) {
             /* closing with unread input would send RST and may destroy our reply in
              * flight: send FIN, then read and drop for a moment (nginx lingering close) */
@@ -185,6 +192,9 @@ static int sniff(struct mesh_conn *c)
 
 static void process_input(struct mesh_conn *c)
 {
+    /* tcp_routes: the bytes may be a ClientHello, or turn out to be HTTP (kept in c->in) */
+    if (c->proto == MESH_CONN_L4 && mesh_l4_on_down_read(c) != MESH_L4_HTTP)
+        return;
     if (c->proto == MESH_CONN_SNIFF) {
         int rv = sniff(c);
         if (rv == MESH_EAGAIN)
@@ -202,6 +212,42 @@ static void process_input(struct mesh_conn *c)
     }
 }
 
+/* The client sent FIN (or its connection broke: <reset>) and its bytes were processed. */
+static void after_eof(struct mesh_conn *c, bool reset)
+{
+    /* the peer is gone: codecs answer what they can, then the connection closes */
+    event_del(c->rev);
+    c->reading = false;
+    if (c->proto == MESH_CONN_L4) {
+        if (reset) {
+            mesh_conn_close(c);
+            return;
+        }
+        /* a half-close: the proxy goes on the other way (or routes what the client sent) */
+        if (mesh_l4_on_down_eof(c) != MESH_L4_HTTP)
+            return;
+        process_input(c); /* the bytes read while waiting for a ClientHello are HTTP */
+        if (c->dead)
+            return;
+    }
+    if (c->proto == MESH_CONN_TUNNEL)
+        mesh_tunnel_down_closed(c);
+    else if (c->proto == MESH_CONN_H1 && c->h1_stream && c->h1_stream->req_end)
+        c->h1_stream->close_after = true; /* half-close: answer, then close */
+    else
+        mesh_conn_close(c);
+}
+
+void mesh_conn_serve_http(struct mesh_conn *c)
+{
+    if (c->dead)
+        return;
+    if (evbuffer_get_length(c->in))
+        process_input(c);
+    if (!c->dead && c->eof)
+        after_eof(c, false);
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct mesh_conn *c = arg;
@@ -215,6 +261,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             mesh_conn_close(c);
         return;
     }
+    bool reset = false;
     if (c->reading && !c->eof) {
         int n = mesh_io_read(c->in, c->fd, MESH_READ_SIZE);
         if (n == 0) {
@@ -223,22 +270,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                 mesh_log_debug("downstream read: %s", strerror(errno));
                 c->eof = true;
+                reset = true;
             }
         }
     }
     if (!c->dead)
         process_input(c);
-    if (!c->dead && c->eof) {
-        /* the peer is gone: codecs answer what they can, then the connection closes */
-        event_del(c->rev);
-        c->reading = false;
-        if (c->proto == MESH_CONN_TUNNEL)
-            mesh_tunnel_down_closed(c);
-        else if (c->proto == MESH_CONN_H1 && c->h1_stream && c->h1_stream->req_end)
-            c->h1_stream->close_after = true; /* half-close: answer, then close */
-        else
-            mesh_conn_close(c);
-    }
+    if (!c->dead && c->eof)
+        after_eof(c, reset);
 }
 
 static void on_idle(evutil_socket_t fd, short what, void *arg)
@@ -268,6 +307,7 @@ void mesh_conn_drain(struct mesh_conn *c)
     case MESH_CONN_H1: mesh_h1_down_drain(c); break;
     case MESH_CONN_H2: mesh_h2_down_drain(c); break;
     case MESH_CONN_TUNNEL: break; /* tunnels end on their own or at the drain deadline */
+    case MESH_CONN_L4: break;     /* TCP proxies too: the drain deadline closes them */
     default: mesh_conn_close(c); break;
     }
 }
@@ -371,4 +411,8 @@ void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,
     mesh_conn_set_reading(c, true);
     mesh_conn_idle_arm(c);
     (void)salen;
+    /* tcp_routes: decided before any byte is read; HTTP-only listeners skip this */
+    const struct mesh_snapshot *snap = w->snap;
+    if (snap && listener_idx < snap->n_listeners && snap->listeners[listener_idx].l4 != NULL)
+        mesh_l4_accept(c, &snap->listeners[listener_idx]);
 }

@@ -1,15 +1,24 @@
-/* Snapshot loader: listeners[] (docs/snapshot.md). */
+/* Snapshot loader: listeners[] and their tcp_routes[] (docs/snapshot.md). */
 #include "core/common.h"
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
 #include "core/arena.h"
 #include "core/snapshot.h"
 #include "core/snapshot-int.h"
 
-static const char *const listener_fields[] = {"name", "address", "port", "route_config", "handler",
-                                              NULL};
+static const char *const listener_fields[] = {"name",    "address",    "port", "route_config",
+                                              "handler", "tcp_routes", NULL};
+static const char *const tcp_route_fields[] = {"match", "cluster", "weighted_clusters",
+                                               "idle_timeout_ms", NULL};
+static const char *const tcp_match_fields[] = {"destination_port", "destination_addresses", "sni",
+                                               NULL};
+static const char *const tcp_weighted_fields[] = {"name", "weight", NULL};
+
+#define TCP_IDLE_DEFAULT_MS 3600000u
 
 static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
@@ -25,6 +34,236 @@ static bool same_sockaddr(const struct sockaddr_storage *a, const struct sockadd
     return x->sin6_port == y->sin6_port &&
            memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
 }
+
+/* ---- tcp_routes[] ---------------------------------------------------------------- */
+
+/* "10.0.0.0/8", "fd00::/8" or a plain address (a /32 or /128). Host bits are cleared. */
+static bool parse_cidr(const char *s, struct mesh_cidr *out, const char **why)
+{
+    char ip[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    size_t iplen = slash ? (size_t)(slash - s) : strlen(s);
+    *why = "must be an IP address or a CIDR range (\"10.0.0.0/8\", \"fd00::/8\")";
+    if (iplen == 0 || iplen >= sizeof(ip))
+        return false;
+    memcpy(ip, s, iplen);
+    ip[iplen] = '\0';
+    unsigned max;
+    if (inet_pton(AF_INET, ip, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, ip, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        return false;
+    }
+    unsigned len = max;
+    if (slash) {
+        const char *d = slash + 1;
+        size_t nd = strlen(d);
+        if (nd == 0 || nd > 3)
+            return false;
+        len = 0;
+        for (size_t i = 0; i < nd; i++) {
+            if (!isdigit((unsigned char)d[i]))
+                return false;
+            len = len * 10 + (unsigned)(d[i] - '0');
+        }
+        if (len > max) {
+            *why = max == 32 ? "prefix length must be between 0 and 32"
+                             : "prefix length must be between 0 and 128";
+            return false;
+        }
+    }
+    out->prefix_len = (uint8_t)len;
+    /* clear the host bits: matching then compares whole bytes and one masked byte */
+    size_t nbytes = max / 8;
+    for (size_t i = 0; i < nbytes; i++) {
+        unsigned keep = len >= 8 * (i + 1) ? 8 : len > 8 * i ? len - 8 * i : 0;
+        out->addr[i] &= (uint8_t)(0xffu << (8 - keep));
+    }
+    return true;
+}
+
+/*
+ * A server name as a TLS client sends it: letters, digits, '-', '_', dot-separated
+ * non-empty labels, at most 253 characters. "*.example.com" (a wildcard for every name
+ * ending in ".example.com"). Lowercased in place.
+ */
+static bool valid_sni(char *s, const char **why)
+{
+    size_t n = strlen(s);
+    const char *name = s;
+    if (n >= 2 && s[0] == '*' && s[1] == '.')
+        name = s + 2;
+    *why = "must be a host name (\"a.example.com\") or a wildcard \"*.example.com\"";
+    size_t nn = strlen(name);
+    if (nn == 0 || n > 253)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i < nn; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+            continue;
+        }
+        if (!isalnum(ch) && ch != '-' && ch != '_')
+            return false;
+        if (++label > 63)
+            return false;
+    }
+    if (label == 0)
+        return false;
+    for (char *p = s; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return true;
+}
+
+static void parse_tcp_match(struct mesh_snap_ctx *c, struct mesh_tcp_route *r, json_t *m,
+                            const char *path)
+{
+    mesh_snap_check_fields(c, m, path, tcp_match_fields);
+    uint32_t port = 0;
+    if (mesh_snap_get_uint(c, m, path, "destination_port", false, 1, 65535, &port))
+        r->dst_port = (uint16_t)port;
+
+    char p[MESH_SNAP_PATH_MAX];
+    json_t *arr = mesh_snap_get_array(c, m, path, "destination_addresses", false, p);
+    if (arr) {
+        size_t n = json_array_size(arr);
+        if (n == 0)
+            mesh_snap_fail(c, p, "must not be empty (leave it out to match any address)");
+        struct mesh_cidr *v = mesh_snap_zalloc(c, n, sizeof(*v));
+        for (size_t i = 0; i < n; i++) {
+            char pi[MESH_SNAP_PATH_MAX];
+            mesh_snap_path_idx(pi, p, i);
+            json_t *e = json_array_get(arr, i);
+            const char *why;
+            if (!json_is_string(e))
+                mesh_snap_fail(c, pi, "must be a string");
+            else if (!parse_cidr(json_string_value(e), &v[i], &why))
+                mesh_snap_fail(c, pi, "%s", why);
+        }
+        r->dst_addrs = v;
+        r->n_dst_addrs = n;
+    }
+
+    arr = mesh_snap_get_array(c, m, path, "sni", false, p);
+    if (arr) {
+        size_t n = json_array_size(arr);
+        if (n == 0)
+            mesh_snap_fail(c, p, "must not be empty (leave it out to match without SNI)");
+        const char **v = mesh_snap_zalloc(c, n, sizeof(*v));
+        for (size_t i = 0; i < n; i++) {
+            char pi[MESH_SNAP_PATH_MAX];
+            mesh_snap_path_idx(pi, p, i);
+            json_t *e = json_array_get(arr, i);
+            const char *why;
+            if (!json_is_string(e)) {
+                mesh_snap_fail(c, pi, "must be a string");
+                continue;
+            }
+            char *name = mesh_snap_sdup(c, json_string_value(e), json_string_length(e));
+            if (!valid_sni(name, &why))
+                mesh_snap_fail(c, pi, "%s", why);
+            v[i] = name;
+        }
+        r->sni = v;
+        r->n_sni = n;
+    }
+}
+
+static void parse_tcp_weighted(struct mesh_snap_ctx *c, struct mesh_tcp_route *r, json_t *arr,
+                               const char *path)
+{
+    size_t n = json_array_size(arr);
+    if (n == 0) {
+        mesh_snap_fail(c, path, "must name at least one cluster");
+        return;
+    }
+    struct mesh_tcp_weighted *v = mesh_snap_zalloc(c, n, sizeof(*v));
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        char pi[MESH_SNAP_PATH_MAX];
+        mesh_snap_path_idx(pi, path, i);
+        json_t *o = json_array_get(arr, i);
+        if (!json_is_object(o)) {
+            mesh_snap_fail(c, pi, "must be an object");
+            continue;
+        }
+        mesh_snap_check_fields(c, o, pi, tcp_weighted_fields);
+        const char *name = mesh_snap_get_string(c, o, pi, "name", true, true);
+        if (name)
+            v[i].cluster = mesh_snap_find_cluster(c, name, pi, "name");
+        mesh_snap_get_uint(c, o, pi, "weight", true, 0, 1000000, &v[i].weight);
+        total += v[i].weight;
+    }
+    if (total == 0)
+        mesh_snap_fail(c, path, "weights must not all be 0");
+    r->weighted = v;
+    r->n_weighted = n;
+    r->total_weight = (uint32_t)total; /* at most 1000000 x array size: checked by the caller */
+}
+
+static void parse_tcp_route(struct mesh_snap_ctx *c, struct mesh_tcp_route *r, json_t *o,
+                            const char *path)
+{
+    char p[MESH_SNAP_PATH_MAX];
+    mesh_snap_check_fields(c, o, path, tcp_route_fields);
+    json_t *m = mesh_snap_get_object(c, o, path, "match", false, p);
+    if (m)
+        parse_tcp_match(c, r, m, p);
+    r->idle_timeout_ms = TCP_IDLE_DEFAULT_MS;
+    mesh_snap_get_duration(c, o, path, "idle_timeout_ms", &r->idle_timeout_ms);
+
+    json_t *wc = json_object_get(o, "weighted_clusters");
+    if (!wc == !json_object_get(o, "cluster")) {
+        mesh_snap_fail(c, path, "must have exactly one of \"cluster\" or \"weighted_clusters\"");
+        return;
+    }
+    if (wc) {
+        json_t *arr = mesh_snap_get_array(c, o, path, "weighted_clusters", true, p);
+        if (arr && json_array_size(arr) > 1000)
+            mesh_snap_fail(c, p, "must have at most 1000 entries");
+        else if (arr)
+            parse_tcp_weighted(c, r, arr, p);
+        return;
+    }
+    const char *name = mesh_snap_get_string(c, o, path, "cluster", true, true);
+    if (name)
+        r->cluster = mesh_snap_find_cluster(c, name, path, "cluster");
+}
+
+/* NULL when the array is empty (the listener is then HTTP only). */
+static const struct mesh_listener_l4 *parse_tcp_routes(struct mesh_snap_ctx *c, json_t *arr,
+                                                       const char *path)
+{
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return NULL;
+    struct mesh_listener_l4 *l4 = mesh_snap_zalloc(c, 1, sizeof(*l4));
+    struct mesh_tcp_route *routes = mesh_snap_zalloc(c, n, sizeof(*routes));
+    for (size_t i = 0; i < n; i++) {
+        char pi[MESH_SNAP_PATH_MAX];
+        mesh_snap_path_idx(pi, path, i);
+        json_t *o = json_array_get(arr, i);
+        if (!json_is_object(o)) {
+            mesh_snap_fail(c, pi, "must be an object");
+            continue;
+        }
+        parse_tcp_route(c, &routes[i], o, pi);
+        if (routes[i].n_sni)
+            l4->any_sni = true;
+    }
+    l4->routes = routes;
+    l4->n_routes = n;
+    return l4;
+}
+
+/* ---- listeners[] ------------------------------------------------------------------ */
 
 void mesh_snap_parse_listeners(struct mesh_snap_ctx *c, struct mesh_snapshot *s, json_t *arr,
                             const char *path)
@@ -52,12 +291,24 @@ void mesh_snap_parse_listeners(struct mesh_snap_ctx *c, struct mesh_snapshot *s,
         if (l->name)
             mesh_snap_register_name(c, names, l->name, i, p, "listener");
         bool addr_ok = mesh_snap_get_addr(c, o, p, true, &l->address, &l->port, &l->sa, &l->salen);
-        /* a listener either routes (route_config) or is served by a role's handler */
+        /* a listener either routes (route_config and/or tcp_routes) or is served by a
+         * role's handler */
         l->handler = mesh_snap_get_string(c, o, p, "handler", false, true);
-        const char *rc = mesh_snap_get_string(c, o, p, "route_config", !l->handler, true);
-        if (rc && l->handler) {
-            mesh_snap_fail(c, p, "has both route_config and handler: give one");
-        } else if (rc) {
+        const char *rc = mesh_snap_get_string(c, o, p, "route_config", false, true);
+        char pt[MESH_SNAP_PATH_MAX];
+        json_t *tcp = mesh_snap_get_array(c, o, p, "tcp_routes", false, pt);
+        if (l->handler && (json_object_get(o, "route_config") || json_object_get(o, "tcp_routes"))) {
+            mesh_snap_fail(c, p, "has a handler and %s: give one",
+                           json_object_get(o, "route_config") ? "route_config" : "tcp_routes");
+        } else if (!l->handler && !json_object_get(o, "route_config") &&
+                   !json_object_get(o, "tcp_routes")) {
+            char pr[MESH_SNAP_PATH_MAX];
+            mesh_snap_path_key(pr, p, "route_config");
+            mesh_snap_fail(c, pr, "is required (or give \"tcp_routes\" or \"handler\")");
+        } else if (tcp && json_array_size(tcp) == 0 && !json_object_get(o, "route_config")) {
+            mesh_snap_fail(c, pt, "must have at least one route (or give route_config)");
+        }
+        if (rc && !l->handler) {
             json_t *idx = json_object_get(c->rc_names, rc);
             if (idx) {
                 l->route_config = &s->route_configs[json_integer_value(idx)];
@@ -67,6 +318,8 @@ void mesh_snap_parse_listeners(struct mesh_snap_ctx *c, struct mesh_snapshot *s,
                 mesh_snap_fail(c, pr, "no route config named '%s'", rc);
             }
         }
+        if (tcp && !l->handler)
+            l->l4 = parse_tcp_routes(c, tcp, pt);
         /* port 0 is ephemeral, so only fixed ports can collide */
         if (!addr_ok || l->port == 0)
             continue;

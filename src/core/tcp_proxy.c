@@ -1,0 +1,631 @@
+/*
+ * TCP and TLS routes (docs/snapshot.md, "tcp_routes[]"): a connection on a
+ * listener with tcp_routes is matched by its destination and, for routes with
+ * an SNI condition, by the server name of its TLS ClientHello (read, never
+ * terminated), then forwarded as bytes to an endpoint of the route's cluster.
+ *
+ * The routes are tried in order. At accept the walk stops at the first route
+ * that matches, or at the first route with an SNI condition whose other
+ * conditions hold: the connection then waits (bounded in bytes and time) for
+ * its ClientHello, and the walk resumes there knowing the name (or knowing
+ * there is none). Every byte read while waiting stays in c->in: it goes to the
+ * upstream unchanged, or to the HTTP path when no route takes the connection.
+ *
+ * The upstream side is a plain non-blocking socket owned here: a TCP
+ * connection needs none of the pool machinery of upstream.c (pending request
+ * queues, keep-alive reuse, HTTP/2 sessions), and is never shared. Bytes from
+ * the upstream are read straight into c->out; bytes from the client are moved
+ * (not copied) from c->in to <out>. Each direction pauses its reader above
+ * MESH_BUF_HIGH and resumes below MESH_BUF_LOW, and ends with its own FIN
+ * (half-close); the connection closes when both have ended and been flushed,
+ * on an error or reset of either side, or after idle_timeout_ms without a byte.
+ */
+#include "core/common.h"
+#include "core/tcp_proxy.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "core/lb.h"
+#include "core/log.h"
+#include "core/tls_sni.h"
+
+enum l4_state {
+    L4_SNIFF = 0,          /* waiting for the ClientHello */
+    L4_CONNECTING,         /* route chosen, upstream connect in flight */
+    L4_PROXY,              /* bytes flow both ways */
+};
+
+struct mesh_l4_conn {
+    struct mesh_conn *c;                 /* the downstream connection (owner of this) */
+    struct mesh_snapshot *snap;          /* reference: routes, clusters and endpoints live in it */
+    const struct mesh_listener_cfg *lc;
+    enum l4_state state;
+    size_t next_route;                   /* the walk resumes here once the SNI is known */
+    struct mesh_sni_reader sni;
+    size_t sni_need;                     /* c->in length worth reading the ClientHello again */
+    const struct mesh_tcp_route *route;
+    const struct mesh_cluster *cluster;
+    const struct mesh_endpoint *ep;
+    bool lb_owed;                        /* mesh_lb_done_tcp() not yet called */
+    /* upstream side */
+    int fd;
+    struct event *rev, *wev, *timer;     /* <timer>: ClientHello, connect, then idle timeout */
+    struct evbuffer *out;                /* towards the upstream */
+    bool up_reading, flush_pending;
+    bool up_eof;                         /* the upstream sent FIN */
+    bool down_eof;                       /* the client sent FIN */
+    bool up_shut_pending, up_shut_done;  /* FIN towards the upstream once <out> is flushed */
+    bool counted_active;
+    uint64_t last_ms;                    /* last byte either way (idle timeout) */
+};
+
+/* ---- Matching ---- */
+
+static uint64_t now_ms(struct mesh_worker *w)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(w->base, &tv);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+static uint64_t next_rand(struct mesh_worker *w)
+{
+    uint64_t x = w->rand_state; /* xorshift64*: a traffic split, not a secret */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    w->rand_state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static bool cidr_has(const struct mesh_cidr *n, const uint8_t *a, sa_family_t fam)
+{
+    if (n->family != fam)
+        return false;
+    unsigned bits = n->prefix_len;
+    size_t full = bits / 8;
+    if (memcmp(n->addr, a, full) != 0)
+        return false;
+    unsigned rest = bits % 8;
+    if (!rest)
+        return true;
+    uint8_t mask = (uint8_t)(0xffu << (8 - rest));
+    return (a[full] & mask) == n->addr[full];
+}
+
+/* The destination as bytes and family; an IPv4-mapped IPv6 address ("::" listeners) is IPv4. */
+static bool dst_of(const struct sockaddr_storage *dst, socklen_t dst_len, const uint8_t **addr,
+                   sa_family_t *fam, uint16_t *port)
+{
+    if (dst_len == 0)
+        return false;
+    if (dst->ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)dst;
+        *addr = (const uint8_t *)&s->sin_addr;
+        *fam = AF_INET;
+        *port = ntohs(s->sin_port);
+        return true;
+    }
+    if (dst->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)dst;
+        *addr = (const uint8_t *)&s->sin6_addr;
+        *fam = AF_INET6;
+        if (IN6_IS_ADDR_V4MAPPED(&s->sin6_addr)) {
+            *addr += 12;
+            *fam = AF_INET;
+        }
+        *port = ntohs(s->sin6_port);
+        return true;
+    }
+    return false;
+}
+
+static bool dst_matches(const struct mesh_tcp_route *r, const struct sockaddr_storage *dst,
+                        socklen_t dst_len)
+{
+    if (!r->dst_port && !r->n_dst_addrs)
+        return true;
+    const uint8_t *addr;
+    sa_family_t fam;
+    uint16_t port;
+    if (!dst_of(dst, dst_len, &addr, &fam, &port))
+        return false;
+    if (r->dst_port && r->dst_port != port)
+        return false;
+    if (!r->n_dst_addrs)
+        return true;
+    for (size_t i = 0; i < r->n_dst_addrs; i++)
+        if (cidr_has(&r->dst_addrs[i], addr, fam))
+            return true;
+    return false;
+}
+
+/* "*.example.com" takes every name that ends in ".example.com" (one label or more before). */
+static bool sni_matches(const struct mesh_tcp_route *r, const char *sni)
+{
+    if (!sni)
+        return false;
+    size_t n = strlen(sni);
+    for (size_t i = 0; i < r->n_sni; i++) {
+        const char *pat = r->sni[i];
+        if (pat[0] == '*') {
+            size_t k = strlen(pat) - 1; /* ".example.com" */
+            if (n > k && memcmp(sni + n - k, pat + 1, k) == 0)
+                return true;
+        } else if (strcmp(pat, sni) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+const struct mesh_tcp_route *mesh_l4_walk(const struct mesh_listener_l4 *l4,
+                                          const struct sockaddr_storage *dst, socklen_t dst_len,
+                                          size_t *next, bool sni_known, const char *sni,
+                                          bool *wait)
+{
+    *wait = false;
+    for (size_t i = *next; i < l4->n_routes; i++) {
+        const struct mesh_tcp_route *r = &l4->routes[i];
+        if (!dst_matches(r, dst, dst_len))
+            continue;
+        if (!r->n_sni)
+            return r;
+        if (!sni_known) {
+            *next = i;
+            *wait = true;
+            return NULL;
+        }
+        if (sni_matches(r, sni))
+            return r;
+    }
+    *next = l4->n_routes;
+    return NULL;
+}
+
+/* ---- Lifetime ---- */
+
+static void up_on_read(evutil_socket_t fd, short what, void *arg);
+static void up_on_write(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+static struct mesh_l4_conn *l4_new(struct mesh_conn *c, const struct mesh_listener_cfg *lc)
+{
+    struct mesh_l4_conn *l = mesh_xcalloc(1, sizeof(*l));
+    l->c = c;
+    l->snap = mesh_snapshot_ref(c->w->snap);
+    l->lc = lc;
+    l->fd = -1;
+    l->timer = evtimer_new(c->w->base, on_timer, l);
+    mesh_sni_reader_init(&l->sni);
+    c->l4 = l;
+    c->proto = MESH_CONN_L4;
+    mesh_conn_idle_disarm(c); /* the L4 timer takes over */
+    return l;
+}
+
+void mesh_l4_free(struct mesh_conn *c)
+{
+    struct mesh_l4_conn *l = c->l4;
+    if (!l)
+        return;
+    struct mesh_worker *w = c->w;
+    if (l->lb_owed)
+        mesh_lb_done_tcp(w, l->cluster, l->ep, false);
+    if (l->rev)
+        event_free(l->rev);
+    if (l->wev)
+        event_free(l->wev);
+    event_free(l->timer);
+    if (l->out)
+        evbuffer_free(l->out);
+    if (l->fd >= 0)
+        close(l->fd);
+    if (l->counted_active)
+        MESH_STAT_DEC(&w->stats, upstream_cx_active);
+    mesh_snapshot_unref(l->snap);
+    free(l);
+    c->l4 = NULL;
+}
+
+static void arm_timer(struct mesh_l4_conn *l, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(l->timer, &tv);
+}
+
+/* No route takes the connection: HTTP when the listener has a route config, else close. */
+static enum mesh_l4_verdict no_route(struct mesh_conn *c, const struct mesh_listener_cfg *lc)
+{
+    if (lc->route_config) {
+        mesh_l4_free(c);
+        c->proto = MESH_CONN_SNIFF;
+        mesh_conn_idle_arm(c);
+        return MESH_L4_HTTP;
+    }
+    MESH_STAT_INC(&c->w->stats, tcp_cx_no_route);
+    mesh_log_debug("listener %s: no tcp route for the connection from %s: closing", lc->name,
+                   c->peer_ip);
+    mesh_conn_close(c);
+    return MESH_L4_TAKEN;
+}
+
+/* ---- Upstream I/O ---- */
+
+static void touch(struct mesh_l4_conn *l)
+{
+    l->last_ms = now_ms(l->c->w);
+}
+
+static void up_set_reading(struct mesh_l4_conn *l, bool on)
+{
+    if (l->up_reading == on || l->state != L4_PROXY)
+        return;
+    l->up_reading = on;
+    if (on)
+        event_add(l->rev, NULL);
+    else
+        event_del(l->rev);
+}
+
+/* Writes are deferred to the end of the loop turn, like mesh_conn_flush(). */
+static void up_flush(struct mesh_l4_conn *l)
+{
+    if (l->state != L4_PROXY || l->flush_pending || l->c->dead)
+        return;
+    l->flush_pending = true;
+    event_active(l->wev, EV_WRITE, 0);
+}
+
+/* Both directions ended and the FIN towards the upstream left: close once c->out is out. */
+static void maybe_done(struct mesh_l4_conn *l)
+{
+    struct mesh_conn *c = l->c;
+    if (l->down_eof && l->up_eof && l->up_shut_done && !c->dead) {
+        c->closing = true;
+        mesh_conn_flush(c);
+    }
+}
+
+static void down_to_up(struct mesh_l4_conn *l)
+{
+    struct mesh_conn *c = l->c;
+    if (evbuffer_get_length(c->in) == 0)
+        return;
+    touch(l);
+    evbuffer_add_buffer(l->out, c->in);
+    up_flush(l);
+    if (evbuffer_get_length(l->out) >= MESH_BUF_HIGH)
+        mesh_conn_set_reading(c, false);
+}
+
+static void up_write_now(struct mesh_l4_conn *l)
+{
+    struct mesh_conn *c = l->c;
+    size_t before = evbuffer_get_length(l->out);
+    while (evbuffer_get_length(l->out) > 0) {
+        int n = mesh_io_write(l->out, l->fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                break;
+            mesh_log_debug("tcp upstream %s write: %s", l->ep->key, strerror(errno));
+            mesh_conn_close(c);
+            return;
+        }
+        if (n == 0)
+            break;
+    }
+    size_t left = evbuffer_get_length(l->out);
+    if (left) {
+        event_add(l->wev, NULL);
+    } else {
+        event_del(l->wev);
+        if (l->up_shut_pending && !l->up_shut_done) {
+            l->up_shut_done = true;
+            shutdown(l->fd, SHUT_WR);
+            maybe_done(l);
+        }
+    }
+    if (before > 0 && before >= MESH_BUF_LOW && left < MESH_BUF_LOW && !l->down_eof)
+        mesh_conn_set_reading(c, true);
+}
+
+static void connected(struct mesh_l4_conn *l)
+{
+    struct mesh_conn *c = l->c;
+    l->state = L4_PROXY;
+    event_del(l->wev);
+    evtimer_del(l->timer);
+    if (l->lb_owed) {
+        l->lb_owed = false;
+        mesh_lb_done_tcp(c->w, l->cluster, l->ep, true);
+    }
+    mesh_log_debug("tcp %s -> %s (cluster %s): connected", c->peer_ip, l->ep->key,
+                   l->cluster->name);
+    touch(l);
+    if (l->route->idle_timeout_ms)
+        arm_timer(l, l->route->idle_timeout_ms);
+    up_set_reading(l, true);
+    if (!l->down_eof)
+        mesh_conn_set_reading(c, true);
+    down_to_up(l);
+    if (l->down_eof)
+        l->up_shut_pending = true;
+    up_flush(l);
+}
+
+static void connect_failed(struct mesh_l4_conn *l, int err)
+{
+    struct mesh_worker *w = l->c->w;
+    MESH_STAT_INC(&w->stats, upstream_cx_connect_fail);
+    if (!err)
+        MESH_STAT_INC(&w->stats, upstream_cx_connect_timeout);
+    mesh_log_debug("tcp %s -> %s (cluster %s): connect %s", l->c->peer_ip, l->ep->key,
+                   l->cluster->name, err ? strerror(err) : "timed out");
+    l->lb_owed = false;
+    mesh_lb_done_tcp(w, l->cluster, l->ep, false);
+    mesh_conn_close(l->c);
+}
+
+static void up_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_l4_conn *l = arg;
+    (void)fd;
+    (void)what;
+    if (l->c->dead)
+        return;
+    if (l->state == L4_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (err) {
+            connect_failed(l, err);
+            return;
+        }
+        connected(l);
+        return;
+    }
+    l->flush_pending = false;
+    up_write_now(l);
+}
+
+static void up_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_l4_conn *l = arg;
+    struct mesh_conn *c = l->c;
+    (void)fd;
+    (void)what;
+    if (c->dead || l->up_eof)
+        return;
+    /* straight into the client's buffer: no copy on the way through */
+    int n = mesh_io_read(c->out, l->fd, MESH_READ_SIZE);
+    if (n > 0) {
+        touch(l);
+        mesh_conn_flush(c);
+        if (evbuffer_get_length(c->out) >= MESH_BUF_HIGH)
+            up_set_reading(l, false);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n < 0) {
+        mesh_log_debug("tcp upstream %s read: %s", l->ep->key, strerror(errno));
+        mesh_conn_close(c);
+        return;
+    }
+    /* FIN from the upstream: the client gets what is buffered, then a FIN */
+    l->up_eof = true;
+    up_set_reading(l, false);
+    c->shut_wr_pending = true;
+    mesh_conn_flush(c);
+    maybe_done(l);
+}
+
+/* Opens the upstream connection for the route <r> (chosen at accept or after the ClientHello). */
+static void start_route(struct mesh_l4_conn *l, const struct mesh_tcp_route *r)
+{
+    struct mesh_conn *c = l->c;
+    struct mesh_worker *w = c->w;
+    l->route = r;
+    l->state = L4_CONNECTING;
+    evtimer_del(l->timer);
+    MESH_STAT_INC(&w->stats, tcp_cx_total);
+    if (r->n_sni)
+        MESH_STAT_INC(&w->stats, tcp_cx_sni);
+    const struct mesh_cluster *cl = r->cluster;
+    if (r->n_weighted) {
+        uint32_t x = (uint32_t)(next_rand(w) >> 32) % r->total_weight;
+        cl = r->weighted[r->n_weighted - 1].cluster;
+        for (size_t i = 0; i < r->n_weighted; i++) {
+            if (x < r->weighted[i].weight) {
+                cl = r->weighted[i].cluster;
+                break;
+            }
+            x -= r->weighted[i].weight;
+        }
+    }
+    l->cluster = cl;
+    const struct mesh_endpoint *ep = mesh_lb_pick_tcp(w, cl, c);
+    if (!ep) {
+        MESH_STAT_INC(&w->stats, upstream_rq_no_healthy);
+        mesh_log_debug("tcp %s: cluster %s has no healthy endpoint: closing", c->peer_ip, cl->name);
+        mesh_conn_close(c);
+        return;
+    }
+    l->ep = ep;
+    l->lb_owed = true;
+    l->out = evbuffer_new();
+    int fd = socket(ep->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || !l->out) {
+        if (fd >= 0)
+            close(fd);
+        connect_failed(l, errno ? errno : ENOMEM);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    l->fd = fd;
+    l->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, up_on_read, l);
+    l->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, up_on_write, l);
+    MESH_STAT_INC(&w->stats, upstream_cx_total);
+    MESH_STAT_INC(&w->stats, upstream_cx_active);
+    l->counted_active = true;
+    /* a refused connect reports on the write event like an asynchronous one */
+    if (connect(fd, (const struct sockaddr *)&ep->sa, ep->salen) < 0 && errno != EINPROGRESS) {
+        int err = errno;
+        connect_failed(l, err);
+        return;
+    }
+    event_add(l->wev, NULL);
+    arm_timer(l, cl->connect_timeout_ms ? cl->connect_timeout_ms : 1000);
+    /* hold the client's bytes (bounded) until the upstream is there */
+    if (evbuffer_get_length(c->in) >= MESH_BUF_HIGH)
+        mesh_conn_set_reading(c, false);
+}
+
+/* ---- The ClientHello ---- */
+
+/*
+ * The walk resumes after the ClientHello, or without one (<sni> NULL): not TLS,
+ * malformed, too big, no server_name, or the client was too slow.
+ */
+static enum mesh_l4_verdict resume(struct mesh_l4_conn *l, const char *sni)
+{
+    struct mesh_conn *c = l->c;
+    bool wait;
+    const struct mesh_tcp_route *r =
+        mesh_l4_walk(l->lc->l4, &c->dst, c->dst_len, &l->next_route, true, sni, &wait);
+    if (!r)
+        return no_route(c, l->lc);
+    mesh_log_debug("tcp %s: sni \"%s\" takes tcp_routes[%zu]", c->peer_ip, sni ? sni : "",
+                   (size_t)(r - l->lc->l4->routes));
+    start_route(l, r);
+    return MESH_L4_TAKEN;
+}
+
+static enum mesh_l4_verdict read_hello(struct mesh_l4_conn *l, bool final)
+{
+    struct mesh_conn *c = l->c;
+    size_t len = evbuffer_get_length(c->in);
+    if (len < l->sni_need && !final)
+        return MESH_L4_TAKEN;
+    size_t n = MESH_MIN(len, (size_t)MESH_SNI_MAX_INPUT);
+    const uint8_t *p = n ? evbuffer_pullup(c->in, (ev_ssize_t)n) : (const uint8_t *)"";
+    char name[MESH_SNI_NAME_MAX + 1];
+    size_t need = 0;
+    enum mesh_sni_status st = mesh_sni_read(&l->sni, p, n, &need, name, sizeof(name));
+    if (st == MESH_SNI_MORE && !final) {
+        l->sni_need = need;
+        return MESH_L4_TAKEN;
+    }
+    if (st != MESH_SNI_FOUND)
+        mesh_log_debug("tcp %s: ClientHello %s", c->peer_ip, mesh_sni_status_str(st));
+    return resume(l, st == MESH_SNI_FOUND ? name : NULL);
+}
+
+/* ---- Timer: ClientHello, connect, idle ---- */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct mesh_l4_conn *l = arg;
+    struct mesh_conn *c = l->c;
+    (void)fd;
+    (void)what;
+    if (c->dead)
+        return;
+    switch (l->state) {
+    case L4_SNIFF:
+        mesh_log_debug("tcp %s: no ClientHello within %u ms", c->peer_ip, MESH_L4_HELLO_TIMEOUT_MS);
+        if (read_hello(l, true) == MESH_L4_HTTP)
+            mesh_conn_serve_http(c);
+        return;
+    case L4_CONNECTING:
+        connect_failed(l, 0);
+        return;
+    case L4_PROXY: {
+        /* the timer runs at the idle period and re-arms for what is left of it */
+        uint64_t idle = l->route->idle_timeout_ms, now = now_ms(c->w);
+        if (now - l->last_ms >= idle) {
+            mesh_log_debug("tcp %s -> %s: idle for %llu ms: closing", c->peer_ip, l->ep->key,
+                           (unsigned long long)idle);
+            MESH_STAT_INC(&c->w->stats, downstream_cx_idle_timeout);
+            mesh_conn_close(c);
+            return;
+        }
+        arm_timer(l, idle - (now - l->last_ms));
+        return;
+    }
+    }
+}
+
+/* ---- Entry points from conn.c ---- */
+
+enum mesh_l4_verdict mesh_l4_accept(struct mesh_conn *c, const struct mesh_listener_cfg *lc)
+{
+    size_t next = 0;
+    bool wait;
+    const struct mesh_tcp_route *r = mesh_l4_walk(lc->l4, &c->dst, c->dst_len, &next, false, NULL, &wait);
+    if (!r && !wait)
+        return no_route(c, lc);
+    struct mesh_l4_conn *l = l4_new(c, lc);
+    if (r) {
+        start_route(l, r);
+        return MESH_L4_TAKEN;
+    }
+    l->next_route = next;
+    l->state = L4_SNIFF;
+    arm_timer(l, MESH_L4_HELLO_TIMEOUT_MS);
+    return MESH_L4_TAKEN;
+}
+
+enum mesh_l4_verdict mesh_l4_on_down_read(struct mesh_conn *c)
+{
+    struct mesh_l4_conn *l = c->l4;
+    if (!l)
+        return MESH_L4_TAKEN;
+    switch (l->state) {
+    case L4_SNIFF:
+        return read_hello(l, false);
+    case L4_CONNECTING:
+        if (evbuffer_get_length(c->in) >= MESH_BUF_HIGH)
+            mesh_conn_set_reading(c, false);
+        return MESH_L4_TAKEN;
+    case L4_PROXY:
+        down_to_up(l);
+        return MESH_L4_TAKEN;
+    }
+    return MESH_L4_TAKEN;
+}
+
+enum mesh_l4_verdict mesh_l4_on_down_eof(struct mesh_conn *c)
+{
+    struct mesh_l4_conn *l = c->l4;
+    if (!l)
+        return MESH_L4_TAKEN;
+    if (l->state == L4_SNIFF) {
+        /* the client is done sending: route on what it sent */
+        enum mesh_l4_verdict v = read_hello(l, true);
+        if (v == MESH_L4_HTTP || c->dead)
+            return v;
+    }
+    l->down_eof = true;
+    mesh_conn_set_reading(c, false);
+    if (l->state == L4_PROXY) {
+        down_to_up(l);
+        l->up_shut_pending = true;
+        up_flush(l);
+    }
+    return MESH_L4_TAKEN;
+}
+
+void mesh_l4_on_down_written(struct mesh_conn *c)
+{
+    struct mesh_l4_conn *l = c->l4;
+    if (l && !l->up_eof)
+        up_set_reading(l, true);
+}
