@@ -61,6 +61,7 @@ struct mesh_cinst {                /* one endpoint of one service port */
     const struct mesh_kv *labels;
     size_t n_labels;
     uint32_t weight;               /* >= 1 */
+    const char *locality;          /* "region/zone/subzone" or NULL when unknown */
 };
 
 struct mesh_csvc {
@@ -83,6 +84,13 @@ struct mesh_csvc {
 };
 
 /* ---- Compile context ---- */
+
+/* The node's locality, split (compile_locality.c); all "" when unknown. */
+struct mesh_clocality {
+    const char *region, *zone, *subzone;
+    bool known;
+};
+
 
 struct mesh_cc {
     const struct mesh_resource_set *set;
@@ -113,6 +121,8 @@ struct mesh_cc {
     struct dr_index *drx;          /* DestinationRules by host (compile.c) */
     struct mesh_cmap all_hosts;    /* host -> a mesh_csvc, visible or not */
     struct mesh_cmap *free_maps[8]; /* maps of the other files, freed with the context */
+    struct mesh_clocality node_loc; /* cache of mesh_cc_node_locality() for the registry */
+    bool node_loc_done;
     size_t n_free_maps;
 };
 
@@ -151,6 +161,96 @@ const char *mesh_cc_cluster(struct mesh_cc *c, const struct mesh_csvc *svc, cons
 const struct mesh_resource *mesh_cc_destination_rule(struct mesh_cc *c,
                                                      const struct mesh_csvc *svc);
 
+/* Where routes are being compiled for (compile_route.c and the route helpers). */
+struct mesh_crctx {
+    uint32_t match_port;           /* the port requests arrive on (match.port); 0 = any */
+    uint32_t dest_port;            /* port for a destination without one; 0 = none */
+    const struct mesh_resource *gw; /* the Gateway when compiling a gateway, else NULL */
+};
+
+/* The traffic policy of one cluster after Istio's merge (MergeTrafficPolicy). */
+struct mesh_cpolicy {
+    const struct mesh_load_balancer *lb;
+    const struct mesh_connection_pool *pool;
+    const struct mesh_outlier_detection *outlier;
+};
+
+/* compile_policy.c */
+/** Every DestinationRule field the snapshot cannot express, warned once per rule. */
+void mesh_cc_warn_dr_once(struct mesh_cc *c, const struct mesh_resource *dr);
+/** The policy of port <port> of a subset (either may be NULL). */
+struct mesh_cpolicy mesh_cc_effective_policy(const struct mesh_traffic_policy *host,
+                                             const struct mesh_traffic_policy *subset,
+                                             uint32_t port);
+/** A cluster object with the policy's fields (lb, pool, outlier detection); no endpoints. */
+json_t *mesh_cc_cluster_json(const char *name, bool h2, const struct mesh_cpolicy *pol);
+
+/* compile_locality.c */
+/** The node's locality: node->locality, else its topology labels. */
+struct mesh_clocality mesh_cc_node_locality(struct mesh_cc *c);
+/** An endpoint's locality from its labels (istio-locality, topology.*), or NULL. */
+const char *mesh_cc_labels_locality(struct mesh_cc *c, const struct mesh_kv *labels, size_t n);
+/**
+ * Applies locality load balancing (failover priorities, distribute weights,
+ * failoverPriority) to the endpoint objects of <eps> (each has "locality" when
+ * known and may carry its "labels" in <labels>[i]), as Istio does for a cluster
+ * whose policy is <pol>. Endpoints a distribute rule leaves out are removed.
+ */
+void mesh_cc_apply_locality(struct mesh_cc *c, const struct mesh_resource *dr,
+                            const struct mesh_cpolicy *pol, json_t *eps,
+                            const struct mesh_cinst *const *inst);
+
+/* compile_match.c */
+/**
+ * The snapshot "match" of HTTPMatchRequest <m> at field path <mp>, or NULL
+ * (with a warning ending in <left_out>) when it cannot be expressed.
+ */
+json_t *mesh_cc_http_match(struct mesh_cc *c, const struct mesh_resource *r, const char *mp,
+                           const struct mesh_http_match *m, const char *left_out);
+
+/* compile_action.c */
+/**
+ * "request_headers"/"response_headers" operations, or NULL when nothing
+ * remains. <route_request>: the route's request operations, whose "host" set
+ * becomes the authority rewrite (mesh_cc_route_extras) instead.
+ */
+json_t *mesh_cc_header_ops(struct mesh_cc *c, const struct mesh_resource *r, const char *path,
+                           const struct mesh_header_operations *ops, bool route_request);
+/** The redirect object of spec.http[i].redirect, or NULL (warned: the route is left out). */
+json_t *mesh_cc_redirect(struct mesh_cc *c, const struct mesh_crctx *x,
+                         const struct mesh_resource *r, const char *p,
+                         const struct mesh_http_redirect *rd);
+/** Istio's retry policy of a route: the one given, else the mesh default; NULL = none. */
+json_t *mesh_cc_retry(struct mesh_cc *c, const struct mesh_resource *r, const char *p,
+                      const struct mesh_http_retry *rt, bool consistent_hash);
+/** Fields of the route object besides match and action: cors, fault, header operations. */
+void mesh_cc_route_filters(struct mesh_cc *c, const struct mesh_resource *r, const char *p,
+                           const struct mesh_http_route *h, json_t *rt);
+/** "rewrite" and "mirrors" of a forwarding route into <action>. */
+void mesh_cc_route_extras(struct mesh_cc *c, const struct mesh_crctx *x,
+                          const struct mesh_resource *r, const char *p,
+                          const struct mesh_http_route *h, json_t *action);
+/** Destination port per Istio: the one given, the service's only port, or the request's. */
+uint32_t mesh_cc_dest_port(const struct mesh_crctx *x, const struct mesh_csvc *svc,
+                           const struct mesh_destination *d);
+
+/* compile_l4.c */
+bool mesh_cc_port_is_tls(const struct mesh_cport *p);
+/**
+ * Appends to <out> the tcp_routes of the tls (when <tls>) and tcp sections of
+ * VirtualService <r>, each match being <base> plus the entry's conditions;
+ * <host> (NULL on gateways) narrows sniHosts to one service.
+ */
+void mesh_cc_l4_routes(struct mesh_cc *c, const struct mesh_crctx *x,
+                       const struct mesh_resource *r, const char *host, bool tls, json_t *base,
+                       json_t *out);
+/** A sidecar's tcp_routes for TCP/TLS port <p> of <s> (VirtualService <vs> or NULL). */
+void mesh_cc_sidecar_l4(struct mesh_cc *c, const struct mesh_csvc *s, const struct mesh_cport *p,
+                        const struct mesh_resource *vs, json_t *out);
+/** Appends to <out> the tcp_routes of TCP/TLS server <srv> of Gateway <gw> on <port>. */
+void mesh_cc_gateway_tcp_routes(struct mesh_cc *c, const struct mesh_resource *gw,
+                                const struct mesh_server *srv, uint32_t port, json_t *out);
+
 /* compile_registry.c */
 /** Builds c->svcs from Services, Endpoints, EndpointSlices, ServiceEntries, WorkloadEntries. */
 void mesh_cc_build_registry(struct mesh_cc *c);
@@ -160,8 +260,14 @@ void mesh_cc_select_visible(struct mesh_cc *c);
 bool mesh_cc_sidecar_allows(struct mesh_cc *c, const char *ns, const char *host);
 
 /* compile_route.c */
-/** The sidecar's outbound route config (virtual hosts for every visible host). */
-json_t *mesh_cc_sidecar_routes(struct mesh_cc *c);
+/**
+ * The sidecar's outbound route config (virtual hosts for every visible host)
+ * and, in <*tcp_routes> (NULL when none), the tcp_routes of its TCP/TLS ports.
+ */
+json_t *mesh_cc_sidecar_routes(struct mesh_cc *c, json_t **tcp_routes);
+/** Whether a gateways list (absent = ["mesh"]) includes <gw> (NULL = the mesh). */
+bool mesh_cc_gateways_include(const char **gws, size_t n, const char *vs_ns,
+                              const struct mesh_resource *gw);
 /** A gateway's listeners and route configs, appended to the two arrays. */
 void mesh_cc_gateway(struct mesh_cc *c, json_t *listeners, json_t *route_configs);
 

@@ -230,16 +230,6 @@ bool mesh_cc_host_match(const char *pat, const char *h)
     return nh > np && strcmp(h + (nh - np), pat + 1) == 0;
 }
 
-static uint32_t clamp_ms(int64_t ns, uint32_t min)
-{
-    int64_t ms = ns / 1000000;
-    if (ms < (int64_t)min)
-        return min;
-    if (ms > (int64_t)UINT32_MAX)
-        return UINT32_MAX;
-    return (uint32_t)ms;
-}
-
 /* ---- DestinationRules ---- */
 
 /* One DestinationRule with its host expanded, indexed for the per-service lookup. */
@@ -365,144 +355,6 @@ const struct mesh_resource *mesh_cc_destination_rule(struct mesh_cc *c,
     return found;
 }
 
-/* Every DestinationRule field the snapshot cannot express, named once per rule. */
-static void warn_lb(struct mesh_cc *c, const struct mesh_resource *r, const char *p,
-                    const struct mesh_load_balancer *lb)
-{
-    if (!lb)
-        return;
-    static const char *const names[] = {"UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH",
-                                        "ROUND_ROBIN", "LEAST_REQUEST"};
-    if (lb->has_simple && lb->simple != MESH_LB_ROUND_ROBIN && lb->simple != MESH_LB_RANDOM &&
-        lb->simple != MESH_LB_UNSPECIFIED && (size_t)lb->simple < MESH_ARRAY_LEN(names))
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.loadBalancer.simple", p),
-                     "%s is not enforced yet; round_robin is used", names[lb->simple]);
-    if (lb->consistent_hash)
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r,
-                     mesh_cc_printf(c, "%s.loadBalancer.consistentHash", p),
-                     "not enforced yet; round_robin is used");
-    if (lb->locality_lb_setting)
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r,
-                     mesh_cc_printf(c, "%s.loadBalancer.localityLbSetting", p),
-                     "not enforced yet");
-    if (lb->warmup_duration_secs.set)
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r,
-                     mesh_cc_printf(c, "%s.loadBalancer.warmupDurationSecs", p),
-                     "not enforced yet");
-    if (lb->warmup)
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.loadBalancer.warmup", p),
-                     "not enforced yet");
-}
-
-static void warn_pool(struct mesh_cc *c, const struct mesh_resource *r, const char *p,
-                      const struct mesh_connection_pool *cp)
-{
-    if (!cp)
-        return;
-    struct {
-        bool set;
-        const char *name;
-    } f[] = {
-        {cp->tcp && cp->tcp->tcp_keepalive, "tcp.tcpKeepalive"},
-        {cp->tcp && cp->tcp->max_connection_duration.set, "tcp.maxConnectionDuration"},
-        {cp->tcp && cp->tcp->idle_timeout.set, "tcp.idleTimeout"},
-        {cp->http && cp->http->http2_max_requests, "http.http2MaxRequests"},
-        {cp->http && cp->http->max_retries, "http.maxRetries"},
-        {cp->http && cp->http->use_client_protocol, "http.useClientProtocol"},
-        {cp->http && cp->http->max_concurrent_streams, "http.maxConcurrentStreams"},
-    };
-    for (size_t i = 0; i < MESH_ARRAY_LEN(f); i++)
-        if (f[i].set)
-            mesh_cc_diag(c, MESH_DIAG_WARNING, r,
-                         mesh_cc_printf(c, "%s.connectionPool.%s", p, f[i].name),
-                         "not enforced yet");
-}
-
-static void warn_policy(struct mesh_cc *c, const struct mesh_resource *r, const char *p,
-                        const struct mesh_traffic_policy *tp)
-{
-    if (!tp)
-        return;
-    warn_lb(c, r, p, tp->load_balancer);
-    warn_pool(c, r, p, tp->connection_pool);
-    if (tp->outlier_detection)
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.outlierDetection", p),
-                     "not enforced yet");
-    if (tp->tls && tp->tls->mode != MESH_CLIENT_TLS_DISABLE)
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.tls", p),
-                     "not enforced yet: traffic to the endpoints is plain text");
-    if (tp->tunnel)
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.tunnel", p),
-                     "not enforced yet");
-    if (tp->proxy_protocol)
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.proxyProtocol", p),
-                     "not enforced yet");
-    if (tp->retry_budget)
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.retryBudget", p),
-                     "not enforced yet");
-    for (size_t i = 0; i < tp->n_port_level_settings; i++) {
-        const struct mesh_port_traffic_policy *pl = &tp->port_level_settings[i];
-        char *pp = mesh_cc_printf(c, "%s.portLevelSettings[%zu]", p, i);
-        warn_lb(c, r, pp, pl->load_balancer);
-        warn_pool(c, r, pp, pl->connection_pool);
-        if (pl->outlier_detection)
-            mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.outlierDetection", pp),
-                         "not enforced yet");
-        if (pl->tls && pl->tls->mode != MESH_CLIENT_TLS_DISABLE)
-            mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.tls", pp),
-                         "not enforced yet: traffic to the endpoints is plain text");
-    }
-}
-
-static void warn_dr_once(struct mesh_cc *c, const struct mesh_resource *r)
-{
-    if (mesh_cmap_get(&c->dr_warned, r->key))
-        return;
-    mesh_cmap_put(&c->dr_warned, r->key, (void *)r);
-    const struct mesh_destination_rule *dr = r->typed.destination_rule;
-    warn_policy(c, r, "spec.trafficPolicy", dr->traffic_policy);
-    for (size_t i = 0; i < dr->n_subsets; i++)
-        warn_policy(c, r, mesh_cc_path(c, "spec.subsets", "", i, ".trafficPolicy"),
-                    dr->subsets[i].traffic_policy);
-}
-
-/* The effective load balancer and connection pool of one port (Istio MergeTrafficPolicy). */
-struct policy {
-    const struct mesh_load_balancer *lb;
-    const struct mesh_connection_pool *pool;
-};
-
-static bool port_level(const struct mesh_traffic_policy *tp, uint32_t port, struct policy *out)
-{
-    for (size_t i = 0; i < tp->n_port_level_settings; i++) {
-        const struct mesh_port_traffic_policy *pl = &tp->port_level_settings[i];
-        if (pl->port && pl->port->number == port) {
-            /* port-level settings replace, they do not inherit */
-            out->lb = pl->load_balancer;
-            out->pool = pl->connection_pool;
-            return true;
-        }
-    }
-    return false;
-}
-
-static struct policy effective_policy(const struct mesh_traffic_policy *host,
-                                      const struct mesh_traffic_policy *subset, uint32_t port)
-{
-    struct policy p = {NULL, NULL};
-    if (host && !port_level(host, port, &p)) {
-        p.lb = host->load_balancer;
-        p.pool = host->connection_pool;
-    }
-    if (subset && !port_level(subset, port, &p)) {
-        if (subset->load_balancer)
-            p.lb = subset->load_balancer;
-        if (subset->connection_pool)
-            p.pool = subset->connection_pool;
-    }
-    return p;
-}
-
 /* ---- Clusters ---- */
 
 static int cmp_inst(const void *a, const void *b)
@@ -516,7 +368,8 @@ static int cmp_inst(const void *a, const void *b)
 }
 
 static json_t *endpoints_json(struct mesh_cc *c, const struct mesh_csvc *svc, size_t port_idx,
-                              const struct mesh_subset *subset)
+                              const struct mesh_subset *subset, const struct mesh_resource *dr,
+                              const struct mesh_cpolicy *pol)
 {
     const struct mesh_cinst **v = mesh_cc_alloc(c, (svc->n_inst + 1) * sizeof(*v));
     size_t n = 0;
@@ -531,6 +384,8 @@ static json_t *endpoints_json(struct mesh_cc *c, const struct mesh_csvc *svc, si
     }
     qsort(v, n, sizeof(*v), cmp_inst);
     json_t *arr = json_array();
+    const struct mesh_cinst **kept = mesh_cc_alloc(c, (n + 1) * sizeof(*kept));
+    size_t n_kept = 0;
     uint64_t sum = 0;
     for (size_t i = 0; i < n; i++) {
         /* the same address and port twice (Endpoints and a WorkloadEntry): keep one */
@@ -545,46 +400,13 @@ static json_t *endpoints_json(struct mesh_cc *c, const struct mesh_csvc *svc, si
         json_object_set_new_nocheck(ep, "port", json_integer(v[i]->port));
         if (w != 1) /* the snapshot's default; 10,000 fewer values to build at 1k services */
             json_object_set_new_nocheck(ep, "weight", json_integer(w));
+        if (v[i]->locality)
+            json_object_set_new_nocheck(ep, "locality", json_string(v[i]->locality));
         json_array_append_new(arr, ep);
+        kept[n_kept++] = v[i];
     }
+    mesh_cc_apply_locality(c, dr, pol, arr, kept);
     return arr;
-}
-
-static json_t *cluster_json(const char *name, bool h2, const struct policy *pol)
-{
-    /* Istio's defaults where the snapshot's differ: 10s connect, 1h idle, no limits */
-    uint32_t connect_ms = 10000, idle_ms = 3600000, max_conn = UINT32_MAX,
-             max_pending = UINT32_MAX, max_req = 0;
-    const char *lb = "round_robin";
-    if (pol && pol->lb && pol->lb->has_simple && pol->lb->simple == MESH_LB_RANDOM)
-        lb = "random";
-    const struct mesh_connection_pool *cp = pol ? pol->pool : NULL;
-    if (cp && cp->tcp) {
-        if (cp->tcp->max_connections > 0)
-            max_conn = (uint32_t)cp->tcp->max_connections;
-        if (cp->tcp->connect_timeout.set)
-            connect_ms = clamp_ms(cp->tcp->connect_timeout.ns, 1);
-    }
-    if (cp && cp->http) {
-        if (cp->http->http1_max_pending_requests > 0)
-            max_pending = (uint32_t)cp->http->http1_max_pending_requests;
-        if (cp->http->max_requests_per_connection > 0)
-            max_req = (uint32_t)cp->http->max_requests_per_connection;
-        if (cp->http->idle_timeout.set)
-            idle_ms = clamp_ms(cp->http->idle_timeout.ns, 0);
-        if (cp->http->h2_upgrade_policy == MESH_H2_UPGRADE_UPGRADE)
-            h2 = true;
-    }
-    json_t *o = json_object();
-    json_object_set_new_nocheck(o, "connect_timeout_ms", json_integer(connect_ms));
-    json_object_set_new_nocheck(o, "idle_timeout_ms", json_integer(idle_ms));
-    json_object_set_new_nocheck(o, "lb_policy", json_string(lb));
-    json_object_set_new_nocheck(o, "max_connections", json_integer(max_conn));
-    json_object_set_new_nocheck(o, "max_pending_requests", json_integer(max_pending));
-    json_object_set_new_nocheck(o, "max_requests_per_connection", json_integer(max_req));
-    json_object_set_new_nocheck(o, "name", json_string(name));
-    json_object_set_new_nocheck(o, "protocol", json_string(h2 ? "http2" : "http1"));
-    return o;
 }
 
 static const char *add_cluster(struct mesh_cc *c, const char *name, json_t *o)
@@ -596,7 +418,7 @@ static const char *add_cluster(struct mesh_cc *c, const char *name, json_t *o)
 
 static const char *empty_cluster(struct mesh_cc *c, const char *name)
 {
-    json_t *o = cluster_json(name, false, NULL);
+    json_t *o = mesh_cc_cluster_json(name, false, NULL);
     json_object_set_new_nocheck(o, "endpoints", json_array());
     return add_cluster(c, name, o);
 }
@@ -644,11 +466,18 @@ const char *mesh_cc_cluster(struct mesh_cc *c, const struct mesh_csvc *svc, cons
         }
     }
     if (dr)
-        warn_dr_once(c, dr);
-    struct policy pol = effective_policy(d ? d->traffic_policy : NULL,
-                                         ss ? ss->traffic_policy : NULL, port);
-    json_t *o = cluster_json(name, svc->ports[pi].h2, &pol);
-    json_object_set_new_nocheck(o, "endpoints", endpoints_json(c, svc, pi, ss));
+        mesh_cc_warn_dr_once(c, dr);
+    struct mesh_cpolicy pol = mesh_cc_effective_policy(d ? d->traffic_policy : NULL,
+                                                       ss ? ss->traffic_policy : NULL, port);
+    json_t *o = mesh_cc_cluster_json(name, svc->ports[pi].h2, &pol);
+    const char *lb = json_string_value(json_object_get(o, "lb_policy"));
+    if (strcmp(lb, "passthrough") == 0) {
+        /* the original destination: a passthrough cluster has no endpoints */
+        json_object_set_new_nocheck(o, "endpoints", json_array());
+    } else {
+        json_object_set_new_nocheck(o, "endpoints",
+                                    endpoints_json(c, svc, pi, ss, dr, &pol));
+    }
     return add_cluster(c, name, o);
 }
 
@@ -862,13 +691,16 @@ int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *no
                                         dr, "spec.subsets");
             }
         }
-        json_t *rc = mesh_cc_sidecar_routes(&c);
+        json_t *tcp_routes;
+        json_t *rc = mesh_cc_sidecar_routes(&c, &tcp_routes);
         json_array_append_new(route_configs, rc);
         json_t *l = json_object();
         json_object_set_new_nocheck(l, "address", json_string(node->outbound_address));
         json_object_set_new_nocheck(l, "name", json_string("outbound"));
         json_object_set_new_nocheck(l, "port", json_integer(node->outbound_port));
         json_object_set_new_nocheck(l, "route_config", json_string("outbound"));
+        if (tcp_routes)
+            json_object_set_new_nocheck(l, "tcp_routes", tcp_routes);
         json_array_append_new(listeners, l);
     } else {
         mesh_cc_gateway(&c, listeners, route_configs);

@@ -35,6 +35,13 @@ struct mesh_node {
     uint16_t admin_port;           /* default 15000 */
     const char *gateway_address;   /* gateway listeners without Server.bind; default "0.0.0.0" */
     const char *version;           /* snapshot version; NULL = a hash of the content */
+    /*
+     * "region/zone/subzone" (parts may be empty or absent) for locality load
+     * balancing; NULL = from the labels topology.kubernetes.io/region,
+     * topology.kubernetes.io/zone and topology.istio.io/subzone (or
+     * istio-locality "region.zone.subzone"); none of them = unknown.
+     */
+    const char *locality;
 };
 
 /** Fills <node> with the defaults above (no namespace, no labels, sidecar). */

@@ -132,7 +132,7 @@ static struct mesh_csvc *new_svc(struct mesh_cc *c)
 
 static void add_inst(struct mesh_cc *c, struct mesh_csvc *s, const char *addr, uint32_t port,
                      size_t port_idx, const struct mesh_kv *labels, size_t n_labels,
-                     uint32_t weight)
+                     uint32_t weight, const char *locality)
 {
     if (s->n_inst == s->cap_inst) {
         size_t cap = s->cap_inst ? s->cap_inst * 2 : 8;
@@ -143,7 +143,22 @@ static void add_inst(struct mesh_cc *c, struct mesh_csvc *s, const char *addr, u
         s->cap_inst = cap;
     }
     s->inst[s->n_inst++] = (struct mesh_cinst){addr, port, port_idx, labels, n_labels,
-                                               weight ? weight : 1};
+                                               weight ? weight : 1, locality};
+}
+
+/*
+ * An EndpointSlice endpoint names its zone only: its region is taken to be the
+ * node's (a cluster is in one region).
+ */
+static const char *zone_locality(struct mesh_cc *c, const char *zone)
+{
+    if (!zone || !*zone)
+        return NULL;
+    if (!c->node_loc_done) {
+        c->node_loc = mesh_cc_node_locality(c);
+        c->node_loc_done = true;
+    }
+    return MESH_CC_JOIN(c, c->node_loc.region, "/", zone);
 }
 
 static void add_addr(struct mesh_cc *c, struct mesh_csvc *s, const char *ip, size_t max)
@@ -292,7 +307,7 @@ static void add_slice(struct mesh_cc *c, const struct mesh_resource *r)
                 const char *ip = canonical_ip(c, ep->addresses[a]);
                 if (ip)
                     add_inst(c, s, ip, sp->port.v, idx, s->res->typed.service->selector,
-                             s->res->typed.service->n_selector, 1);
+                             s->res->typed.service->n_selector, 1, zone_locality(c, ep->zone));
             }
         }
     }
@@ -327,14 +342,16 @@ static void add_endpoints(struct mesh_cc *c, const struct mesh_resource *r)
             for (size_t a = 0; a < ss->n_addresses; a++) {
                 const char *ip = canonical_ip(c, ss->addresses[a].ip);
                 if (ip)
-                    add_inst(c, s, ip, (uint32_t)p->port, idx, sp->selector, sp->n_selector, 1);
+                    add_inst(c, s, ip, (uint32_t)p->port, idx, sp->selector, sp->n_selector, 1,
+                             NULL);
             }
             /* notReadyAddresses receive no traffic, unless the Service publishes them */
             for (size_t a = 0; sp->publish_not_ready_addresses && a < ss->n_not_ready_addresses;
                  a++) {
                 const char *ip = canonical_ip(c, ss->not_ready_addresses[a].ip);
                 if (ip)
-                    add_inst(c, s, ip, (uint32_t)p->port, idx, sp->selector, sp->n_selector, 1);
+                    add_inst(c, s, ip, (uint32_t)p->port, idx, sp->selector, sp->n_selector, 1,
+                             NULL);
             }
         }
     }
@@ -362,8 +379,13 @@ static void add_workload_entry(struct mesh_cc *c, struct mesh_csvc *s,
                      we->address ? we->address : "");
         return;
     }
+    /* "region/zone/subzone" as written, else the topology labels */
+    const char *loc = we->locality && *we->locality
+                          ? we->locality
+                          : mesh_cc_labels_locality(c, we->labels, we->n_labels);
     for (size_t i = 0; i < s->n_ports; i++)
-        add_inst(c, s, ip, we_port(we, &s->ports[i]), i, we->labels, we->n_labels, we->weight);
+        add_inst(c, s, ip, we_port(we, &s->ports[i]), i, we->labels, we->n_labels, we->weight,
+                 loc);
 }
 
 /* WorkloadEntries by namespace (key order), for the selectors of Services and ServiceEntries. */

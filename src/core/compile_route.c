@@ -11,17 +11,10 @@
  * host per visible service) and for gateways (one listener per Gateway server
  * port, virtual hosts from the bound VirtualServices).
  *
- * A route is only emitted when the snapshot can express all of it: a route
- * whose match needs headers, a regex, a method... is left out with a warning,
- * since without that condition it would catch traffic that is not its own.
+ * A match the snapshot cannot express is left out with a warning (since
+ * without that condition it would catch traffic that is not its own); the
+ * route's other features come from compile_match.c and compile_action.c.
  */
-
-/* Where routes are being compiled for. */
-struct rctx {
-    uint32_t match_port;           /* the port requests arrive on (match.port); 0 = any */
-    uint32_t dest_port;            /* port for a destination without one; 0 = none */
-    const struct mesh_resource *gw; /* the Gateway when compiling a gateway, else NULL */
-};
 
 /* ---- One http route ---- */
 
@@ -35,8 +28,8 @@ static bool names_gateway(const char *ref, const char *vs_ns, const struct mesh_
            strcmp(slash + 1, gw->meta.name) == 0;
 }
 
-static bool gateways_include(const char **gws, size_t n, const char *vs_ns,
-                             const struct mesh_resource *gw)
+bool mesh_cc_gateways_include(const char **gws, size_t n, const char *vs_ns,
+                              const struct mesh_resource *gw)
 {
     if (n == 0)
         return gw == NULL; /* absent = ["mesh"] */
@@ -54,12 +47,14 @@ static bool gateways_include(const char **gws, size_t n, const char *vs_ns,
  * the client's labels and namespace): a match that cannot apply to this proxy
  * is dropped here, as Istio does.
  */
-static bool match_applies(struct mesh_cc *c, const struct rctx *x, const struct mesh_resource *r,
+static bool match_applies(struct mesh_cc *c, const struct mesh_crctx *x,
+                          const struct mesh_resource *r,
                           const struct mesh_http_match *m)
 {
     if (m->port && x->match_port && m->port != x->match_port)
         return false;
-    if (m->n_gateways && !gateways_include(m->gateways, m->n_gateways, r->meta.namespace_, x->gw))
+    if (m->n_gateways &&
+        !mesh_cc_gateways_include(m->gateways, m->n_gateways, r->meta.namespace_, x->gw))
         return false;
     if (m->n_source_labels && !mesh_cc_labels_match(m->source_labels, m->n_source_labels,
                                                     c->node->labels, c->node->n_labels))
@@ -67,28 +62,6 @@ static bool match_applies(struct mesh_cc *c, const struct rctx *x, const struct 
     if (m->source_namespace && strcmp(m->source_namespace, c->node->namespace_) != 0)
         return false;
     return true;
-}
-
-/* The first field of a match the router cannot evaluate yet, or NULL. */
-static const char *unsupported_match(const struct mesh_http_match *m)
-{
-    if (m->uri && m->uri->regex)
-        return "uri.regex";
-    if (m->ignore_uri_case && m->uri)
-        return "ignoreUriCase";
-    if (m->n_headers)
-        return "headers";
-    if (m->n_without_headers)
-        return "withoutHeaders";
-    if (m->n_query_params)
-        return "queryParams";
-    if (m->method)
-        return "method";
-    if (m->scheme)
-        return "scheme";
-    if (m->authority)
-        return "authority";
-    return NULL;
 }
 
 static int b64val(int ch)
@@ -159,31 +132,55 @@ static json_t *direct_action(struct mesh_cc *c, const struct mesh_resource *r, c
     return o;
 }
 
-/* Destination port per Istio: the one given, the service's only port, or the request's. */
-static uint32_t dest_port(const struct rctx *x, const struct mesh_csvc *svc,
-                          const struct mesh_destination *d)
+/* Whether cluster <name> hashes (ring_hash, maglev): Istio's retries then keep the host. */
+static bool cluster_hashes(struct mesh_cc *c, const char *name)
 {
-    if (d->port && d->port->number)
-        return d->port->number;
-    if (svc && svc->n_ports == 1)
-        return svc->ports[0].port;
-    if (x->dest_port) {
-        if (!svc)
-            return x->dest_port;
-        for (size_t i = 0; i < svc->n_ports; i++)
-            if (svc->ports[i].port == x->dest_port)
-                return x->dest_port;
-    }
-    return 0;
+    json_t *cl = mesh_cmap_get(&c->clusters, name);
+    const char *lb = json_string_value(json_object_get(cl, "lb_policy"));
+    return lb && (strcmp(lb, "ring_hash") == 0 || strcmp(lb, "maglev") == 0);
 }
 
-static json_t *forward_action(struct mesh_cc *c, const struct rctx *x,
+/* One weighted_clusters entry; destination-level header operations make it its own. */
+static void split_add(struct mesh_cc *c, const struct mesh_resource *r, const char *dp,
+                      json_t *split, const char *name, uint32_t w,
+                      const struct mesh_route_headers *hd)
+{
+    json_t *req = hd ? mesh_cc_header_ops(c, r, MESH_CC_JOIN(c, dp, ".headers.request"),
+                                          hd->request, false)
+                     : NULL;
+    json_t *resp = hd ? mesh_cc_header_ops(c, r, MESH_CC_JOIN(c, dp, ".headers.response"),
+                                           hd->response, false)
+                      : NULL;
+    if (!req && !resp) {
+        /* two plain destinations naming one cluster: one entry with both weights */
+        for (size_t i = 0; i < json_array_size(split); i++) {
+            json_t *e = json_array_get(split, i);
+            if (json_object_size(e) == 2 &&
+                strcmp(json_string_value(json_object_get(e, "name")), name) == 0) {
+                json_int_t have = json_integer_value(json_object_get(e, "weight"));
+                json_object_set_new_nocheck(e, "weight", json_integer(have + w));
+                return;
+            }
+        }
+    }
+    json_t *e = json_object();
+    json_object_set_new_nocheck(e, "name", json_string(name));
+    json_object_set_new_nocheck(e, "weight", json_integer(w));
+    if (req)
+        json_object_set_new_nocheck(e, "request_headers", req);
+    if (resp)
+        json_object_set_new_nocheck(e, "response_headers", resp);
+    json_array_append_new(split, e);
+}
+
+static json_t *forward_action(struct mesh_cc *c, const struct mesh_crctx *x,
                               const struct mesh_resource *r, const char *p,
                               const struct mesh_http_route *h)
 {
     json_t *o = json_object();
     json_t *split = json_array();
     uint64_t total = 0;
+    bool hashing = false;
     for (size_t k = 0; k < h->n_route; k++) {
         const struct mesh_destination *d = h->route[k].destination;
         char *dp = mesh_cc_path(c, p, ".route", k, ".destination");
@@ -191,7 +188,7 @@ static json_t *forward_action(struct mesh_cc *c, const struct rctx *x,
             goto fail;
         const char *host = mesh_cc_expand_host(c, d->host, r->meta.namespace_);
         const struct mesh_csvc *svc = mesh_cmap_get(&c->visible, host);
-        uint32_t port = dest_port(x, svc, d);
+        uint32_t port = mesh_cc_dest_port(x, svc, d);
         if (port == 0) {
             mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.port", dp),
                          "%s has %s: the destination needs a port; the route is left out", host,
@@ -199,47 +196,35 @@ static json_t *forward_action(struct mesh_cc *c, const struct rctx *x,
             goto fail;
         }
         const char *name = mesh_cc_cluster(c, svc, host, port, d->subset, r, dp);
-        uint32_t w = h->route[k].weight > 0 ? (uint32_t)h->route[k].weight : 0;
-        if (h->n_route == 1) {
-            json_object_set_new_nocheck(o, "cluster", json_string(name));
-            break;
-        }
-        /* two destinations naming one cluster: one entry with both weights */
-        json_t *e = NULL;
-        for (size_t i = 0; i < json_array_size(split) && !e; i++)
-            if (strcmp(json_string_value(json_object_get(json_array_get(split, i), "name")),
-                       name) == 0)
-                e = json_array_get(split, i);
-        if (e) {
-            json_int_t have = json_integer_value(json_object_get(e, "weight"));
-            json_object_set_new_nocheck(e, "weight", json_integer(have + w));
-        } else {
-            e = json_object();
-            json_object_set_new_nocheck(e, "name", json_string(name));
-            json_object_set_new_nocheck(e, "weight", json_integer(w));
-            json_array_append_new(split, e);
-        }
+        hashing = hashing || cluster_hashes(c, name);
+        /* a single destination takes everything, whatever its weight (Istio) */
+        uint32_t w = h->n_route == 1 ? 100
+                                     : h->route[k].weight > 0 ? (uint32_t)h->route[k].weight : 0;
+        split_add(c, r, mesh_cc_path(c, p, ".route", k, ""), split, name, w,
+                  h->route[k].headers);
         total += w;
     }
-    if (h->n_route > 1) {
-        if (total == 0 || total > 1000000) {
-            mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.route", p),
-                         "the weights add up to %llu; the route is left out",
-                         (unsigned long long)total);
-            goto fail;
-        }
-        if (json_array_size(split) == 1)
-            json_object_set_nocheck(o, "cluster",
-                                    json_object_get(json_array_get(split, 0), "name"));
-        else
-            json_object_set_nocheck(o, "weighted_clusters", split);
+    if (total == 0 || total > 1000000) {
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.route", p),
+                     "the weights add up to %llu; the route is left out",
+                     (unsigned long long)total);
+        goto fail;
     }
+    json_t *only = json_array_size(split) == 1 ? json_array_get(split, 0) : NULL;
+    if (only && json_object_size(only) == 2)
+        json_object_set_nocheck(o, "cluster", json_object_get(only, "name"));
+    else
+        json_object_set_nocheck(o, "weighted_clusters", split);
     json_decref(split);
     if (h->timeout.set) {
         int64_t ms = h->timeout.ns / 1000000;
         json_object_set_new_nocheck(o, "timeout_ms",
                                     json_integer(ms > UINT32_MAX ? UINT32_MAX : ms));
     }
+    json_t *retry = mesh_cc_retry(c, r, p, h->retries, hashing);
+    if (retry)
+        json_object_set_new_nocheck(o, "retry", retry);
+    mesh_cc_route_extras(c, x, r, p, h, o);
     return o;
 fail:
     json_decref(split);
@@ -247,65 +232,37 @@ fail:
     return NULL;
 }
 
-/*
- * Route features the snapshot cannot carry yet. Those that change where a
- * request goes or what it looks like leave the route out; retries and mirrors
- * only add to a request that still reaches the right place, so the route is
- * kept without them.
- */
-static bool check_actions(struct mesh_cc *c, const struct mesh_resource *r, const char *p,
-                          const struct mesh_http_route *h)
+/* Notes on fields that only mean something for a forwarding route. */
+static void note_unused(struct mesh_cc *c, const struct mesh_resource *r, const char *p,
+                        const struct mesh_http_route *h)
 {
     const struct {
-        bool set, keep;
+        bool set;
         const char *field;
     } f[] = {
-        {h->delegate != NULL, false, "delegate"},
-        {h->redirect != NULL, false, "redirect"},
-        {h->rewrite != NULL, false, "rewrite"},
-        {h->fault != NULL, false, "fault"},
-        {h->cors_policy != NULL, false, "corsPolicy"},
-        {h->headers != NULL, false, "headers"},
-        {h->retries != NULL, true, "retries"},
-        {h->mirror != NULL, true, "mirror"},
-        {h->n_mirrors > 0, true, "mirrors"},
-        {h->mirror_percentage != NULL, true, "mirrorPercentage"},
-        {h->mirror_percent.set, true, "mirrorPercent"},
+        {h->rewrite != NULL, "rewrite"},
+        {h->retries != NULL, "retries"},
+        {h->timeout.set, "timeout"},
+        {h->mirror != NULL || h->n_mirrors > 0, "mirror"},
     };
-    bool ok = true;
-    for (size_t i = 0; i < MESH_ARRAY_LEN(f); i++) {
-        if (!f[i].set)
-            continue;
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.%s", p, f[i].field),
-                     f[i].keep ? "not enforced by this version of meshd; the route is kept "
-                                 "without it"
-                               : "not enforced by this version of meshd; the route is left out");
-        ok = ok && f[i].keep;
-    }
-    for (size_t k = 0; k < h->n_route; k++) {
-        if (!h->route[k].headers)
-            continue;
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.route[%zu].headers", p, k),
-                     "not enforced by this version of meshd; the route is left out");
-        ok = false;
-    }
-    return ok;
+    for (size_t i = 0; i < MESH_ARRAY_LEN(f); i++)
+        if (f[i].set)
+            mesh_cc_diag(c, MESH_DIAG_NOTE, r, mesh_cc_printf(c, "%s.%s", p, f[i].field),
+                         "ignored: the route answers without forwarding");
 }
 
-static void append_route(json_t *routes, const char *kind, const char *path, const char *akey,
-                         json_t *action)
+/* A route of <match> (taken) and the fields of <tmpl> (shared, not copied). */
+static void append_route(json_t *routes, json_t *match, json_t *tmpl)
 {
-    json_t *m = json_object();
-    json_object_set_new_nocheck(m, kind, json_string(path));
     json_t *rt = json_object();
-    json_object_set_new_nocheck(rt, "match", m);
-    json_object_set_nocheck(rt, akey, action); /* shared: one action for each match of the route */
+    json_object_set_new_nocheck(rt, "match", match);
+    json_object_update(rt, tmpl);
     json_array_append_new(routes, rt);
 }
 
 /* Appends the snapshot routes of spec.http[<i>] of VirtualService <r> to <routes>. */
-static void emit_http_route(struct mesh_cc *c, const struct rctx *x, const struct mesh_resource *r,
-                            size_t i, json_t *routes)
+static void emit_http_route(struct mesh_cc *c, const struct mesh_crctx *x,
+                            const struct mesh_resource *r, size_t i, json_t *routes)
 {
     const struct mesh_http_route *h = &r->typed.virtual_service->http[i];
     char *p = mesh_cc_path(c, "spec.http", "", i, "");
@@ -314,76 +271,56 @@ static void emit_http_route(struct mesh_cc *c, const struct rctx *x, const struc
         n_app += match_applies(c, x, r, &h->match[j]);
     if (h->n_match && n_app == 0)
         return; /* not for this proxy or this port */
-    if (!check_actions(c, r, p, h))
+    if (h->delegate) {
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.delegate", p),
+                     "not enforced by this version of meshd; the route is left out");
         return;
+    }
 
     json_t *action;
     const char *akey;
     if (h->direct_response) {
         action = direct_action(c, r, p, h->direct_response);
         akey = "direct_response";
+        note_unused(c, r, p, h);
+    } else if (h->redirect) {
+        action = mesh_cc_redirect(c, x, r, p, h->redirect);
+        akey = "redirect";
+        note_unused(c, r, p, h);
     } else if (h->n_route) {
         action = forward_action(c, x, r, p, h);
         akey = "route";
     } else {
-        return; /* redirect or delegate only: reported above */
+        return; /* the loader refuses a route with no action */
     }
     if (!action)
         return;
+    /* everything but the match: shared by the routes of each OR'ed match */
+    json_t *tmpl = json_object();
+    json_object_set_new_nocheck(tmpl, akey, action);
+    mesh_cc_route_filters(c, r, p, h, tmpl);
 
-    if (h->n_match == 0)
-        append_route(routes, "prefix", "/", akey, action);
+    if (h->n_match == 0) {
+        json_t *m = json_object();
+        json_object_set_new_nocheck(m, "prefix", json_string("/"));
+        append_route(routes, m, tmpl);
+    }
     for (size_t j = 0; j < h->n_match; j++) {
-        const struct mesh_http_match *m = &h->match[j];
-        if (!match_applies(c, x, r, m))
+        if (!match_applies(c, x, r, &h->match[j]))
             continue;
         const char *left_out = n_app == 1 ? "the route is left out" : "this match is left out";
-        const char *bad = unsupported_match(m);
-        if (bad) {
-            mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.match[%zu].%s", p, j, bad),
-                         "not enforced by this version of meshd; %s", left_out);
-            continue;
-        }
-        if (m->stat_prefix)
-            mesh_cc_diag(c, MESH_DIAG_WARNING, r,
-                         mesh_cc_printf(c, "%s.match[%zu].statPrefix", p, j),
-                         "not enforced yet");
-        const char *kind = "prefix", *path = "/";
-        if (m->uri && m->uri->exact) {
-            kind = "path";
-            path = m->uri->exact;
-        } else if (m->uri && m->uri->prefix) {
-            path = m->uri->prefix;
-        }
-        if (path[0] != '/' || strchr(path, '?')) {
-            mesh_cc_diag(c, MESH_DIAG_WARNING, r,
-                         mesh_cc_printf(c, "%s.match[%zu].uri.%s", p, j,
-                                        kind[0] == 'p' && kind[1] == 'a' ? "exact" : "prefix"),
-                         "the router matches paths that start with '/' and have no query; "
-                         "%s",
-                         left_out);
-            continue;
-        }
-        append_route(routes, kind, path, akey, action);
+        json_t *m = mesh_cc_http_match(c, r, mesh_cc_path(c, p, ".match", j, ""), &h->match[j],
+                                       left_out);
+        if (m)
+            append_route(routes, m, tmpl);
     }
-    json_decref(action);
+    json_decref(tmpl);
 }
 
-static void warn_l4(struct mesh_cc *c, const struct mesh_resource *r)
-{
-    const struct mesh_virtual_service *vs = r->typed.virtual_service;
-    if (vs->n_tcp)
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, "spec.tcp",
-                     "tcp routes are not enforced by this version of meshd");
-    if (vs->n_tls)
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, "spec.tls",
-                     "tls routes are not enforced by this version of meshd");
-}
-
-static json_t *vs_routes(struct mesh_cc *c, const struct rctx *x, const struct mesh_resource *r)
+static json_t *vs_routes(struct mesh_cc *c, const struct mesh_crctx *x,
+                         const struct mesh_resource *r)
 {
     json_t *routes = json_array();
-    warn_l4(c, r);
     for (size_t i = 0; i < r->typed.virtual_service->n_http; i++)
         emit_http_route(c, x, r, i, routes);
     return routes;
@@ -419,7 +356,7 @@ static struct vs_index *index_mesh_vs(struct mesh_cc *c)
     for (size_t i = 0; i < c->n_by_kind[MESH_KIND_VIRTUAL_SERVICE]; i++) {
         const struct mesh_resource *r = c->by_kind[MESH_KIND_VIRTUAL_SERVICE][i];
         const struct mesh_virtual_service *vs = r->typed.virtual_service;
-        if (!gateways_include(vs->gateways, vs->n_gateways, r->meta.namespace_, NULL))
+        if (!mesh_cc_gateways_include(vs->gateways, vs->n_gateways, r->meta.namespace_, NULL))
             continue;
         if (!mesh_cc_exported(r->meta.namespace_, vs->export_to, vs->n_export_to,
                               c->node->namespace_))
@@ -477,6 +414,7 @@ static struct cvs *vs_for_host(struct mesh_cc *c, struct vs_index *ix, const cha
     return best;
 }
 
+/* Whether a route matches every request (nothing after it could be reached). */
 static bool has_catch_all(json_t *routes)
 {
     size_t i;
@@ -485,7 +423,7 @@ static bool has_catch_all(json_t *routes)
     {
         json_t *m = json_object_get(rt, "match");
         const char *pre = json_string_value(json_object_get(m, "prefix"));
-        if (pre && strcmp(pre, "/") == 0)
+        if (pre && strcmp(pre, "/") == 0 && json_object_size(m) == 1)
             return true;
     }
     return false;
@@ -494,15 +432,20 @@ static bool has_catch_all(json_t *routes)
 static json_t *svc_port_routes(struct mesh_cc *c, const struct mesh_csvc *s,
                                const struct mesh_cport *p, const struct cvs *vs)
 {
-    struct rctx x = {.match_port = p->port, .dest_port = p->port, .gw = NULL};
+    struct mesh_crctx x = {.match_port = p->port, .dest_port = p->port, .gw = NULL};
     json_t *routes = vs ? vs_routes(c, &x, vs->res) : json_array();
     if (!has_catch_all(routes)) {
-        /* Istio's default route: the service's own cluster, all endpoints */
+        /* Istio's default route: the service's own cluster, all endpoints, default retries */
         json_t *fwd = json_object();
         const char *name = mesh_cc_cluster(c, s, s->host, p->port, NULL, NULL, NULL);
         json_object_set_new_nocheck(fwd, "cluster", json_string(name));
-        append_route(routes, "prefix", "/", "route", fwd);
-        json_decref(fwd);
+        json_object_set_new_nocheck(fwd, "retry",
+                                    mesh_cc_retry(c, NULL, NULL, NULL, cluster_hashes(c, name)));
+        json_t *tmpl = json_object(), *m = json_object();
+        json_object_set_new_nocheck(tmpl, "route", fwd);
+        json_object_set_new_nocheck(m, "prefix", json_string("/"));
+        append_route(routes, m, tmpl);
+        json_decref(tmpl);
     }
     return routes;
 }
@@ -560,22 +503,21 @@ static int cmp_vhost(const void *a, const void *b)
     return strcmp(((const struct vhost *)a)->name, ((const struct vhost *)b)->name);
 }
 
-json_t *mesh_cc_sidecar_routes(struct mesh_cc *c)
+json_t *mesh_cc_sidecar_routes(struct mesh_cc *c, json_t **tcp_routes)
 {
+    json_t *tcp = json_array();
     struct vs_index *ix = index_mesh_vs(c);
     struct vhost *vh = mesh_cc_alloc(c, (c->n_vis + ix->n_all + 1) * sizeof(*vh));
     size_t n = 0;
     for (size_t i = 0; i < c->n_vis; i++) {
         const struct mesh_csvc *s = c->vis[i];
         struct cvs *vs = vs_for_host(c, ix, s->host);
+        for (size_t k = 0; k < s->n_ports; k++)
+            if (!s->ports[k].http)
+                mesh_cc_sidecar_l4(c, s, &s->ports[k], vs ? vs->res : NULL, tcp);
         json_t *routes = svc_vhost_routes(c, s, vs);
-        if (!routes) {
-            mesh_cc_diag(c, MESH_DIAG_NOTE, s->res, NULL,
-                         "%s has no HTTP port: it gets clusters but no route (TCP is not "
-                         "proxied yet)",
-                         s->host);
-            continue;
-        }
+        if (!routes)
+            continue; /* TCP/TLS ports only: tcp_routes */
         vh[n].name = s->host;
         vh[n].routes = routes;
         vh[n].res = s->res;
@@ -599,7 +541,7 @@ json_t *mesh_cc_sidecar_routes(struct mesh_cc *c)
             continue;
         }
         mesh_cmap_put(&extra, v->host, v);
-        struct rctx x = {0};
+        struct mesh_crctx x = {0};
         vh[n].name = v->host;
         vh[n].routes = vs_routes(c, &x, v->res);
         vh[n].res = v->res;
@@ -638,6 +580,12 @@ json_t *mesh_cc_sidecar_routes(struct mesh_cc *c)
     json_t *rc = json_object();
     json_object_set_new_nocheck(rc, "name", json_string("outbound"));
     json_object_set_new_nocheck(rc, "virtual_hosts", vhosts);
+    if (json_array_size(tcp)) {
+        *tcp_routes = tcp;
+    } else {
+        *tcp_routes = NULL;
+        json_decref(tcp);
+    }
     return rc;
 }
 
@@ -658,6 +606,7 @@ struct gw_server {
     const struct mesh_server *srv;
     size_t idx;
     const char *bind;
+    bool l4;                       /* TCP or TLS passthrough: tcp_routes */
 };
 
 static int cmp_server(const void *a, const void *b)
@@ -694,17 +643,26 @@ static size_t collect_servers(struct mesh_cc *c, struct gw_server **out)
             char *p = mesh_cc_printf(c, "spec.servers[%zu]", j);
             if (!s->port || s->port->number == 0 || s->port->number > 65535)
                 continue;
-            if (s->tls) {
+            bool l4 = false;
+            if (s->tls && s->tls->mode == MESH_SERVER_TLS_PASSTHROUGH && !s->tls->https_redirect &&
+                s->port->protocol && (strcasecmp(s->port->protocol, "TLS") == 0 ||
+                                      strcasecmp(s->port->protocol, "HTTPS") == 0)) {
+                l4 = true; /* SNI routing, TLS not terminated */
+            } else if (s->tls) {
                 mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.tls", p),
-                             "not enforced by this version of meshd; the server is left out");
+                             "TLS termination, AUTO_PASSTHROUGH and httpsRedirect are not "
+                             "enforced by this version of meshd; the server is left out");
                 continue;
-            }
-            if (!http_protocol(s->port->protocol)) {
-                mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.port.protocol", p),
-                             "%s servers are not enforced by this version of meshd (only HTTP); "
-                             "the server is left out",
-                             s->port->protocol ? s->port->protocol : "-");
-                continue;
+            } else if (!http_protocol(s->port->protocol)) {
+                /* TCP, MONGO, MYSQL... and TLS without a tls block: forwarded as bytes */
+                l4 = true;
+                if (s->port->protocol && (strcasecmp(s->port->protocol, "HTTPS") == 0 ||
+                                          strcasecmp(s->port->protocol, "TLS") == 0)) {
+                    mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.tls", p),
+                                 "an %s server needs a tls block; the server is left out",
+                                 s->port->protocol);
+                    continue;
+                }
             }
             if (s->default_endpoint)
                 mesh_cc_diag(c, MESH_DIAG_WARNING, r,
@@ -718,7 +676,7 @@ static size_t collect_servers(struct mesh_cc *c, struct gw_server **out)
                     mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.bind", p),
                                  "only numeric addresses are supported; %s is used", bind);
             }
-            v[n++] = (struct gw_server){r, s, j, bind};
+            v[n++] = (struct gw_server){r, s, j, bind, l4};
         }
     }
     qsort(v, n, sizeof(*v), cmp_server);
@@ -756,6 +714,8 @@ static void gateway_port(struct mesh_cc *c, const struct gw_server *sv, size_t n
     struct mesh_cmap by_domain = {0};
     struct gw_vhost *vh = NULL;
     size_t n_vh = 0, cap_vh = 0;
+    json_t *tcp = json_array();
+    bool has_http = false;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(sv[i].bind, sv[0].bind) != 0)
             mesh_cc_diag(c, MESH_DIAG_WARNING, sv[i].gw,
@@ -764,10 +724,15 @@ static void gateway_port(struct mesh_cc *c, const struct gw_server *sv, size_t n
                          "used",
                          port, sv[0].bind);
         const struct mesh_resource *gw = sv[i].gw;
+        if (sv[i].l4) {
+            mesh_cc_gateway_tcp_routes(c, gw, sv[i].srv, port, tcp);
+            continue;
+        }
+        has_http = true;
         for (size_t k = 0; k < c->n_by_kind[MESH_KIND_VIRTUAL_SERVICE]; k++) {
             const struct mesh_resource *r = c->by_kind[MESH_KIND_VIRTUAL_SERVICE][k];
             const struct mesh_virtual_service *vs = r->typed.virtual_service;
-            if (!gateways_include(vs->gateways, vs->n_gateways, r->meta.namespace_, gw) ||
+            if (!mesh_cc_gateways_include(vs->gateways, vs->n_gateways, r->meta.namespace_, gw) ||
                 !mesh_cc_exported(r->meta.namespace_, vs->export_to, vs->n_export_to,
                                   gw->meta.namespace_))
                 continue;
@@ -801,7 +766,7 @@ static void gateway_port(struct mesh_cc *c, const struct gw_server *sv, size_t n
                         for (size_t q = 0; q < n_vh; q++)
                             mesh_cmap_put(&by_domain, vh[q].domain, &vh[q]);
                     }
-                    struct rctx x = {.match_port = port, .dest_port = 0, .gw = gw};
+                    struct mesh_crctx x = {.match_port = port, .dest_port = 0, .gw = gw};
                     vh[n_vh] = (struct gw_vhost){d, r, vs_routes(c, &x, r)};
                     mesh_cmap_put(&by_domain, d, &vh[n_vh]);
                     n_vh++;
@@ -821,17 +786,35 @@ static void gateway_port(struct mesh_cc *c, const struct gw_server *sv, size_t n
         json_object_set_new_nocheck(o, "routes", vh[i].routes);
         json_array_append_new(vhosts, o);
     }
-    json_t *rc = json_object();
-    json_object_set_new_nocheck(rc, "name", json_string(rc_name));
-    json_object_set_new_nocheck(rc, "virtual_hosts", vhosts);
-    json_array_append_new(route_configs, rc);
-
+    if (!has_http && json_array_size(tcp) == 0) {
+        /* the snapshot wants a route (as Envoy, a listener without a filter chain is useless) */
+        mesh_cc_diag(c, MESH_DIAG_WARNING, sv[0].gw,
+                     mesh_cc_printf(c, "spec.servers[%zu]", sv[0].idx),
+                     "no tcp or tls route of a VirtualService bound to this gateway takes "
+                     "port %u: it gets no listener",
+                     port);
+        json_decref(vhosts);
+        json_decref(tcp);
+        return;
+    }
     json_t *l = json_object();
     json_object_set_new_nocheck(l, "address", json_string(sv[0].bind));
     json_object_set_new_nocheck(l, "name",
                                 json_string(mesh_cc_printf(c, "%s_%u", sv[0].bind, port)));
     json_object_set_new_nocheck(l, "port", json_integer(port));
-    json_object_set_new_nocheck(l, "route_config", json_string(rc_name));
+    if (has_http) {
+        json_t *rc = json_object();
+        json_object_set_new_nocheck(rc, "name", json_string(rc_name));
+        json_object_set_new_nocheck(rc, "virtual_hosts", vhosts);
+        json_array_append_new(route_configs, rc);
+        json_object_set_new_nocheck(l, "route_config", json_string(rc_name));
+    } else {
+        json_decref(vhosts);
+    }
+    if (json_array_size(tcp))
+        json_object_set_new_nocheck(l, "tcp_routes", tcp);
+    else
+        json_decref(tcp);
     json_array_append_new(listeners, l);
 }
 

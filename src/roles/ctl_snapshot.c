@@ -33,6 +33,8 @@ static void snapshot_usage(FILE *f)
             "      --outbound ADDR:PORT  the sidecar's outbound listener (127.0.0.1:15001)\n"
             "      --admin ADDR:PORT|none  the admin listener (127.0.0.1:15000)\n"
             "      --gateway-address ADDR  gateway listeners without a bind (0.0.0.0)\n"
+            "      --locality R/Z/S   the proxy's region/zone/subzone for locality load\n"
+            "                         balancing (default: from the topology labels)\n"
             "      --snapshot-version V  version string (default: a hash of the content)\n"
             "  -q, --quiet            print errors only (no warnings, no notes)\n\n"
             "exit status: 0 printed, 1 the files have errors or no snapshot can be built, "
@@ -64,6 +66,15 @@ static bool parse_addr_port(const char *s, char *buf, size_t size, const char **
     return true;
 }
 
+/* "region", "region/zone" or "region/zone/subzone", the region not empty. */
+static bool valid_locality(const char *s)
+{
+    size_t slashes = 0;
+    for (const char *p = s; *p; p++)
+        slashes += *p == '/';
+    return *s && *s != '/' && slashes <= 2;
+}
+
 static int usage_error(const char *msg, const char *arg)
 {
     fprintf(stderr, "meshd ctl snapshot: %s%s%s%s\n", msg, arg ? " \"" : "", arg ? arg : "",
@@ -85,6 +96,7 @@ int mesh_ctl_snapshot(int argc, char **argv)
         {"outbound", required_argument, NULL, 'o'},
         {"admin", required_argument, NULL, 'a'},
         {"gateway-address", required_argument, NULL, 'g'},
+        {"locality", required_argument, NULL, 'L'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -94,7 +106,7 @@ int mesh_ctl_snapshot(int argc, char **argv)
     unsigned flags = 0;
     bool quiet = false;
     const char *node_arg = NULL, *labels_arg = NULL, *role = "sidecar", *version = NULL;
-    const char *outbound = NULL, *admin = NULL, *gw_addr = NULL;
+    const char *outbound = NULL, *admin = NULL, *gw_addr = NULL, *locality = NULL;
     const char *server = NULL, *token_file = NULL;
     int ch, rc = 2;
     optind = 1;
@@ -112,6 +124,7 @@ int mesh_ctl_snapshot(int argc, char **argv)
         case 'o': outbound = optarg; break;
         case 'a': admin = optarg; break;
         case 'g': gw_addr = optarg; break;
+        case 'L': locality = optarg; break;
         case 'q': quiet = true; break;
         case 'h':
             snapshot_usage(stdout);
@@ -175,6 +188,11 @@ int mesh_ctl_snapshot(int argc, char **argv)
     }
     if (gw_addr)
         node.gateway_address = gw_addr;
+    if (locality && !valid_locality(locality)) {
+        rc = usage_error("--locality: expected REGION[/ZONE[/SUBZONE]], got", locality);
+        goto out;
+    }
+    node.locality = locality;
 
     struct mesh_resource_set set;
     mesh_resource_set_init(&set);

@@ -1,236 +1,5 @@
 /* The compiler: Istio/Kubernetes YAML -> snapshot JSON, checked by parsing it back. */
-#include "core/common.h"
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
-#include <criterion/criterion.h>
-#include "core/compile.h"
-#include "core/compile_check.h"
-#include "core/resource.h"
-#include "core/status.h"
-#include "../leakcheck.h"
-
-/* Each test frees its compile (cleanup) before asking LeakSanitizer. */
-#define COMPILE_TEST(name)                                                                         \
-    static void name##_body(void);                                                                 \
-    Test(compile, name)                                                                            \
-    {                                                                                              \
-        name##_body();                                                                             \
-        cleanup();                                                                                 \
-        mesh_assert_no_leaks();                                                                    \
-    }                                                                                              \
-    static void name##_body(void)
-
-/* ---- Harness: one compile per call, results kept until cleanup() ---- */
-
-static struct mesh_resource_set set;
-static struct mesh_diags diags;
-static json_t *snap;
-static bool loaded;
-
-static void cleanup(void)
-{
-    if (loaded) {
-        mesh_resource_set_free(&set);
-        mesh_diags_free(&diags);
-        loaded = false;
-    }
-    json_decref(snap);
-    snap = NULL;
-}
-
-static void load(const char *yaml)
-{
-    cleanup();
-    mesh_resource_set_init(&set);
-    mesh_diags_init(&diags);
-    loaded = true;
-    int rc = mesh_resource_load_buffer(&set, yaml, strlen(yaml), "test.yaml", 0);
-    if (rc != MESH_OK)
-        mesh_diags_print(&set.diags, stderr, MESH_DIAG_ERROR);
-    cr_assert_eq(rc, MESH_OK, "the fixture must load without errors");
-}
-
-/* Parses the compiled snapshot back as a proxy would; fails the test when it is rejected. */
-static void expect_parses(json_t *s)
-{
-    struct mesh_err err;
-    bool ok = mesh_compile_check(s, &err, NULL);
-    if (!ok) {
-        char buf[8192];
-        mesh_err_format(&err, buf, sizeof(buf));
-        char *text = json_dumps(s, JSON_SORT_KEYS | JSON_INDENT(1));
-        cr_log_error("snapshot rejected:\n%s\n%s", buf, text);
-        free(text);
-    }
-    cr_expect(ok, "mesh_snapshot_parse must accept the compiled snapshot");
-}
-
-static void node_for(struct mesh_node *n, const char *ns, const char *name,
-                     const struct mesh_kv *labels, size_t n_labels)
-{
-    mesh_node_init(n);
-    n->namespace_ = ns;
-    n->name = name;
-    n->labels = labels;
-    n->n_labels = n_labels;
-    n->version = "test";
-}
-
-static json_t *compile_node(const struct mesh_node *n)
-{
-    json_decref(snap);
-    snap = NULL;
-    mesh_diags_free(&diags);
-    mesh_diags_init(&diags);
-    int rc = mesh_compile(&set, n, &snap, &diags);
-    if (rc != MESH_OK)
-        mesh_diags_print(&diags, stderr, MESH_DIAG_NOTE);
-    cr_assert_eq(rc, MESH_OK);
-    cr_assert(snap);
-    expect_parses(snap);
-    return snap;
-}
-
-static json_t *compile_in(const char *ns)
-{
-    struct mesh_node n;
-    node_for(&n, ns, "client", NULL, 0);
-    return compile_node(&n);
-}
-
-static json_t *find_named(json_t *arr, const char *name)
-{
-    size_t i;
-    json_t *o;
-    json_array_foreach(arr, i, o)
-    {
-        const char *nm = json_string_value(json_object_get(o, "name"));
-        if (nm && strcmp(nm, name) == 0)
-            return o;
-    }
-    return NULL;
-}
-
-static json_t *cluster(const char *name)
-{
-    return find_named(json_object_get(snap, "clusters"), name);
-}
-
-static json_t *vhosts(void)
-{
-    json_t *rc = find_named(json_object_get(snap, "route_configs"), "outbound");
-    return json_object_get(rc, "virtual_hosts");
-}
-
-static json_t *vhost(const char *name)
-{
-    return find_named(vhosts(), name);
-}
-
-static bool has_domain(json_t *vh, const char *d)
-{
-    size_t i;
-    json_t *o;
-    json_array_foreach(json_object_get(vh, "domains"), i, o)
-    {
-        if (strcmp(json_string_value(o), d) == 0)
-            return true;
-    }
-    return false;
-}
-
-static json_t *route(json_t *vh, size_t i)
-{
-    return json_array_get(json_object_get(vh, "routes"), i);
-}
-
-static const char *jstr(json_t *o, const char *path)
-{
-    /* "a.b.c" walk through objects */
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", path);
-    json_t *cur = o;
-    for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
-        cur = json_object_get(cur, tok);
-    return json_string_value(cur);
-}
-
-static long long jint(json_t *o, const char *key)
-{
-    return json_integer_value(json_object_get(o, key));
-}
-
-static size_t n_endpoints(const char *cluster_name)
-{
-    json_t *c = cluster(cluster_name);
-    cr_assert(c, "no cluster %s", cluster_name);
-    return json_array_size(json_object_get(c, "endpoints"));
-}
-
-static const char *endpoint_addr(const char *cluster_name, size_t i)
-{
-    json_t *c = cluster(cluster_name);
-    return json_string_value(json_object_get(json_array_get(json_object_get(c, "endpoints"), i),
-                                             "address"));
-}
-
-/* A compile diagnostic whose path and message contain the given texts. */
-static bool has_diag(enum mesh_diag_severity sev, const char *subject, const char *path,
-                     const char *msg_part)
-{
-    for (size_t i = 0; i < diags.n; i++) {
-        const struct mesh_diag *d = &diags.v[i];
-        if (d->severity != sev)
-            continue;
-        if (subject && (!d->subject || strcmp(d->subject, subject) != 0))
-            continue;
-        if (path && (!d->path || strcmp(d->path, path) != 0))
-            continue;
-        if (msg_part && !strstr(d->msg, msg_part))
-            continue;
-        return true;
-    }
-    return false;
-}
-
-/* ---- Fixtures ---- */
-
-#define REVIEWS_SVC                                                                                \
-    "apiVersion: v1\n"                                                                             \
-    "kind: Service\n"                                                                              \
-    "metadata: {name: reviews, namespace: default}\n"                                              \
-    "spec:\n"                                                                                      \
-    "  clusterIP: 10.96.0.10\n"                                                                    \
-    "  selector: {app: reviews}\n"                                                                 \
-    "  ports: [{name: http, port: 9080, targetPort: 9080}]\n"                                      \
-    "---\n"                                                                                        \
-    "apiVersion: v1\n"                                                                             \
-    "kind: Endpoints\n"                                                                            \
-    "metadata: {name: reviews, namespace: default}\n"                                              \
-    "subsets:\n"                                                                                   \
-    "- addresses: [{ip: 10.1.0.3}, {ip: 10.1.0.1}, {ip: 10.1.0.2}]\n"                              \
-    "  notReadyAddresses: [{ip: 10.1.0.9}]\n"                                                      \
-    "  ports: [{name: http, port: 9080}]\n"
-
-#define RATINGS_SVC(ns)                                                                            \
-    "---\n"                                                                                        \
-    "apiVersion: v1\n"                                                                             \
-    "kind: Service\n"                                                                              \
-    "metadata: {name: ratings, namespace: " ns "}\n"                                               \
-    "spec:\n"                                                                                      \
-    "  selector: {app: ratings}\n"                                                                 \
-    "  ports: [{name: http, port: 9080}]\n"                                                        \
-    "---\n"                                                                                        \
-    "apiVersion: v1\n"                                                                             \
-    "kind: Endpoints\n"                                                                            \
-    "metadata: {name: ratings, namespace: " ns "}\n"                                               \
-    "subsets:\n"                                                                                   \
-    "- addresses: [{ip: 10.2.0.1}]\n"                                                              \
-    "  ports: [{name: http, port: 9080}]\n"
-
-#define REVIEWS_FQDN "reviews.default.svc.cluster.local"
-#define REVIEWS_CLUSTER "outbound|9080||" REVIEWS_FQDN
+#include "compile_fixture.h"
 
 /* ---- Tests ---- */
 
@@ -252,7 +21,7 @@ COMPILE_TEST(kubernetes_service_and_endpoints)
     cr_expect_str_eq(endpoint_addr(REVIEWS_CLUSTER, 2), "10.1.0.3");
     json_t *c = cluster(REVIEWS_CLUSTER);
     cr_expect_str_eq(jstr(c, "protocol"), "http1");
-    cr_expect_str_eq(jstr(c, "lb_policy"), "round_robin");
+    cr_expect_str_eq(jstr(c, "lb_policy"), "least_request", "Istio's default");
     cr_expect_eq(jint(c, "connect_timeout_ms"), 10000);
 
     json_t *vh = vhost(REVIEWS_FQDN);
@@ -266,6 +35,9 @@ COMPILE_TEST(kubernetes_service_and_endpoints)
     cr_expect_eq(json_array_size(json_object_get(vh, "routes")), 1);
     cr_expect_str_eq(jstr(route(vh, 0), "match.prefix"), "/");
     cr_expect_str_eq(jstr(route(vh, 0), "route.cluster"), REVIEWS_CLUSTER);
+    /* Istio's default retry policy on the default route */
+    json_t *retry = json_object_get(json_object_get(route(vh, 0), "route"), "retry");
+    cr_expect_eq(jint(retry, "attempts"), 2);
 }
 
 COMPILE_TEST(other_namespace_has_no_short_name)
@@ -581,38 +353,33 @@ COMPILE_TEST(skipped_routes)
          "spec:\n"
          "  hosts: [reviews]\n"
          "  http:\n"
-         "  - match: [{headers: {end-user: {exact: jason}}}]\n"
+         "  - match: [{authority: {exact: a}, headers: {host: {exact: b}}}]\n"
          "    route: [{destination: {host: ratings}}]\n"
-         "  - match: [{uri: {regex: \"/v[0-9]+\"}}, {uri: {prefix: /v1}}]\n"
+         "  - match: [{withoutHeaders: {host: {prefix: x}}}, {uri: {prefix: /v1}}]\n"
          "    route: [{destination: {host: ratings}}]\n"
          "  - match: [{uri: {prefix: /old}}]\n"
-         "    redirect: {uri: /new}\n"
-         "  - match: [{uri: {prefix: /retry}}]\n"
-         "    retries: {attempts: 3}\n"
-         "    route: [{destination: {host: ratings}}]\n"
-         "  - match: [{uri: {prefix: /m}, method: {exact: POST}}]\n"
-         "    route: [{destination: {host: ratings}}]\n");
+         "    redirect: {uri: /new, redirectCode: 305}\n"
+         "  - match: [{uri: {prefix: /d}}]\n"
+         "    delegate: {name: other}\n");
     compile_in("default");
     const char *vs = "VirtualService default/reviews";
-    cr_expect(has_diag(MESH_DIAG_WARNING, vs, "spec.http[0].match[0].headers",
-                       "not enforced by this version of meshd; the route is left out"));
-    cr_expect(has_diag(MESH_DIAG_WARNING, vs, "spec.http[1].match[0].uri.regex",
+    cr_expect(has_diag(MESH_DIAG_WARNING, vs, "spec.http[0].match[0].headers.host",
+                       "cannot be expressed; the route is left out"));
+    cr_expect(has_diag(MESH_DIAG_WARNING, vs, "spec.http[1].match[0].withoutHeaders.host",
                        "this match is left out"));
-    cr_expect(has_diag(MESH_DIAG_WARNING, vs, "spec.http[2].redirect", "the route is left out"));
-    cr_expect(has_diag(MESH_DIAG_WARNING, vs, "spec.http[3].retries", "kept without it"));
-    cr_expect(has_diag(MESH_DIAG_WARNING, vs, "spec.http[4].match[0].method",
+    cr_expect(has_diag(MESH_DIAG_WARNING, vs, "spec.http[2].redirect.redirectCode",
                        "the route is left out"));
+    cr_expect(has_diag(MESH_DIAG_WARNING, vs, "spec.http[3].delegate", "the route is left out"));
     /* the diagnostics carry the resource's position */
     for (size_t i = 0; i < diags.n; i++)
         if (diags.v[i].subject && strcmp(diags.v[i].subject, vs) == 0)
             cr_expect(diags.v[i].line > 0 && strcmp(diags.v[i].file, "test.yaml") == 0);
 
     json_t *vh = vhost(REVIEWS_FQDN);
-    cr_assert_eq(json_array_size(json_object_get(vh, "routes")), 3, "/v1, /retry, default");
+    cr_assert_eq(json_array_size(json_object_get(vh, "routes")), 2, "/v1, default");
     cr_expect_str_eq(jstr(route(vh, 0), "match.prefix"), "/v1");
-    cr_expect_str_eq(jstr(route(vh, 1), "match.prefix"), "/retry");
-    cr_expect_str_eq(jstr(route(vh, 2), "match.prefix"), "/");
-    cr_expect_str_eq(jstr(route(vh, 2), "route.cluster"), REVIEWS_CLUSTER);
+    cr_expect_str_eq(jstr(route(vh, 1), "match.prefix"), "/");
+    cr_expect_str_eq(jstr(route(vh, 1), "route.cluster"), REVIEWS_CLUSTER);
 }
 
 COMPILE_TEST(config_time_matches)
@@ -681,17 +448,13 @@ COMPILE_TEST(destination_rule_policy)
     cr_expect_eq(jint(c, "max_requests_per_connection"), 5);
     cr_expect_eq(jint(c, "idle_timeout_ms"), 30000);
     cr_expect_str_eq(jstr(c, "protocol"), "http2");
+    cr_expect_eq(jint(c, "max_requests"), 100);
+    cr_expect_eq(jint(json_object_get(c, "outlier_detection"), "consecutive_5xx"), 2);
     json_t *v1 = cluster("outbound|9080|v1|" REVIEWS_FQDN);
-    cr_expect_str_eq(jstr(v1, "lb_policy"), "round_robin", "subset policy overrides");
+    cr_expect_str_eq(jstr(v1, "lb_policy"), "least_request", "subset policy overrides");
     cr_expect_eq(jint(v1, "max_connections"), 7, "the host's pool is inherited");
-    const char *dr = "DestinationRule default/reviews";
-    cr_expect(has_diag(MESH_DIAG_WARNING, dr, "spec.trafficPolicy.outlierDetection",
-                       "not enforced yet"));
-    cr_expect(has_diag(MESH_DIAG_WARNING, dr,
-                       "spec.trafficPolicy.connectionPool.http.http2MaxRequests",
-                       "not enforced yet"));
-    cr_expect(has_diag(MESH_DIAG_WARNING, dr, "spec.subsets[0].trafficPolicy.loadBalancer.simple",
-                       "LEAST_REQUEST is not enforced yet"));
+    cr_expect(json_object_get(v1, "outlier_detection"), "and its outlier detection");
+    cr_expect_eq(diags.n_warnings, 1, "only the ports warning: every field is mapped");
     /* protocol from the port name and appProtocol */
     cr_expect_str_eq(jstr(cluster("outbound|7070||grpc.default.svc.cluster.local"), "protocol"),
                      "http2");
@@ -729,7 +492,7 @@ COMPILE_TEST(destination_rule_lookup_order)
     compile_in("default");
     /* exact beats wildcard */
     cr_expect_eq(jint(cluster(REVIEWS_CLUSTER), "max_connections"), 9);
-    cr_expect_str_eq(jstr(cluster(REVIEWS_CLUSTER), "lb_policy"), "round_robin");
+    cr_expect_str_eq(jstr(cluster(REVIEWS_CLUSTER), "lb_policy"), "least_request");
     /* the client's namespace first; two rules for one host: the first by name, said */
     compile_in("shop");
     cr_expect_eq(jint(cluster(REVIEWS_CLUSTER), "max_connections"), 3,
@@ -1113,9 +876,14 @@ COMPILE_TEST(publish_not_ready_addresses)
          "  ports: [{name: tcp-db, port: 5432}]\n");
     compile_in("default");
     cr_expect_eq(n_endpoints("outbound|5432||db.default.svc.cluster.local"), 2);
-    /* a TCP-only service: clusters, no route (noted) */
+    /* a TCP-only service: clusters and a tcp route, no virtual host */
     cr_expect_null(vhost("db.default.svc.cluster.local"));
-    cr_expect(has_diag(MESH_DIAG_NOTE, "Service default/db", NULL, "no HTTP port"));
+    json_t *tcp = json_object_get(json_array_get(json_object_get(snap, "listeners"), 0),
+                                  "tcp_routes");
+    cr_assert_eq(json_array_size(tcp), 1);
+    cr_expect_eq(jint(json_object_get(json_array_get(tcp, 0), "match"), "destination_port"), 5432);
+    cr_expect_str_eq(jstr(json_array_get(tcp, 0), "cluster"),
+                     "outbound|5432||db.default.svc.cluster.local");
 }
 
 COMPILE_TEST(hand_written_endpoints)

@@ -99,7 +99,7 @@ LEAK_TEST(kinds, gateway)
     const struct mesh_gateway *g = set.items[0]->typed.gateway;
     cr_assert_eq(g->n_servers, 2);
     cr_assert_eq(g->servers[1].tls->mode, MESH_SERVER_TLS_SIMPLE);
-    cr_assert(has_diag_part("warning: spec.servers: not enforced yet"));
+    cr_assert(has_diag_part("warning: spec.servers[1].tls.credentialName: not enforced yet"));
     unload();
 
     load(HEAD("networking.istio.io/v1", "Gateway", "gw.bad") "spec:\n"
