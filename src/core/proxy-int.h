@@ -199,6 +199,21 @@ struct mesh_stream {
     bool up_resp_complete;               /* HTTP/2 upstream: response fully received */
     bool h2_in_trailers;                 /* receiving request trailers (downstream) */
     int reject_status;                   /* HTTP/2: refuse once the head is complete (431) */
+    /* Retries (proxy.c, retry.h) */
+    struct evbuffer *replay;             /* copy of the request body for a retry (<= 64 KiB) */
+    struct event *try_timer;             /* per-try timeout, or the backoff before a retry */
+    uint8_t retries;                     /* retries started by the route's retry policy */
+    uint8_t reuse_retries;               /* replays after a reused connection failed */
+    bool replay_lost;                    /* the body outgrew the replay buffer: no retry */
+    bool retry_wait;                     /* try_timer is the backoff, not the per-try timeout */
+    bool retry_held;                     /* holds one of the cluster's max_retries */
+    bool up_refused;                     /* HTTP/2 upstream refused the stream (REFUSED_STREAM) */
+    /* Mirrors (mirror.c) */
+    bool is_shadow;                      /* a mirror's copy: no client behind it */
+    struct mesh_stream *shadow_parent;   /* shadow: the request it copies, while it streams */
+    struct mesh_list shadows;            /* request: its shadows still copying its body */
+    struct mesh_list shadow_link;        /* shadow: in parent->shadows */
+    struct mesh_list worker_link;        /* shadow: in w->shadows (freed at worker exit) */
 };
 
 struct mesh_stream *mesh_stream_new(struct mesh_conn *c, const struct mesh_down_ops *dops);
@@ -232,7 +247,13 @@ void mesh_proxy_upstream_error(struct mesh_stream *s, int status, unsigned flag,
 void mesh_proxy_stream_done(struct mesh_stream *s);
 
 /* ---- Downstream connection (conn.c) ---- */
-enum mesh_conn_proto { MESH_CONN_SNIFF = 0, MESH_CONN_H1, MESH_CONN_H2, MESH_CONN_TUNNEL };
+enum mesh_conn_proto {
+    MESH_CONN_SNIFF = 0,
+    MESH_CONN_H1,
+    MESH_CONN_H2,
+    MESH_CONN_TUNNEL,
+    MESH_CONN_L4, /* tcp_routes: waiting for a ClientHello, or proxied as bytes (tcp_proxy.c) */
+};
 
 struct mesh_conn {
     struct mesh_worker *w;
@@ -248,6 +269,7 @@ struct mesh_conn {
     struct mesh_list link;                /* in worker->conns */
     bool reading;                         /* read event enabled */
     bool closing;                         /* close once out is flushed */
+    bool shut_wr_pending;                 /* send FIN once out is flushed (tcp_routes half-close) */
     bool draining;                        /* SIGTERM: finish in-flight, then close */
     bool eof;
     bool dead;                            /* closed: teardown runs on the next loop turn */
@@ -333,6 +355,7 @@ struct mesh_pool {
     uint32_t n_conns, n_pending;
     uint32_t max_conns, max_pending, max_reqs_per_conn;
     uint32_t connect_timeout_ms, idle_timeout_ms;
+    struct mesh_tcp_keepalive keepalive; /* for new connections */
     uint32_t n_connecting;
     struct event *dispatch;            /* hands pending streams to freed connections */
     struct mesh_pool *hnext;           /* worker hash chain */
@@ -431,11 +454,9 @@ struct mesh_worker {
     uint32_t n_conns;
     struct mesh_pool **pool_tab;       /* hash of endpoint pools */
     size_t pool_tab_size, n_pools;
-    uint64_t rr_seq;                   /* round robin cursor base */
-    uint32_t *rr;                      /* per cluster of snap: round robin cursor */
-    size_t n_rr;
     uint64_t rand_state;
     struct mesh_lb_worker *lb;         /* load balancer state of this worker (lb.c) */
+    struct mesh_list shadows;          /* mirror copies in flight (mirror.c; lazily set up) */
     bool draining;
     struct mesh_stats stats;
 };

@@ -284,7 +284,7 @@ SNAPSHOT_TEST(unknown_fields_are_errors_everywhere)
         "                  \"route_config\": \"rc\", \"backlog\": 5}],"
         " \"route_configs\": [{\"name\": \"rc\", \"x\": 0, \"virtual_hosts\": [{\"name\": \"v\","
         "     \"domains\": [\"*\"], \"cors\": {}, \"routes\": [{\"match\": {\"prefix\": \"/\","
-        "     \"headers\": []}, \"route\": {\"cluster\": \"c\", \"retries\": 3}, \"rbac\": 1},"
+        "     \"header\": []}, \"route\": {\"cluster\": \"c\", \"retries\": 3}, \"rbac\": 1},"
         "     {\"match\": {\"path\": \"/x\"},"
         "      \"direct_response\": {\"status\": 200, \"h\": 1}}]}]}],"
         " \"clusters\": [{\"name\": \"c\", \"tls\": {}, \"endpoints\": [{\"address\": \"::1\","
@@ -295,7 +295,7 @@ SNAPSHOT_TEST(unknown_fields_are_errors_everywhere)
     EXPECT_ERROR("listeners[0].backlog", "unknown field");
     EXPECT_ERROR("route_configs[0].x", "unknown field");
     EXPECT_ERROR("route_configs[0].virtual_hosts[0].cors", "unknown field");
-    EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[0].match.headers", "unknown field");
+    EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[0].match.header", "unknown field");
     EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[0].route.retries", "unknown field");
     EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[0].rbac", "unknown field");
     EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[1].direct_response.h",
@@ -556,14 +556,14 @@ SNAPSHOT_TEST(several_errors_are_all_reported)
         " \"route_configs\": [{\"name\": \"rc\", \"virtual_hosts\": [{\"name\": \"v\","
         "     \"domains\": [\"*\"], \"routes\": [{\"match\": {\"prefix\": \"/\"},"
         "     \"route\": {\"cluster\": \"ghost\"}}]}]}],"
-        " \"clusters\": [{\"name\": \"c\", \"protocol\": \"http3\", \"lb_policy\": \"maglev\","
+        " \"clusters\": [{\"name\": \"c\", \"protocol\": \"http3\", \"lb_policy\": \"fastest\","
         "     \"endpoints\": [{\"address\": \"127.0.0.1\", \"port\": 1},"
         "                     {\"address\": \"127.0.0.1\", \"port\": 0}]}]}"));
     EXPECT_ERROR("colour", "unknown field");
     EXPECT_ERROR("listeners[0].port", "must be between 0 and 65535");
     EXPECT_ERROR("route_configs[0].virtual_hosts[0].routes[0].route.cluster", "no cluster");
     EXPECT_ERROR("clusters[0].protocol", "\"http1\" or \"http2\"");
-    EXPECT_ERROR("clusters[0].lb_policy", "\"round_robin\" or \"random\"");
+    EXPECT_ERROR("clusters[0].lb_policy", "\"round_robin\", \"random\"");
     EXPECT_ERROR("clusters[0].endpoints[1].port", "must be between 1 and 65535");
     cr_expect_eq(err.total, 6, "%s", errbuf);
     cr_expect_eq(err.count, 6);
