@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Traffic management end to end through Istio YAML: VirtualServices and DestinationRules in
 # a directory -> meshd --role=sidecar --config-dir (compiled locally) -> real requests to
-# real backends. A header route, an 80/20 canary split, a fault abort, the retry counts
-# (explicit, Istio's default policy, disabled) and a consistent hash, seen from outside.
+# real backends. A header route, an 80/20 canary split over 10,000 requests, a fault abort,
+# the retry counts (explicit, Istio's default policy, disabled), a consistent hash, and a
+# locality failover driven by outlier detection, seen from outside.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${MESH_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
@@ -10,7 +11,9 @@ start_backend v1
 start_backend v2
 start_backend flaky --fail-status 503
 for h in h1 h2 h3; do start_backend $h; done
-P=(); for b in v1 v2 flaky h1 h2 h3; do P+=("${BACKEND_PORT[$b]}"); done
+start_backend east
+start_backend west
+P=(); for b in v1 v2 flaky h1 h2 h3 east west; do P+=("${BACKEND_PORT[$b]}"); done
 
 CFG=$T_DIR/config
 mkdir -p "$CFG"
@@ -31,6 +34,8 @@ se() # se NAME ENDPOINTS...: a STATIC ServiceEntry NAME.test on port 80
     se sticky "{address: 127.0.0.1, ports: {http: ${P[3]}}}" \
         "{address: 127.0.0.1, ports: {http: ${P[4]}}}" \
         "{address: 127.0.0.1, ports: {http: ${P[5]}}}"
+    se geo "{address: 127.0.0.1, ports: {http: ${P[6]}}, locality: us-east/zone-a}" \
+        "{address: 127.0.0.1, ports: {http: ${P[7]}}, locality: us-west/zone-b}"
     cat <<'YAML'
 ---
 apiVersion: networking.istio.io/v1
@@ -75,6 +80,19 @@ metadata: {name: sticky, namespace: default}
 spec:
   host: sticky.test
   trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: geo, namespace: default}
+spec:
+  host: geo.test
+  trafficPolicy:
+    loadBalancer:
+      localityLbSetting:
+        enabled: true
+        failover: [{from: us-east, to: us-west}]
+    outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 60s,
+                       maxEjectionPercent: 100}
 YAML
 } >"$CFG/mesh.yaml"
 
@@ -83,6 +101,7 @@ ready=$T_DIR/meshd-$T_MESHD_SEQ.ready
 MESHD_LOG=$T_DIR/meshd-$T_MESHD_SEQ.log
 : >"$ready"
 "$MESH_BIN" --role=sidecar --config-dir "$CFG" --node default/client \
+    --labels topology.kubernetes.io/region=us-east,topology.kubernetes.io/zone=zone-a \
     --listen 127.0.0.1:0 --admin 127.0.0.1:0 --concurrency 1 --ready-fd 3 \
     3>"$ready" >"$MESHD_LOG" 2>&1 &
 MESHD_PID=$!
@@ -91,7 +110,10 @@ wait_for 10 ready_line_complete "$ready" "$MESHD_PID" ||
     bail_out "meshd --config-dir starts" "$(tail -n 20 "$MESHD_LOG")"
 IFS= read -r line <"$ready"
 for tok in ${line#ready }; do
-    case ${tok%%=*} in outbound) MESH_PORT=${tok#*=} ;; esac
+    case ${tok%%=*} in
+    outbound) MESH_PORT=${tok#*=} ;;
+    admin) MESH_ADMIN_PORT=${tok#*=} ;;
+    esac
 done
 [ -n "${MESH_PORT:-}" ] || bail_out "meshd reports its outbound port" "$line"
 ok "meshd compiles the YAML and serves it"
@@ -116,10 +138,10 @@ U="http://127.0.0.1:$MESH_PORT"
 n=$(many 20 "$U/x" "Host: reviews.test" "end-user: jason" | grep -c "hello from v2")
 expect_eq "$n" 20 "headers end-user: jason -> subset v2 (20 of 20)"
 
-# 80/20 canary over 1000 requests: mean 200, sd 12.6; 140..260 is more than 4.5 sd wide
-n=$(many 1000 "$U/x" "Host: reviews.test" | grep -c "hello from v2")
-[ "$n" -ge 140 ] && [ "$n" -le 260 ] && ok "80/20 split: $n of 1000 to v2" ||
-    not_ok "80/20 split: $n of 1000 to v2 (want 140..260)"
+# 80/20 canary over 10,000 requests: mean 2000, sd 40; 1820..2180 is 4.5 sd either way
+n=$(many 10000 "$U/x" "Host: reviews.test" | grep -c "hello from v2")
+[ "$n" -ge 1820 ] && [ "$n" -le 2180 ] && ok "80/20 split: $n of 10000 to v2" ||
+    not_ok "80/20 split: $n of 10000 to v2 (want 1820..2180)"
 
 # fault abort: answered locally, the backend never sees it
 before=$(backend_count v1)
@@ -156,5 +178,18 @@ done
 n=$(printf '%s' "$spread" | grep "hello from h" | sort -u | wc -l)
 [ "$n" -ge 2 ] && ok "12 users spread over $n backends" ||
     not_ok "12 users all on one backend (chance 3^-11)"
+
+# locality: the node is in us-east/zone-a, so its own region's endpoint takes everything;
+# when that one fails, outlier detection ejects it and traffic fails over to us-west
+n=$(many 20 "$U/x" "Host: geo.test" | grep -c "hello from east")
+expect_eq "$n" 20 "localityLbSetting: the node's region serves all 20 requests"
+curl -s "http://127.0.0.1:${BACKEND_PORT[east]}/__fail/503" >/dev/null
+east_before=$(backend_count east)
+out=$(many 20 "$U/x" "Host: geo.test")
+expect_eq "$(printf '%s\n' "$out" | grep -c "hello from west")" 20 \
+    "east failing: all 20 requests answered by us-west (retried, then east ejected)"
+east_tries=$(($(backend_count east) - east_before))
+expect_le "$east_tries" 2 "the failing us-east endpoint is ejected after its first 503 ($east_tries tries)"
+expect_match "$(curl -s "$(admin_url /clusters)")" "ejected" "/clusters shows the ejection"
 
 stop_meshd "$MESHD_PID"
