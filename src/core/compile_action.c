@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 #include "core/compile-int.h"
+#include "core/compile_dest.h"
 
 /*
  * What an HTTPRoute does besides choosing destinations: redirect, rewrite,
@@ -29,6 +30,35 @@ uint32_t mesh_cc_dest_port(const struct mesh_crctx *x, const struct mesh_csvc *s
                 return x->dest_port;
     }
     return 0;
+}
+
+const char *mesh_cc_dest_cluster(struct mesh_cc *c, const struct mesh_crctx *x,
+                                 const struct mesh_resource *r, const char *dp,
+                                 const struct mesh_destination *d, const char *what,
+                                 const char *left_out)
+{
+    if (!d || !d->host)
+        return NULL;
+    const char *host = mesh_cc_expand_host(c, d->host, r->meta.namespace_);
+    const struct mesh_csvc *svc = mesh_cmap_get(&c->visible, host);
+    uint32_t port = mesh_cc_dest_port(x, svc, d);
+    if (port == 0) {
+        mesh_cc_diag(c, MESH_DIAG_WARNING, r, MESH_CC_JOIN(c, dp, ".port"),
+                     "%s has %s: the %s needs a port; %s", host,
+                     svc ? "several ports" : "no known port", what, left_out);
+        return NULL;
+    }
+    return mesh_cc_cluster(c, svc, host, port, d->subset, r, dp);
+}
+
+bool mesh_cc_split_total_ok(struct mesh_cc *c, const struct mesh_resource *r, const char *p,
+                            uint64_t total)
+{
+    if (total > 0 && total <= 1000000)
+        return true;
+    mesh_cc_diag(c, MESH_DIAG_WARNING, r, MESH_CC_JOIN(c, p, ".route"),
+                 "the weights add up to %llu; the route is left out", (unsigned long long)total);
+    return false;
 }
 
 /* Istio's percentage (a double 0..100) as the snapshot's percent: an integer when it is one. */
@@ -454,19 +484,10 @@ static json_t *mirror_json(struct mesh_cc *c, const struct mesh_crctx *x,
                            const struct mesh_resource *r, const char *path,
                            const struct mesh_destination *d, double percent)
 {
-    if (!d || !d->host)
+    const char *name = mesh_cc_dest_cluster(c, x, r, path, d, "mirror", "it is left out");
+    if (!name)
         return NULL;
-    const char *host = mesh_cc_expand_host(c, d->host, r->meta.namespace_);
-    const struct mesh_csvc *svc = mesh_cmap_get(&c->visible, host);
-    uint32_t port = mesh_cc_dest_port(x, svc, d);
-    if (port == 0) {
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, MESH_CC_JOIN(c, path, ".port"),
-                     "%s has %s: the mirror needs a port; it is left out", host,
-                     svc ? "several ports" : "no known port");
-        return NULL;
-    }
     json_t *m = json_object();
-    const char *name = mesh_cc_cluster(c, svc, host, port, d->subset, r, path);
     json_object_set_new_nocheck(m, "cluster", json_string(name));
     json_object_set_new_nocheck(m, "percent", percent_json(percent));
     return m;

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <strings.h>
 #include "core/compile-int.h"
+#include "core/compile_dest.h"
 
 /*
  * VirtualService tcp and tls routes -> listeners[].tcp_routes
@@ -42,20 +43,11 @@ static bool l4_destinations(struct mesh_cc *c, const struct mesh_crctx *x,
     json_t *split = json_array();
     uint64_t total = 0;
     for (size_t k = 0; k < n; k++) {
-        const struct mesh_destination *d = dst[k].destination;
         char *dp = mesh_cc_path(c, p, ".route", k, ".destination");
-        if (!d || !d->host)
+        const char *name = mesh_cc_dest_cluster(c, x, r, dp, dst[k].destination, "destination",
+                                                "the route is left out");
+        if (!name)
             goto fail;
-        const char *host = mesh_cc_expand_host(c, d->host, r->meta.namespace_);
-        const struct mesh_csvc *svc = mesh_cmap_get(&c->visible, host);
-        uint32_t port = mesh_cc_dest_port(x, svc, d);
-        if (port == 0) {
-            mesh_cc_diag(c, MESH_DIAG_WARNING, r, MESH_CC_JOIN(c, dp, ".port"),
-                         "%s has %s: the destination needs a port; the route is left out", host,
-                         svc ? "several ports" : "no known port");
-            goto fail;
-        }
-        const char *name = mesh_cc_cluster(c, svc, host, port, d->subset, r, dp);
         uint32_t w = n == 1 ? 100 : dst[k].weight > 0 ? (uint32_t)dst[k].weight : 0;
         json_t *e = json_object();
         json_object_set_new_nocheck(e, "name", json_string(name));
@@ -63,12 +55,8 @@ static bool l4_destinations(struct mesh_cc *c, const struct mesh_crctx *x,
         json_array_append_new(split, e);
         total += w;
     }
-    if (total == 0 || total > 1000000) {
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, MESH_CC_JOIN(c, p, ".route"),
-                     "the weights add up to %llu; the route is left out",
-                     (unsigned long long)total);
+    if (!mesh_cc_split_total_ok(c, r, p, total))
         goto fail;
-    }
     if (n == 1)
         json_object_set_nocheck(rt, "cluster",
                                 json_object_get(json_array_get(split, 0), "name"));
@@ -213,7 +201,8 @@ void mesh_cc_sidecar_l4(struct mesh_cc *c, const struct mesh_csvc *s, const stru
     bool tls = mesh_cc_port_is_tls(p);
     json_t *base = json_object();
     json_object_set_new_nocheck(base, "destination_port", json_integer(p->port));
-    if (s->n_addrs)
+    /* an allocated VIP only reaches apps that used the mesh's DNS: SNI names TLS anyway */
+    if (s->n_addrs && !(tls && s->vip_allocated))
         json_object_set_new_nocheck(base, "destination_addresses",
                                     string_array(s->addrs, s->n_addrs));
     size_t before = json_array_size(out);
@@ -248,22 +237,6 @@ void mesh_cc_sidecar_l4(struct mesh_cc *c, const struct mesh_csvc *s, const stru
     json_decref(base);
 }
 
-/* Whether Gateway server host "ns/host" (or "host") lets VirtualService <vs> bind. */
-static const char *server_host(const char *h, const struct mesh_resource *gw,
-                               const struct mesh_resource *vs)
-{
-    const char *slash = strchr(h, '/');
-    if (!slash)
-        return h;
-    size_t n = (size_t)(slash - h);
-    const char *ns = vs->meta.namespace_;
-    if (n == 1 && h[0] == '*')
-        return slash + 1;
-    if (n == 1 && h[0] == '.')
-        return strcmp(ns, gw->meta.namespace_) == 0 ? slash + 1 : NULL;
-    return strlen(ns) == n && strncmp(h, ns, n) == 0 ? slash + 1 : NULL;
-}
-
 void mesh_cc_gateway_tcp_routes(struct mesh_cc *c, const struct mesh_resource *gw,
                                 const struct mesh_server *srv, uint32_t port, json_t *out)
 {
@@ -275,15 +248,13 @@ void mesh_cc_gateway_tcp_routes(struct mesh_cc *c, const struct mesh_resource *g
     for (size_t k = 0; k < c->n_by_kind[MESH_KIND_VIRTUAL_SERVICE]; k++) {
         const struct mesh_resource *r = c->by_kind[MESH_KIND_VIRTUAL_SERVICE][k];
         const struct mesh_virtual_service *vs = r->typed.virtual_service;
-        if (!mesh_cc_gateways_include(vs->gateways, vs->n_gateways, r->meta.namespace_, gw) ||
-            !mesh_cc_exported(r->meta.namespace_, vs->export_to, vs->n_export_to,
-                              gw->meta.namespace_))
+        if (!mesh_cc_vs_on_gateway(r, gw))
             continue;
         bool bound = false;
         for (size_t h = 0; h < vs->n_hosts && !bound; h++) {
             const char *vh = mesh_cc_expand_host(c, vs->hosts[h], r->meta.namespace_);
             for (size_t s = 0; s < srv->n_hosts && !bound; s++) {
-                const char *sh = server_host(srv->hosts[s], gw, r);
+                const char *sh = mesh_cc_server_host(srv->hosts[s], gw, r);
                 if (!sh)
                     continue;
                 sh = mesh_cc_expand_host(c, sh, gw->meta.namespace_);

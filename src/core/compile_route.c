@@ -4,6 +4,7 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include "core/compile-int.h"
+#include "core/compile_dest.h"
 
 /*
  * Virtual hosts and routes: VirtualService http routes translated into the
@@ -182,20 +183,11 @@ static json_t *forward_action(struct mesh_cc *c, const struct mesh_crctx *x,
     uint64_t total = 0;
     bool hashing = false;
     for (size_t k = 0; k < h->n_route; k++) {
-        const struct mesh_destination *d = h->route[k].destination;
         char *dp = mesh_cc_path(c, p, ".route", k, ".destination");
-        if (!d || !d->host)
+        const char *name = mesh_cc_dest_cluster(c, x, r, dp, h->route[k].destination, "destination",
+                                                "the route is left out");
+        if (!name)
             goto fail;
-        const char *host = mesh_cc_expand_host(c, d->host, r->meta.namespace_);
-        const struct mesh_csvc *svc = mesh_cmap_get(&c->visible, host);
-        uint32_t port = mesh_cc_dest_port(x, svc, d);
-        if (port == 0) {
-            mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.port", dp),
-                         "%s has %s: the destination needs a port; the route is left out", host,
-                         svc ? "several ports" : "no known port");
-            goto fail;
-        }
-        const char *name = mesh_cc_cluster(c, svc, host, port, d->subset, r, dp);
         hashing = hashing || cluster_hashes(c, name);
         /* a single destination takes everything, whatever its weight (Istio) */
         uint32_t w = h->n_route == 1 ? 100
@@ -204,12 +196,8 @@ static json_t *forward_action(struct mesh_cc *c, const struct mesh_crctx *x,
                   h->route[k].headers);
         total += w;
     }
-    if (total == 0 || total > 1000000) {
-        mesh_cc_diag(c, MESH_DIAG_WARNING, r, mesh_cc_printf(c, "%s.route", p),
-                     "the weights add up to %llu; the route is left out",
-                     (unsigned long long)total);
+    if (!mesh_cc_split_total_ok(c, r, p, total))
         goto fail;
-    }
     json_t *only = json_array_size(split) == 1 ? json_array_get(split, 0) : NULL;
     if (only && json_object_size(only) == 2)
         json_object_set_nocheck(o, "cluster", json_object_get(only, "name"));
@@ -684,9 +672,16 @@ static size_t collect_servers(struct mesh_cc *c, struct gw_server **out)
     return n;
 }
 
-/* Whether server host "ns/host" (or "host") lets VirtualService <vs> bind, and its host part. */
-static const char *server_host(const char *h, const struct mesh_resource *gw,
-                               const struct mesh_resource *vs)
+bool mesh_cc_vs_on_gateway(const struct mesh_resource *r, const struct mesh_resource *gw)
+{
+    const struct mesh_virtual_service *vs = r->typed.virtual_service;
+    return mesh_cc_gateways_include(vs->gateways, vs->n_gateways, r->meta.namespace_, gw) &&
+           mesh_cc_exported(r->meta.namespace_, vs->export_to, vs->n_export_to,
+                            gw->meta.namespace_);
+}
+
+const char *mesh_cc_server_host(const char *h, const struct mesh_resource *gw,
+                                const struct mesh_resource *vs)
 {
     const char *slash = strchr(h, '/');
     if (!slash)
@@ -732,14 +727,12 @@ static void gateway_port(struct mesh_cc *c, const struct gw_server *sv, size_t n
         for (size_t k = 0; k < c->n_by_kind[MESH_KIND_VIRTUAL_SERVICE]; k++) {
             const struct mesh_resource *r = c->by_kind[MESH_KIND_VIRTUAL_SERVICE][k];
             const struct mesh_virtual_service *vs = r->typed.virtual_service;
-            if (!mesh_cc_gateways_include(vs->gateways, vs->n_gateways, r->meta.namespace_, gw) ||
-                !mesh_cc_exported(r->meta.namespace_, vs->export_to, vs->n_export_to,
-                                  gw->meta.namespace_))
+            if (!mesh_cc_vs_on_gateway(r, gw))
                 continue;
             for (size_t h = 0; h < vs->n_hosts; h++) {
                 const char *vh_host = mesh_cc_expand_host(c, vs->hosts[h], r->meta.namespace_);
                 for (size_t s = 0; s < sv[i].srv->n_hosts; s++) {
-                    const char *sh = server_host(sv[i].srv->hosts[s], gw, r);
+                    const char *sh = mesh_cc_server_host(sv[i].srv->hosts[s], gw, r);
                     const char *d = sh ? host_intersect(vh_host, mesh_cc_expand_host(
                                                                      c, sh, gw->meta.namespace_))
                                        : NULL;

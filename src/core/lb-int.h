@@ -9,8 +9,9 @@
  *   touched on the hot path; ejection and review take sh->lock.
  * - per worker (struct mesh_lb_worker): a *binding* of each recent snapshot's
  *   clusters to their shared state, and the view the picks walk (the usable
- *   endpoints of each priority level, cumulative weights, the EDF heap). The
- *   view is rebuilt when the cluster's ejection epoch moves.
+ *   endpoints of each priority level, cumulative weights, the EDF heap and
+ *   its precomputed schedule). The view is rebuilt when the cluster's
+ *   ejection epoch moves, and when slow start ends for weighted round robin.
  */
 #ifndef MESH_CORE_LB_INT_H
 #define MESH_CORE_LB_INT_H
@@ -69,7 +70,10 @@ struct lb_view_level {
     uint32_t *prob, *alias;            /* Vose's alias table over avail: O(1) weighted draws */
     uint32_t *work;                    /* scratch for building it (2 x the level's size) */
     struct lb_heap_ent *heap;          /* EDF for weighted round robin */
-    uint32_t cursor;                   /* round robin, equal weights */
+    uint32_t *sched;                   /* weighted round robin: one EDF period, precomputed
+                                        * (NULL unless the cluster is weighted round robin) */
+    uint32_t sched_cap, sched_len;     /* sched_len 0: the heap picks (slow start, long period) */
+    uint32_t cursor;                   /* round robin: into avail (equal weights) or sched */
 };
 
 struct lb_cl {

@@ -4,8 +4,10 @@
  * stream's snapshot gives the view (usable endpoints per priority level), and
  * shared atomics give the requests in flight. See lb-int.h for the layout.
  *
- * Costs per pick at n endpoints: round robin O(1) (equal weights) or O(log n)
- * (EDF heap, Envoy's weighted round robin); random and least request O(1) or
+ * Costs per pick at n endpoints: round robin O(1) (equal weights, or weighted
+ * with the EDF period precomputed) or O(log n) (the EDF heap itself, Envoy's
+ * weighted round robin, while an endpoint warms up or when the period is too
+ * long to precompute); random and least request O(1) or
  * O(log n) (binary search over cumulative weights); ring hash O(log ring);
  * Maglev O(1). Rebuilding a view is O(n) and happens only when an endpoint is
  * ejected or returns.
@@ -27,6 +29,9 @@
 #define LB_WARM_MIN 0.1
 /* picks that may land on an endpoint already tried before settling (retry on another host) */
 #define LB_OTHER_HOST_TRIES 5
+/* a weighted round robin schedule: at most this many slots per endpoint, and in all */
+#define LB_SCHED_PER_EP 8
+#define LB_SCHED_MAX 65536
 
 /* ---- Randomness and time ---- */
 
@@ -106,6 +111,11 @@ static struct lb_bind *bind_new(struct mesh_lb_worker *wl, struct mesh_snapshot 
             lc->lv[l].alias = mesh_xcalloc(m, sizeof(*lc->lv[l].alias));
             lc->lv[l].work = mesh_xcalloc(2 * m, sizeof(*lc->lv[l].work));
             lc->lv[l].heap = mesh_xcalloc(m, sizeof(*lc->lv[l].heap));
+            if (cl->lb_policy == MESH_LBP_ROUND_ROBIN && !cl->equal_weights) {
+                size_t cap = MESH_MIN(m * LB_SCHED_PER_EP, (size_t)LB_SCHED_MAX);
+                lc->lv[l].sched = mesh_xcalloc(cap, sizeof(*lc->lv[l].sched));
+                lc->lv[l].sched_cap = (uint32_t)cap;
+            }
         }
     }
     pthread_mutex_unlock(&wl->sh->lock);
@@ -131,6 +141,7 @@ static void bind_free(struct mesh_lb_worker *wl, struct lb_bind *b)
             free(lc->lv[l].alias);
             free(lc->lv[l].work);
             free(lc->lv[l].heap);
+            free(lc->lv[l].sched);
         }
         free(lc->lv);
         free(lc->load_cum);
@@ -305,6 +316,67 @@ static void alias_build(const struct mesh_cluster *cl, struct lb_view_level *v, 
     free(q);
 }
 
+/* One pick of a weighted round robin period: the <k>th (from 1) of avail[<pos>], due at k/w. */
+struct sched_slot {
+    uint32_t k, w, pos;
+};
+
+static int slot_cmp(const void *a, const void *b)
+{
+    const struct sched_slot *x = a, *y = b;
+    uint64_t l = (uint64_t)x->k * y->w, r = (uint64_t)y->k * x->w; /* < 2^32 each: exact */
+    if (l != r)
+        return l < r ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static uint64_t gcd(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/*
+ * Weighted round robin as one array read per pick: the order in which EDF
+ * serves one period (weights divided by their GCD; endpoint i is due at k/w_i
+ * for k = 1..w_i, so the period holds each exactly w_i times), the cursor
+ * starting anywhere in it. Only for a period of at most LB_SCHED_PER_EP slots
+ * per usable endpoint (and LB_SCHED_MAX): else sched_len stays 0 and the heap
+ * picks. The caller makes sure no endpoint warms up (weights would change).
+ */
+static void sched_build(struct mesh_lb_worker *wl, const struct mesh_cluster *cl,
+                        struct lb_view_level *v)
+{
+    v->sched_len = 0;
+    if (!v->sched || !v->n)
+        return;
+    uint64_t g = 0, len = 0;
+    for (size_t k = 0; k < v->n; k++)
+        g = gcd(cl->endpoints[v->avail[k]].weight, g);
+    for (size_t k = 0; k < v->n; k++) {
+        len += cl->endpoints[v->avail[k]].weight / g;
+        if (len > v->sched_cap || len > (uint64_t)v->n * LB_SCHED_PER_EP)
+            return;
+    }
+    struct sched_slot *slots = mesh_xcalloc(len, sizeof(*slots));
+    size_t o = 0;
+    for (uint32_t k = 0; k < v->n; k++) {
+        uint32_t w = (uint32_t)(cl->endpoints[v->avail[k]].weight / g);
+        for (uint32_t j = 1; j <= w; j++)
+            slots[o++] = (struct sched_slot){j, w, k};
+    }
+    qsort(slots, len, sizeof(*slots), slot_cmp);
+    for (size_t i = 0; i < len; i++)
+        v->sched[i] = v->avail[slots[i].pos];
+    free(slots);
+    v->sched_len = (uint32_t)len;
+    v->cursor = rand_below(wl, len); /* the workers do not all start at the same slot */
+}
+
 static void view_build(struct mesh_lb_worker *wl, struct lb_cl *lc, uint64_t now)
 {
     const struct mesh_cluster *cl = lc->cl;
@@ -348,6 +420,10 @@ static void view_build(struct mesh_lb_worker *wl, struct lb_cl *lc, uint64_t now
         for (size_t k = v->n / 4 + 1; k-- > 0;)
             heap_down(v->heap, v->n, k);
         v->cursor = v->n ? rand_below(wl, v->n) : 0;
+        if (lc->warm_until_ms == 0)
+            sched_build(wl, cl, v);
+        else
+            v->sched_len = 0;
         uint64_t h = (uint64_t)LB_OVERPROVISION * LB_LOAD_SCALE / 100 * v->n / lev->n_eps;
         health[l] = (uint32_t)MESH_MIN(h, (uint64_t)LB_LOAD_SCALE);
         health_sum += health[l];
@@ -480,6 +556,16 @@ static int64_t pick_index(struct mesh_lb_worker *wl, struct lb_cl *lc, bool has_
     case MESH_LBP_ROUND_ROBIN:
         if (cl->equal_weights && now >= lc->warm_until_ms)
             return v->avail[v->cursor++ % v->n];
+        if (MESH_LIKELY(v->sched_len)) {
+            uint32_t i = v->cursor;
+            v->cursor = i + 1 < v->sched_len ? i + 1 : 0;
+            return v->sched[i];
+        }
+        if (v->sched && lc->warm_until_ms && now >= lc->warm_until_ms) {
+            /* slow start is over: precompute the schedule (once) */
+            view_build(wl, lc, now);
+            return pick_index(wl, lc, has_hash, h, now);
+        }
         return edf_pick(lc, v, now);
     case MESH_LBP_LEAST_REQUEST:
         return least_request(wl, lc, v, now);

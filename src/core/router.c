@@ -88,19 +88,7 @@ const struct mesh_vhost *mesh_router_vhost(const struct mesh_route_config *rc,
     return any;
 }
 
-/* ---- routes --------------------------------------------------------------------- */
-
-/* One routing call: the request split once, and the scratch it may need. */
-struct rstate {
-    const struct mesh_router_req *rq;
-    const struct mesh_route *routes;
-    const char *path;              /* never NULL */
-    size_t plen;                   /* up to '?' */
-    const char *query;             /* after '?', NULL when there is no '?' */
-    size_t qlen;
-    pcre2_match_data *md;          /* made at the first regex */
-    bool md_malloced;
-};
+/* ---- string matches --------------------------------------------------------------- */
 
 static void *arena_malloc(size_t size, void *arena)
 {
@@ -113,27 +101,38 @@ static void arena_free(void *p, void *arena)
     (void)arena; /* released with the arena */
 }
 
-static bool re_match(struct rstate *st, const struct mesh_regex *re, const char *s, size_t n)
+pcre2_match_data *mesh_regex_match_data(struct mesh_arena *a, const struct mesh_regex *re)
+{
+    pcre2_general_context *g = NULL;
+    if (a && !(g = pcre2_general_context_create(arena_malloc, arena_free, a)))
+        return NULL;
+    return re ? pcre2_match_data_create_from_pattern(re->code, g) : pcre2_match_data_create(1, g);
+}
+
+/* A series of regex matches sharing one match data, made at the first. */
+struct re_scratch {
+    struct mesh_arena *arena;      /* NULL: malloc, freed by scratch_done */
+    pcre2_match_data *md;
+};
+
+static bool re_match(struct re_scratch *sc, const struct mesh_regex *re, const char *s, size_t n)
 {
     if (!re || !re->code)
         return false;
-    if (!st->md) {
-        if (st->rq->arena) {
-            pcre2_general_context *g =
-                pcre2_general_context_create(arena_malloc, arena_free, st->rq->arena);
-            st->md = g ? pcre2_match_data_create(1, g) : NULL;
-        } else {
-            st->md = pcre2_match_data_create(1, NULL);
-            st->md_malloced = st->md != NULL;
-        }
-        if (!st->md)
-            return false; /* out of memory: the route does not match */
-    }
+    if (!sc->md && !(sc->md = mesh_regex_match_data(sc->arena, NULL)))
+        return false; /* out of memory: no match */
     /* >= 0: a match (0 only says the one-pair ovector was too small for the groups) */
-    return pcre2_match(re->code, (PCRE2_SPTR)(s ? s : ""), n, 0, 0, st->md, NULL) >= 0;
+    return pcre2_match(re->code, (PCRE2_SPTR)(s ? s : ""), n, 0, 0, sc->md, NULL) >= 0;
 }
 
-static bool str_holds(struct rstate *st, const struct mesh_str_match *m, const char *v, size_t n)
+static void scratch_done(struct re_scratch *sc)
+{
+    if (!sc->arena)
+        pcre2_match_data_free(sc->md); /* NULL is fine */
+}
+
+static bool str_holds(struct re_scratch *sc, const struct mesh_str_match *m, const char *v,
+                      size_t n)
 {
     switch (m->kind) {
     case MESH_STR_EXACT:
@@ -141,17 +140,39 @@ static bool str_holds(struct rstate *st, const struct mesh_str_match *m, const c
     case MESH_STR_PREFIX:
         return n >= m->len && (m->len == 0 || memcmp(v, m->value, m->len) == 0);
     case MESH_STR_REGEX:
-        return re_match(st, m->re, v, n);
+        return re_match(sc, m->re, v, n);
     case MESH_STR_PRESENT:
         return true;
     }
     return false;
 }
 
+bool mesh_str_match_holds(const struct mesh_str_match *m, const char *v, size_t n,
+                          struct mesh_arena *a)
+{
+    struct re_scratch sc = {.arena = a, .md = NULL};
+    bool ok = str_holds(&sc, m, v, n);
+    scratch_done(&sc);
+    return ok;
+}
+
+/* ---- routes --------------------------------------------------------------------- */
+
+/* One routing call: the request split once, and the scratch it may need. */
+struct rstate {
+    const struct mesh_router_req *rq;
+    const struct mesh_route *routes;
+    const char *path;              /* never NULL */
+    size_t plen;                   /* up to '?' */
+    const char *query;             /* after '?', NULL when there is no '?' */
+    size_t qlen;
+    struct re_scratch re;          /* in rq->arena */
+};
+
 /* A method, scheme or authority match; an absent value never matches. */
 static bool field_holds(struct rstate *st, const struct mesh_str_match *m, const char *v, size_t n)
 {
-    return !m || (v && str_holds(st, m, v, n));
+    return !m || (v && str_holds(&st->re, m, v, n));
 }
 
 static bool header_holds(struct rstate *st, const struct mesh_header_match *hm)
@@ -171,7 +192,7 @@ static bool header_holds(struct rstate *st, const struct mesh_header_match *hm)
     if (count == 0) {
         holds = false;
     } else if (count == 1 || hm->m.kind == MESH_STR_PRESENT) {
-        holds = str_holds(st, &hm->m, first->value, first->value_len);
+        holds = str_holds(&st->re, &hm->m, first->value, first->value_len);
     } else {
         /* sent several times: matched on the values joined with "," */
         struct mesh_arena *a = st->rq->arena;
@@ -187,7 +208,7 @@ static bool header_holds(struct rstate *st, const struct mesh_header_match *hm)
                 n += h->v[i].value_len;
             }
         }
-        holds = str_holds(st, &hm->m, buf, n);
+        holds = str_holds(&st->re, &hm->m, buf, n);
         if (!a)
             free(buf);
     }
@@ -205,7 +226,7 @@ static bool query_holds(struct rstate *st, const struct mesh_query_match *qm)
         const char *name_end = eq ? eq : seg_end;
         if ((size_t)(name_end - q) == qm->name_len && memcmp(q, qm->name, qm->name_len) == 0) {
             const char *v = eq ? eq + 1 : seg_end;
-            return str_holds(st, &qm->m, v, (size_t)(seg_end - v));
+            return str_holds(&st->re, &qm->m, v, (size_t)(seg_end - v));
         }
         q = amp ? amp + 1 : end;
     }
@@ -232,7 +253,7 @@ static bool path_holds(struct rstate *st, const struct mesh_route_match *m)
             return false;
         break;
     case MESH_MATCH_REGEX:
-        return re_match(st, m->regex, st->path, st->plen);
+        return re_match(&st->re, m->regex, st->path, st->plen);
     }
     /* Envoy semantics for prefix: a plain string prefix, so "/api" also matches "/apix" */
     if (m->path_len == 0)
@@ -272,6 +293,7 @@ static void rstate_init(struct rstate *st, const struct mesh_router_req *rq,
     memset(st, 0, sizeof(*st));
     st->rq = rq;
     st->routes = routes;
+    st->re.arena = rq->arena;
     st->path = rq->path ? rq->path : "";
     size_t len = rq->path ? rq->path_len : 0;
     const char *q = len ? memchr(st->path, '?', len) : NULL;
@@ -284,8 +306,7 @@ static void rstate_init(struct rstate *st, const struct mesh_router_req *rq,
 
 static void rstate_done(struct rstate *st)
 {
-    if (st->md_malloced)
-        pcre2_match_data_free(st->md);
+    scratch_done(&st->re);
 }
 
 bool mesh_router_accepts(const struct mesh_route *r, const struct mesh_router_req *rq)

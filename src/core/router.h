@@ -6,6 +6,7 @@
 
 struct mesh_arena;
 struct mesh_headers; /* proxy-int.h */
+struct pcre2_real_match_data_8; /* pcre2_match_data with PCRE2_CODE_UNIT_WIDTH 8 */
 
 /*
  * What the router sees of a request. Every pointer is borrowed for the call;
@@ -53,5 +54,22 @@ bool mesh_router_accepts(const struct mesh_route *r, const struct mesh_router_re
 /** Both steps: the virtual host by rq->authority, then the route. NULL when either fails. */
 const struct mesh_route *mesh_router_match(const struct mesh_route_config *rc,
                                            const struct mesh_router_req *rq);
+
+/**
+ * Does string match <m> (snapshot_match.h, parsed by mesh_snap_parse_str_match)
+ * accept the <n> bytes of <v>? A regex's match data comes from <a> (the
+ * stream arena: no malloc per request), or malloc (freed here) when NULL.
+ */
+bool mesh_str_match_holds(const struct mesh_str_match *m, const char *v, size_t n,
+                          struct mesh_arena *a);
+
+/**
+ * Match data for <re> (room for all its groups; NULL: one pair, enough to
+ * say whether any pattern matches) allocated in <a>, released with it. With
+ * <a> NULL: malloc, the caller frees it with pcre2_match_data_free. NULL when
+ * out of memory.
+ */
+struct pcre2_real_match_data_8 *mesh_regex_match_data(struct mesh_arena *a,
+                                                      const struct mesh_regex *re);
 
 #endif /* MESH_CORE_ROUTER_H */

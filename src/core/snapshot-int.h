@@ -40,6 +40,13 @@ void mesh_snap_defer(struct mesh_snap_ctx *c, void (*fn)(void *), void *arg);
 /* Every key of <obj> must be in the NULL-terminated <allowed> list. */
 void mesh_snap_check_fields(struct mesh_snap_ctx *c, json_t *obj, const char *path,
                             const char *const *allowed);
+/*
+ * Element <i> of array <arr> (at <path>), which must be an object whose keys
+ * are all in <fields> (NULL: not checked). Its path goes to <pi>
+ * (MESH_SNAP_PATH_MAX bytes). NULL after reporting one that is not an object.
+ */
+json_t *mesh_snap_array_object(struct mesh_snap_ctx *c, json_t *arr, size_t i, const char *path,
+                               const char *const *fields, char *pi);
 /* The member or NULL; reports a missing required one. */
 json_t *mesh_snap_member(struct mesh_snap_ctx *c, json_t *obj, const char *path, const char *key,
                          bool required);
@@ -87,6 +94,35 @@ void mesh_snap_parse_route_configs(struct mesh_snap_ctx *c, struct mesh_snapshot
                                    json_t *arr, const char *path);   /* snapshot_route.c */
 void mesh_snap_parse_match(struct mesh_snap_ctx *c, struct mesh_route_match *m, json_t *o,
                            const char *path);                       /* snapshot_match.c */
+/*
+ * Element <i> of a "weighted_clusters" array <arr> at <path> (routes and tcp
+ * routes): {"name": a cluster, "weight": 0..1000000} plus what else <fields>
+ * allows, which the caller reads from the returned object (path in <pi>).
+ * Fills <cluster> (NULL when unknown) and <weight>; NULL after reporting an
+ * element that is not an object. (snapshot_route.c)
+ */
+json_t *mesh_snap_weighted_entry(struct mesh_snap_ctx *c, json_t *arr, size_t i, const char *path,
+                                 const char *const *fields, char *pi,
+                                 const struct mesh_cluster **cluster, uint32_t *weight);
+
+/* Regexes and string matches, shared with the filters (CORS, rewrite). snapshot_match.c */
+#define MESH_SNAP_RE_WHOLE 1u      /* the whole value: anchored at both ends */
+#define MESH_SNAP_RE_CASELESS 2u
+/*
+ * Compiles <src> (PCRE2, UTF-8: a subject that is not valid UTF-8 simply
+ * does not match; JIT when available) with MESH_SNAP_RE_* <flags>. Reports a
+ * bad pattern at <path> with PCRE2's message and offset ("invalid regex: ...").
+ * The code is freed with the snapshot.
+ */
+const struct mesh_regex *mesh_snap_compile_regex(struct mesh_snap_ctx *c, const char *src,
+                                                 unsigned flags, const char *path);
+/*
+ * The string match in <o> (exactly one of exact/prefix/regex, plus present:
+ * true when <allow_present>) into <m>; a regex matches the whole value.
+ * False after reporting a problem. Evaluated by mesh_str_match_holds (router.h).
+ */
+bool mesh_snap_parse_str_match(struct mesh_snap_ctx *c, struct mesh_str_match *m, json_t *o,
+                               const char *path, bool allow_present);
 /* route.retry and route.mirrors (snapshot_retry.c); NULL after reporting a problem. */
 const struct mesh_retry_policy *mesh_snap_parse_retry(struct mesh_snap_ctx *c, json_t *v,
                                                       const char *path);
@@ -96,5 +132,7 @@ struct mesh_mirror *mesh_snap_parse_mirrors(struct mesh_snap_ctx *c, json_t *v, 
 void mesh_snap_index_vhost(struct mesh_snap_ctx *c, struct mesh_vhost *vh);
 void mesh_snap_parse_listeners(struct mesh_snap_ctx *c, struct mesh_snapshot *s, json_t *arr,
                                const char *path);                   /* snapshot_listener.c */
+void mesh_snap_parse_dns(struct mesh_snap_ctx *c, struct mesh_snapshot *s, json_t *arr,
+                         const char *path);                         /* snapshot_dns.c */
 
 #endif /* MESH_CORE_SNAPSHOT_INT_H */

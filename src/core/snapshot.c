@@ -91,6 +91,20 @@ char *mesh_snap_sdup(struct mesh_snap_ctx *c, const char *s, size_t n)
     return p;
 }
 
+json_t *mesh_snap_array_object(struct mesh_snap_ctx *c, json_t *arr, size_t i, const char *path,
+                               const char *const *fields, char *pi)
+{
+    mesh_snap_path_idx(pi, path, i);
+    json_t *o = json_array_get(arr, i);
+    if (!json_is_object(o)) {
+        mesh_snap_fail(c, pi, "must be an object");
+        return NULL;
+    }
+    if (fields)
+        mesh_snap_check_fields(c, o, pi, fields);
+    return o;
+}
+
 /* Every key of <obj> must be in the NULL-terminated <allowed> list. */
 void mesh_snap_check_fields(struct mesh_snap_ctx *c, json_t *obj, const char *path,
                          const char *const *allowed)
@@ -359,7 +373,7 @@ static const char *const admin_fields[] = {"address", "port", NULL};
 static const char *const timeout_fields[] = {"request_ms", "idle_ms", "stream_idle_ms",
                                              "drain_ms", NULL};
 static const char *const root_fields[] = {"version", "admin", "timeouts", "listeners",
-                                          "route_configs", "clusters", NULL};
+                                          "route_configs", "clusters", "dns", NULL};
 
 
 static void parse_root(struct mesh_snap_ctx *c, struct mesh_snapshot *s, json_t *root)
@@ -400,6 +414,9 @@ static void parse_root(struct mesh_snap_ctx *c, struct mesh_snapshot *s, json_t 
     a = mesh_snap_get_array(c, root, "", "listeners", true, p);
     if (a)
         mesh_snap_parse_listeners(c, s, a, p);
+    a = mesh_snap_get_array(c, root, "", "dns", false, p);
+    if (a)
+        mesh_snap_parse_dns(c, s, a, p);
 }
 
 static struct mesh_snapshot *parse_doc(const char *json, size_t len, struct mesh_err *err)

@@ -16,6 +16,7 @@
 #include "core/common.h"
 #include "core/status.h"
 #include "core/snapshot_cluster.h" /* clusters, endpoints */
+#include "core/snapshot_dns.h"     /* the dns table */
 #include "core/snapshot_l4.h"      /* tcp and tls routes */
 #include "core/snapshot_match.h"   /* route matches */
 #include "core/snapshot_policy.h"  /* retries, mirrors, filters */
@@ -101,6 +102,7 @@ struct mesh_snapshot {
     struct mesh_cluster *clusters;
     size_t n_clusters;
     struct mesh_timeouts timeouts;
+    struct mesh_dns_table dns;     /* snapshot_dns.h: mesh names -> addresses; empty when absent */
     char *json;                    /* the source document, re-serialised (for /config_dump) */
 };
 

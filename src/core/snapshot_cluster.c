@@ -75,15 +75,11 @@ static void parse_endpoints(struct mesh_snap_ctx *c, struct mesh_cluster *cl, js
         mesh_snap_oom();
     for (size_t i = 0; i < cl->n_endpoints; i++) {
         struct mesh_endpoint *ep = &cl->endpoints[i];
-        json_t *o = json_array_get(arr, i);
         char p[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(p, path, i);
         ep->weight = 1;
-        if (!json_is_object(o)) {
-            mesh_snap_fail(c, p, "must be an object");
+        json_t *o = mesh_snap_array_object(c, arr, i, path, endpoint_fields, p);
+        if (!o)
             continue;
-        }
-        mesh_snap_check_fields(c, o, p, endpoint_fields);
         mesh_snap_get_uint(c, o, p, "weight", false, 1, UINT32_MAX, &ep->weight);
         mesh_snap_get_uint(c, o, p, "priority", false, 0, 1000000, &ep->priority);
         ep->locality = mesh_snap_get_string(c, o, p, "locality", false, false);
@@ -335,14 +331,10 @@ void mesh_snap_parse_clusters(struct mesh_snap_ctx *c, struct mesh_snapshot *s, 
     s->n_clusters = json_array_size(arr);
     s->clusters = mesh_snap_zalloc(c, s->n_clusters, sizeof(*s->clusters));
     for (size_t i = 0; i < s->n_clusters; i++) {
-        json_t *o = json_array_get(arr, i);
         char p[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(p, path, i);
         s->clusters[i].index = i;
-        if (!json_is_object(o)) {
-            mesh_snap_fail(c, p, "must be an object");
-            continue;
-        }
-        parse_cluster(c, &s->clusters[i], o, p);
+        json_t *o = mesh_snap_array_object(c, arr, i, path, NULL, p);
+        if (o)
+            parse_cluster(c, &s->clusters[i], o, p);
     }
 }

@@ -188,17 +188,8 @@ static void parse_tcp_weighted(struct mesh_snap_ctx *c, struct mesh_tcp_route *r
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         char pi[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(pi, path, i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            mesh_snap_fail(c, pi, "must be an object");
-            continue;
-        }
-        mesh_snap_check_fields(c, o, pi, tcp_weighted_fields);
-        const char *name = mesh_snap_get_string(c, o, pi, "name", true, true);
-        if (name)
-            v[i].cluster = mesh_snap_find_cluster(c, name, pi, "name");
-        mesh_snap_get_uint(c, o, pi, "weight", true, 0, 1000000, &v[i].weight);
+        mesh_snap_weighted_entry(c, arr, i, path, tcp_weighted_fields, pi, &v[i].cluster,
+                                 &v[i].weight);
         total += v[i].weight;
     }
     if (total == 0)
@@ -248,12 +239,9 @@ static const struct mesh_listener_l4 *parse_tcp_routes(struct mesh_snap_ctx *c, 
     struct mesh_tcp_route *routes = mesh_snap_zalloc(c, n, sizeof(*routes));
     for (size_t i = 0; i < n; i++) {
         char pi[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(pi, path, i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            mesh_snap_fail(c, pi, "must be an object");
+        json_t *o = mesh_snap_array_object(c, arr, i, path, NULL, pi);
+        if (!o)
             continue;
-        }
         parse_tcp_route(c, &routes[i], o, pi);
         if (routes[i].n_sni)
             l4->any_sni = true;
@@ -279,14 +267,10 @@ void mesh_snap_parse_listeners(struct mesh_snap_ctx *c, struct mesh_snapshot *s,
         mesh_snap_oom();
     for (size_t i = 0; i < s->n_listeners; i++) {
         struct mesh_listener_cfg *l = &s->listeners[i];
-        json_t *o = json_array_get(arr, i);
         char p[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(p, path, i);
-        if (!json_is_object(o)) {
-            mesh_snap_fail(c, p, "must be an object");
+        json_t *o = mesh_snap_array_object(c, arr, i, path, listener_fields, p);
+        if (!o)
             continue;
-        }
-        mesh_snap_check_fields(c, o, p, listener_fields);
         l->name = mesh_snap_get_string(c, o, p, "name", true, true);
         if (l->name)
             mesh_snap_register_name(c, names, l->name, i, p, "listener");

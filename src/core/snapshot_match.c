@@ -21,17 +21,14 @@ static void free_code(void *code)
     pcre2_code_free(code);
 }
 
-/*
- * Compiles <src> for a whole-value match: anchored at both ends, UTF-8
- * (a subject that is not valid UTF-8 simply does not match). Reports a bad
- * pattern at <path> with PCRE2's message and offset. The code is freed with
- * the snapshot.
- */
-static const struct mesh_regex *compile_regex(struct mesh_snap_ctx *c, const char *src,
-                                              bool caseless, const char *path)
+const struct mesh_regex *mesh_snap_compile_regex(struct mesh_snap_ctx *c, const char *src,
+                                                 unsigned flags, const char *path)
 {
-    uint32_t opts = PCRE2_ANCHORED | PCRE2_ENDANCHORED | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF |
-                    PCRE2_NEVER_BACKSLASH_C | (caseless ? PCRE2_CASELESS : 0);
+    uint32_t opts = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_NEVER_BACKSLASH_C;
+    if (flags & MESH_SNAP_RE_WHOLE)
+        opts |= PCRE2_ANCHORED | PCRE2_ENDANCHORED;
+    if (flags & MESH_SNAP_RE_CASELESS)
+        opts |= PCRE2_CASELESS;
     int code;
     PCRE2_SIZE off;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, strlen(src), opts, &code, &off, NULL);
@@ -50,12 +47,8 @@ static const struct mesh_regex *compile_regex(struct mesh_snap_ctx *c, const cha
     return r;
 }
 
-/*
- * The string match in <o> (exactly one of exact/prefix/regex, plus present:
- * true when <allow_present>) into <m>. False after reporting a problem.
- */
-static bool parse_str_match(struct mesh_snap_ctx *c, struct mesh_str_match *m, json_t *o,
-                            const char *path, bool allow_present)
+bool mesh_snap_parse_str_match(struct mesh_snap_ctx *c, struct mesh_str_match *m, json_t *o,
+                               const char *path, bool allow_present)
 {
     static const char *const keys[] = {"exact", "prefix", "regex", "present"};
     size_t nkeys = allow_present ? 4 : 3, found = 0, which = 0;
@@ -92,7 +85,7 @@ static bool parse_str_match(struct mesh_snap_ctx *c, struct mesh_str_match *m, j
     m->value = v;
     m->len = strlen(v);
     if (m->kind == MESH_STR_REGEX) {
-        m->re = compile_regex(c, v, false, p);
+        m->re = mesh_snap_compile_regex(c, v, MESH_SNAP_RE_WHOLE, p);
         return m->re != NULL;
     }
     return true;
@@ -108,7 +101,7 @@ static const struct mesh_str_match *parse_field_match(struct mesh_snap_ctx *c, j
         return NULL;
     mesh_snap_check_fields(c, o, p, str_fields);
     struct mesh_str_match *sm = mesh_snap_zalloc(c, 1, sizeof(*sm));
-    return parse_str_match(c, sm, o, p, false) ? sm : NULL;
+    return mesh_snap_parse_str_match(c, sm, o, p, false) ? sm : NULL;
 }
 
 /* A header name: an HTTP token in lowercase (pseudo headers have their own fields). */
@@ -146,20 +139,16 @@ static void parse_headers(struct mesh_snap_ctx *c, struct mesh_route_match *r, j
     struct mesh_header_match *h = mesh_snap_zalloc(c, n, sizeof(*h));
     for (size_t i = 0; i < n; i++) {
         char pi[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(pi, p, i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            mesh_snap_fail(c, pi, "must be an object");
+        json_t *o = mesh_snap_array_object(c, arr, i, p, header_fields, pi);
+        if (!o)
             continue;
-        }
-        mesh_snap_check_fields(c, o, pi, header_fields);
         const char *name = mesh_snap_get_string(c, o, pi, "name", true, true);
         if (name && check_header_name(c, name, pi)) {
             h[i].name = name;
             h[i].name_len = strlen(name);
         }
         mesh_snap_get_bool(c, o, pi, "invert", &h[i].invert);
-        parse_str_match(c, &h[i].m, o, pi, true);
+        mesh_snap_parse_str_match(c, &h[i].m, o, pi, true);
     }
     r->headers = h;
     r->n_headers = n;
@@ -176,13 +165,9 @@ static void parse_query(struct mesh_snap_ctx *c, struct mesh_route_match *r, jso
     struct mesh_query_match *q = mesh_snap_zalloc(c, n, sizeof(*q));
     for (size_t i = 0; i < n; i++) {
         char pi[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(pi, p, i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            mesh_snap_fail(c, pi, "must be an object");
+        json_t *o = mesh_snap_array_object(c, arr, i, p, query_fields, pi);
+        if (!o)
             continue;
-        }
-        mesh_snap_check_fields(c, o, pi, query_fields);
         const char *name = mesh_snap_get_string(c, o, pi, "name", true, true);
         if (name) {
             char pn[MESH_SNAP_PATH_MAX];
@@ -193,7 +178,7 @@ static void parse_query(struct mesh_snap_ctx *c, struct mesh_route_match *r, jso
             q[i].name = name;
             q[i].name_len = strlen(name);
         }
-        parse_str_match(c, &q[i].m, o, pi, true);
+        mesh_snap_parse_str_match(c, &q[i].m, o, pi, true);
     }
     r->query_params = q;
     r->n_query_params = n;
@@ -232,7 +217,8 @@ void mesh_snap_parse_match(struct mesh_snap_ctx *c, struct mesh_route_match *r, 
     r->path = v;
     r->path_len = strlen(v);
     if (r->kind == MESH_MATCH_REGEX) {
-        r->regex = compile_regex(c, v, r->ignore_case, p);
+        r->regex = mesh_snap_compile_regex(
+            c, v, MESH_SNAP_RE_WHOLE | (r->ignore_case ? MESH_SNAP_RE_CASELESS : 0), p);
         return;
     }
     /* the router compares the path before '?', so a '?' here could never match */

@@ -69,6 +69,20 @@ static struct mesh_filter *chain_copy(struct mesh_snap_ctx *c, const struct chai
     return f;
 }
 
+json_t *mesh_snap_weighted_entry(struct mesh_snap_ctx *c, json_t *arr, size_t i, const char *path,
+                                 const char *const *fields, char *pi,
+                                 const struct mesh_cluster **cluster, uint32_t *weight)
+{
+    json_t *o = mesh_snap_array_object(c, arr, i, path, fields, pi);
+    if (!o)
+        return NULL;
+    const char *name = mesh_snap_get_string(c, o, pi, "name", true, true);
+    if (name)
+        *cluster = mesh_snap_find_cluster(c, name, pi, "name");
+    mesh_snap_get_uint(c, o, pi, "weight", true, 0, 1000000, weight);
+    return o;
+}
+
 /* "weighted_clusters": [{"name": "a", "weight": 90}, ...]: a split by weight (canary). */
 static void parse_weighted(struct mesh_snap_ctx *c, struct mesh_route *r, json_t *fwd, const char *path)
 {
@@ -86,26 +100,18 @@ static void parse_weighted(struct mesh_snap_ctx *c, struct mesh_route *r, json_t
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         char pi[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(pi, p, i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            mesh_snap_fail(c, pi, "must be an object");
+        struct mesh_weighted_cluster *wc = &r->weighted[i];
+        json_t *o = mesh_snap_weighted_entry(c, arr, i, p, weighted_fields, pi, &wc->cluster,
+                                             &wc->weight);
+        if (!o)
             continue;
-        }
-        mesh_snap_check_fields(c, o, pi, weighted_fields);
-        const char *name = mesh_snap_get_string(c, o, pi, "name", true, true);
-        if (name)
-            r->weighted[i].cluster = mesh_snap_find_cluster(c, name, pi, "name");
-        uint32_t w = 0;
-        mesh_snap_get_uint(c, o, pi, "weight", true, 0, 1000000, &w);
-        r->weighted[i].weight = w;
-        total += w;
+        total += wc->weight;
         /* destination-level filters run after the route's */
         struct chain ch = {.n = 0};
         add_filter(c, &ch, o, pi, "request_headers");
         add_filter(c, &ch, o, pi, "response_headers");
-        r->weighted[i].filters = chain_copy(c, &ch);
-        r->weighted[i].n_filters = ch.n;
+        wc->filters = chain_copy(c, &ch);
+        wc->n_filters = ch.n;
     }
     if (total == 0)
         mesh_snap_fail(c, p, "weights must not all be 0");
@@ -278,14 +284,10 @@ static void parse_vhost(struct mesh_snap_ctx *c, struct mesh_vhost *vh, json_t *
     vh->n_routes = json_array_size(routes);
     vh->routes = mesh_snap_zalloc(c, vh->n_routes, sizeof(*vh->routes));
     for (size_t i = 0; i < vh->n_routes; i++) {
-        json_t *r = json_array_get(routes, i);
         char pr[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(pr, p, i);
-        if (!json_is_object(r)) {
-            mesh_snap_fail(c, pr, "must be an object");
-            continue;
-        }
-        parse_route(c, &vh->routes[i], r, pr);
+        json_t *r = mesh_snap_array_object(c, routes, i, p, NULL, pr);
+        if (r)
+            parse_route(c, &vh->routes[i], r, pr);
     }
     mesh_snap_index_vhost(c, vh);
 }
@@ -309,13 +311,10 @@ static void parse_route_config(struct mesh_snap_ctx *c, struct mesh_route_config
     if (!vh_names || !domains_seen)
         mesh_snap_oom();
     for (size_t i = 0; i < rc->n_vhosts; i++) {
-        json_t *v = json_array_get(vhs, i);
         char pv[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(pv, p, i);
-        if (!json_is_object(v)) {
-            mesh_snap_fail(c, pv, "must be an object");
+        json_t *v = mesh_snap_array_object(c, vhs, i, p, NULL, pv);
+        if (!v)
             continue;
-        }
         parse_vhost(c, &rc->vhosts[i], v, pv, domains_seen);
         if (rc->vhosts[i].name)
             mesh_snap_register_name(c, vh_names, rc->vhosts[i].name, i, pv, "virtual host");
@@ -330,13 +329,9 @@ void mesh_snap_parse_route_configs(struct mesh_snap_ctx *c, struct mesh_snapshot
     s->n_route_configs = json_array_size(arr);
     s->route_configs = mesh_snap_zalloc(c, s->n_route_configs, sizeof(*s->route_configs));
     for (size_t i = 0; i < s->n_route_configs; i++) {
-        json_t *o = json_array_get(arr, i);
         char p[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(p, path, i);
-        if (!json_is_object(o)) {
-            mesh_snap_fail(c, p, "must be an object");
-            continue;
-        }
-        parse_route_config(c, &s->route_configs[i], i, o, p);
+        json_t *o = mesh_snap_array_object(c, arr, i, path, NULL, p);
+        if (o)
+            parse_route_config(c, &s->route_configs[i], i, o, p);
     }
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "core/filters/filters-int.h"
 #include "core/proxy-int.h"
+#include "core/router.h"
 #include "core/snapshot-int.h"
 
 #define LIT(s) s, sizeof(s) - 1
@@ -29,35 +30,15 @@ static void parse_origins(struct mesh_snap_ctx *c, struct mesh_cors_cfg *cfg, js
     cfg->origins = mesh_snap_zalloc(c, n, sizeof(*cfg->origins));
     for (size_t i = 0; i < n; i++) {
         char pi[MESH_SNAP_PATH_MAX];
-        mesh_snap_path_idx(pi, p, i);
-        json_t *o = json_array_get(arr, i);
-        if (!json_is_object(o)) {
-            mesh_snap_fail(c, pi, "must be an object");
+        json_t *o = mesh_snap_array_object(c, arr, i, p, origin_fields, pi);
+        struct mesh_str_match *m = &cfg->origins[cfg->n_origins];
+        if (!o || !mesh_snap_parse_str_match(c, m, o, pi, false))
             continue;
-        }
-        mesh_snap_check_fields(c, o, pi, origin_fields);
-        if (json_object_size(o) != 1 || !(json_object_get(o, "exact") || json_object_get(o, "prefix") ||
-                                          json_object_get(o, "regex"))) {
-            mesh_snap_fail(c, pi, "must have exactly one of \"exact\", \"prefix\" or \"regex\"");
+        if (m->len == 0) { /* an empty prefix would allow every origin */
+            char pk[MESH_SNAP_PATH_MAX];
+            mesh_snap_path_key(pk, pi, m->kind == MESH_STR_EXACT ? "exact" : "prefix");
+            mesh_snap_fail(c, pk, "must not be empty");
             continue;
-        }
-        struct mesh_origin_match *m = &cfg->origins[cfg->n_origins];
-        const char *key = json_object_get(o, "exact") ? "exact"
-                          : json_object_get(o, "prefix") ? "prefix" : "regex";
-        const char *s = mesh_snap_get_string(c, o, pi, key, true, true);
-        if (!s)
-            continue;
-        m->s = s;
-        m->len = strlen(s);
-        if (strcmp(key, "regex") == 0) {
-            char pr[MESH_SNAP_PATH_MAX];
-            mesh_snap_path_key(pr, pi, key);
-            m->kind = MESH_ORIGIN_REGEX;
-            m->re = mesh_filter_regex(c, s, PCRE2_ANCHORED | PCRE2_ENDANCHORED, pr);
-            if (!m->re)
-                continue;
-        } else {
-            m->kind = strcmp(key, "exact") == 0 ? MESH_ORIGIN_EXACT : MESH_ORIGIN_PREFIX;
         }
         cfg->n_origins++;
     }
@@ -144,25 +125,9 @@ static const void *parse_cors(struct mesh_snap_ctx *c, json_t *v, const char *pa
 bool mesh_cors_origin_allowed(struct mesh_arena *a, const struct mesh_cors_cfg *cfg,
                               const char *origin, size_t len)
 {
-    for (size_t i = 0; i < cfg->n_origins; i++) {
-        const struct mesh_origin_match *m = &cfg->origins[i];
-        switch (m->kind) {
-        case MESH_ORIGIN_EXACT:
-            if (len == m->len && memcmp(origin, m->s, len) == 0)
-                return true;
-            break;
-        case MESH_ORIGIN_PREFIX:
-            if (len >= m->len && memcmp(origin, m->s, m->len) == 0)
-                return true;
-            break;
-        case MESH_ORIGIN_REGEX: {
-            pcre2_match_data *md = mesh_filter_match_data(a, m->re);
-            if (md && pcre2_match(m->re, (PCRE2_SPTR)origin, len, 0, 0, md, NULL) >= 0)
-                return true;
-            break;
-        }
-        }
-    }
+    for (size_t i = 0; i < cfg->n_origins; i++)
+        if (mesh_str_match_holds(&cfg->origins[i], origin, len, a))
+            return true;
     return false;
 }
 

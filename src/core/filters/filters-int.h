@@ -13,16 +13,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#ifndef PCRE2_CODE_UNIT_WIDTH
-#define PCRE2_CODE_UNIT_WIDTH 8
-#endif
-#include <pcre2.h>
 #include "core/filter.h"
 
 struct mesh_arena;
 struct mesh_headers;
 struct mesh_worker;
 struct mesh_snap_ctx;
+struct mesh_regex;       /* snapshot_match.h */
+struct mesh_str_match;
 
 /* The types filter.c registers, by snapshot field. */
 extern const struct mesh_filter_type mesh_filter_request_headers; /* header_ops.c */
@@ -55,17 +53,8 @@ void mesh_hdr_ops_apply(struct mesh_arena *a, struct mesh_headers *h, const stru
 const char *mesh_filter_header_name(struct mesh_snap_ctx *c, const char *name, const char *path);
 
 /* ---- CORS ---- */
-enum mesh_origin_kind { MESH_ORIGIN_EXACT, MESH_ORIGIN_PREFIX, MESH_ORIGIN_REGEX };
-
-struct mesh_origin_match {
-    enum mesh_origin_kind kind;
-    const char *s;                 /* exact or prefix */
-    size_t len;
-    const pcre2_code *re;          /* freed with the snapshot */
-};
-
 struct mesh_cors_cfg {
-    struct mesh_origin_match *origins;
+    struct mesh_str_match *origins; /* exact, prefix or whole-value regex (snapshot_match.h) */
     size_t n_origins;
     const char *allow_methods, *allow_headers, *expose_headers; /* joined ", "; NULL = none */
     const char *max_age;           /* decimal text; NULL = none */
@@ -73,7 +62,7 @@ struct mesh_cors_cfg {
     bool ignore_unmatched;         /* unmatched_preflights "ignore" */
 };
 
-/* Does <origin> match one of the allowed origins? <a> holds regex match data. */
+/* Does <origin> match one of the allowed origins? <a> holds regex match data (mesh_str_match_holds). */
 bool mesh_cors_origin_allowed(struct mesh_arena *a, const struct mesh_cors_cfg *cfg,
                               const char *origin, size_t len);
 
@@ -91,7 +80,7 @@ struct mesh_fault_cfg {
 struct mesh_rewrite_cfg {
     const char *prefix;            /* NULL = no path replacement by prefix */
     size_t prefix_len;
-    const pcre2_code *re;          /* or NULL; freed with the snapshot */
+    const struct mesh_regex *re;   /* or NULL; unanchored, freed with the snapshot */
     const char *substitution;      /* in PCRE2's syntax ("${1}", "$$") */
     size_t substitution_len;
     const char *authority;         /* NULL = keep */
@@ -132,14 +121,5 @@ const char *mesh_redirect_location(struct mesh_arena *a, const struct mesh_redir
 void mesh_filter_reply(struct mesh_stream *s, int status, const char *body, size_t body_len);
 /* Clears s->resp for mesh_filter_reply. */
 void mesh_filter_reply_begin(struct mesh_stream *s);
-
-/*
- * Compiles <re> (PCRE2, UTF, plus <opts>) into the snapshot, freed with it;
- * NULL after reporting at <path>. JIT-compiled when the library can.
- */
-const pcre2_code *mesh_filter_regex(struct mesh_snap_ctx *c, const char *re, uint32_t opts,
-                                    const char *path);
-/* Match data for <re> allocated in <a> (no malloc per request); NULL when over budget. */
-pcre2_match_data *mesh_filter_match_data(struct mesh_arena *a, const pcre2_code *re);
 
 #endif /* MESH_CORE_FILTERS_INT_H */

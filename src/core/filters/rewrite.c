@@ -8,9 +8,12 @@
  */
 #include "core/common.h"
 #include <string.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include "core/arena.h"
 #include "core/filters/filters-int.h"
 #include "core/proxy-int.h"
+#include "core/router.h"
 #include "core/snapshot-int.h"
 
 #define LIT(s) s, sizeof(s) - 1
@@ -78,11 +81,11 @@ static void parse_regex(struct mesh_snap_ctx *c, struct mesh_rewrite_cfg *cfg, j
     char pp[MESH_SNAP_PATH_MAX], ps[MESH_SNAP_PATH_MAX];
     mesh_snap_path_key(pp, p, "pattern");
     mesh_snap_path_key(ps, p, "substitution");
-    const pcre2_code *re = mesh_filter_regex(c, pat, 0, pp);
+    const struct mesh_regex *re = mesh_snap_compile_regex(c, pat, 0, pp);
     if (!re)
         return;
     uint32_t groups = 0;
-    pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &groups);
+    pcre2_pattern_info(re->code, PCRE2_INFO_CAPTURECOUNT, &groups);
     if (bad_path_chars(sub)) {
         mesh_snap_fail(c, ps, "must not contain spaces, control characters, '?' or '#'");
         return;
@@ -179,7 +182,7 @@ const char *mesh_rewrite_path(struct mesh_arena *a, const struct mesh_rewrite_cf
     }
     if (!cfg->re)
         return NULL;
-    pcre2_match_data *md = mesh_filter_match_data(a, cfg->re);
+    pcre2_match_data *md = mesh_regex_match_data(a, cfg->re);
     if (!md)
         return NULL;
     PCRE2_SIZE cap = plen * 2 + cfg->substitution_len + 64;
@@ -188,7 +191,7 @@ const char *mesh_rewrite_path(struct mesh_arena *a, const struct mesh_rewrite_cf
         if (!buf)
             return NULL;
         PCRE2_SIZE olen = cap;
-        int rc = pcre2_substitute(cfg->re, (PCRE2_SPTR)path, plen, 0,
+        int rc = pcre2_substitute(cfg->re->code, (PCRE2_SPTR)path, plen, 0,
                                   PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_OVERFLOW_LENGTH, md,
                                   NULL, (PCRE2_SPTR)cfg->substitution, cfg->substitution_len,
                                   (PCRE2_UCHAR *)buf, &olen);

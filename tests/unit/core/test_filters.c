@@ -223,6 +223,12 @@ LEAK_TEST(filters, cors_errors_name_their_path)
                  " \"cors\": {\"allow_origins\": [{\"regex\": \"(\"}]}}",
                  R0 ".cors.allow_origins[0].regex", "invalid regex");
     expect_error("{\"match\": {\"prefix\": \"/\"}, \"route\": {\"cluster\": \"a\"},"
+                 " \"cors\": {\"allow_origins\": [{\"exact\": \"a\"}, {\"prefix\": \"\"}]}}",
+                 R0 ".cors.allow_origins[1].prefix", "must not be empty");
+    expect_error("{\"match\": {\"prefix\": \"/\"}, \"route\": {\"cluster\": \"a\"},"
+                 " \"cors\": {\"allow_origins\": [7]}}",
+                 R0 ".cors.allow_origins[0]", "must be an object");
+    expect_error("{\"match\": {\"prefix\": \"/\"}, \"route\": {\"cluster\": \"a\"},"
                  " \"cors\": {\"unmatched_preflights\": \"drop\"}}",
                  R0 ".cors.unmatched_preflights", "\"forward\" or \"ignore\"");
     expect_error("{\"match\": {\"prefix\": \"/\"}, \"route\": {\"cluster\": \"a\"},"

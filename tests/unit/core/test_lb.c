@@ -294,6 +294,84 @@ LB_TEST(round_robin_weighted_is_smooth_and_exact)
     fx_free(&f);
 }
 
+/* Level 0 of the fixture cluster's view, as the worker picks from it (white box). */
+static struct lb_view_level *level0(struct fx *f)
+{
+    struct lb_cl *lc = mesh_lb_bind_cluster(f->w.lb, f->snap, CL(f));
+    cr_assert_not_null(lc);
+    return &lc->lv[0];
+}
+
+LB_TEST(round_robin_schedule_and_heap_agree_per_period)
+{
+    /* GCD 2: a period of 42 picks, short enough (<= 8 per endpoint) to precompute */
+    unsigned w[8] = {2, 4, 6, 10, 14, 20, 20, 8};
+    char *e = endpoints(8, w, NULL);
+    struct fx f;
+    fx_init(&f, parse_cluster("", e));
+    free(e);
+    req(&f, 200); /* builds the view */
+    struct lb_view_level *v = level0(&f);
+    cr_assert_eq(v->sched_len, 42);
+    /* any 42 consecutive picks hold each endpoint exactly w / 2 times */
+    for (int period = 0; period < 3; period++) {
+        size_t c[8] = {0};
+        count_picks(&f, 42, c);
+        for (int i = 0; i < 8; i++)
+            cr_expect_eq(c[i], w[i] / 2, "period %d, endpoint %d: %zu", period, i, c[i]);
+    }
+    /* the heap alone (what serves without a schedule): the same counts, give or take
+     * one for its random start, over 100 periods */
+    v->sched_len = 0;
+    size_t c[8] = {0};
+    count_picks(&f, 4200, c);
+    for (int i = 0; i < 8; i++)
+        cr_expect(labs((long)c[i] - 100 * (long)w[i] / 2) <= 1, "heap, endpoint %d: %zu", i, c[i]);
+    fx_free(&f);
+
+    /* a period of 1001 for 2 endpoints is too long: the heap serves, as exactly */
+    unsigned w2[2] = {1, 1000};
+    e = endpoints(2, w2, NULL);
+    fx_init(&f, parse_cluster("", e));
+    free(e);
+    size_t c2[2] = {0};
+    count_picks(&f, 3003, c2);
+    cr_expect_eq(level0(&f)->sched_len, 0);
+    cr_expect(labs((long)c2[0] - 3) <= 1 && labs((long)c2[1] - 3000) <= 1, "%zu %zu", c2[0], c2[1]);
+    fx_free(&f);
+}
+
+LB_TEST(round_robin_schedule_waits_for_slow_start)
+{
+    const char *extra = "\"slow_start_ms\": 10000";
+    unsigned w[2] = {1, 3};
+    char *e1 = endpoints(1, w, NULL), *e2 = endpoints(2, w, NULL);
+    struct fx f;
+    fx_init(&f, parse_cluster(extra, e1));
+    struct mesh_snapshot *s2 = parse_cluster(extra, e2);
+    free(e1);
+    free(e2);
+    cr_assert_not_null(s2);
+    /* 10.0.0.2 (weight 3) appears in a reload: it warms up for 10 s */
+    set_clock(&f, 2000000);
+    mesh_lb_worker_snapshot(f.w.lb, s2);
+    mesh_snapshot_unref(f.snap);
+    f.snap = f.w.snap = f.s.snap = s2;
+    f.s.cluster = CL(&f);
+    size_t c[2] = {0};
+    count_picks(&f, 1000, c);
+    cr_expect_eq(level0(&f)->sched_len, 0, "weights change while warming: the heap picks");
+    cr_expect_lt(c[1], 500, "warming at 10%%: %zu", c[1]);
+    /* once it is warm, the next pick precomputes the schedule: exactly 1:3 */
+    set_clock(&f, 2000000 + 10000);
+    req(&f, 200);
+    cr_expect_eq(level0(&f)->sched_len, 4);
+    size_t d[2] = {0};
+    count_picks(&f, 400, d);
+    cr_expect(d[0] == 100 && d[1] == 300, "%zu %zu", d[0], d[1]);
+    fx_free(&f);
+}
+
 LB_TEST(random_is_weighted)
 {
     unsigned w[2] = {1, 3};
