@@ -5,12 +5,14 @@
 #include <string.h>
 #include "core/log.h"
 #include "roles/ctl.h"
+#include "roles/iptables.h"
 #include "roles/role.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: meshd --role=ROLE [options]\n"
-               "       meshd ctl COMMAND ...   (the operator's CLI: meshd ctl --help)\n\nroles:\n");
+               "       meshd ctl COMMAND ...   (the operator's CLI: meshd ctl --help)\n"
+               "       meshd iptables [...]    (the pod's init step: meshd iptables --help)\n\nroles:\n");
     for (size_t i = 0; mesh_roles[i]; i++)
         fprintf(f, "  %-10s %s\n", mesh_roles[i]->name, mesh_roles[i]->summary);
     fprintf(f, "\noptions:\n"
@@ -26,6 +28,19 @@ static void usage(FILE *f)
                "  --data-dir DIR       control: store and token (default ./meshd-data)\n"
                "  --listen ADDR:PORT   control: the resource API (default 127.0.0.1:15010);\n"
                "                       sidecar with --config-dir: the outbound listener (15001)\n"
+               "  --debounce-ms N      control: push a change after N ms without another (100)\n"
+               "  --control ADDR:PORT  sidecar/gateway: take snapshots from the control plane\n"
+               "                       (with --node NS/NAME, --labels, --listen for the outbound)\n"
+               "  --control-token FILE the control plane's token, for a non-loopback one\n"
+               "  --health ADDR:PORT   /healthz/ready: 503 until the first snapshot (127.0.0.1:15021)\n"
+               "  --exit-on-app-exit PID  drain and exit when process PID exits\n"
+               "  --dns ADDR:PORT      sidecar: the DNS proxy (default 127.0.0.1:15053 when the\n"
+               "                       snapshot has a dns table); --dns-upstream ADDR:PORT\n"
+               "                       instead of /etc/resolv.conf's nameserver\n"
+               "  --register           sidecar: register the workload with --control (a lease;\n"
+               "                       --node NS/NAME, --labels, --register-address IP,\n"
+               "                       --register-service NAME, --register-port name=port,...,\n"
+               "                       --register-ttl S (30), --locality R/Z/S)\n"
                "  --version, --help\n\n"
                "signals: SIGHUP reloads the snapshot (sidecar, gateway), SIGTERM drains and exits\n");
 }
@@ -44,9 +59,11 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 
 int main(int argc, char **argv)
 {
-    struct mesh_opts o = {.ready_fd = -1};
+    struct mesh_opts o = {.ready_fd = -1, .debounce_ms = -1};
     if (argc > 1 && strcmp(argv[1], "ctl") == 0)
         return mesh_ctl_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "iptables") == 0)
+        return mesh_iptables_main(argc - 1, argv + 1);
     static const struct option longopts[] = {
         {"role", required_argument, NULL, 'r'},
         {"snapshot", required_argument, NULL, 's'},
@@ -61,6 +78,19 @@ int main(int argc, char **argv)
         {"node", required_argument, NULL, 'N'},
         {"labels", required_argument, NULL, 'B'},
         {"listen", required_argument, NULL, 'L'},
+        {"control", required_argument, NULL, 0x100},
+        {"control-token", required_argument, NULL, 0x101},
+        {"health", required_argument, NULL, 0x102},
+        {"exit-on-app-exit", required_argument, NULL, 0x103},
+        {"debounce-ms", required_argument, NULL, 0x104},
+        {"dns", required_argument, NULL, 0x110},
+        {"dns-upstream", required_argument, NULL, 0x111},
+        {"register", no_argument, NULL, 0x120},
+        {"register-service", required_argument, NULL, 0x121},
+        {"register-port", required_argument, NULL, 0x122},
+        {"register-address", required_argument, NULL, 0x123},
+        {"register-ttl", required_argument, NULL, 0x124},
+        {"locality", required_argument, NULL, 0x125},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -79,6 +109,37 @@ int main(int argc, char **argv)
         case 'N': o.node = optarg; break;
         case 'B': o.labels = optarg; break;
         case 'L': o.listen = optarg; break;
+        case 0x100: o.control = optarg; break;
+        case 0x120: o.register_ = true; break; /* sidecar_register.h */
+        case 0x121: o.register_service = optarg; break;
+        case 0x122: o.register_ports = optarg; break;
+        case 0x123: o.register_address = optarg; break;
+        case 0x124:
+            if (!parse_uint(optarg, 86400, &v) || v < 3) {
+                fprintf(stderr, "meshd: --register-ttl: expected 3..86400 seconds\n");
+                return 2;
+            }
+            o.register_ttl = (unsigned)v;
+            break;
+        case 0x125: o.locality = optarg; break;
+        case 0x101: o.control_token = optarg; break;
+        case 0x102: o.health = optarg; break;
+        case 0x110: o.dns = optarg; break;
+        case 0x111: o.dns_upstream = optarg; break;
+        case 0x103:
+            if (!parse_uint(optarg, 0x7fffffff, &v) || v == 0) {
+                fprintf(stderr, "meshd: --exit-on-app-exit: expected a process id\n");
+                return 2;
+            }
+            o.exit_on_app_exit = (int)v;
+            break;
+        case 0x104:
+            if (!parse_uint(optarg, 60000, &v)) {
+                fprintf(stderr, "meshd: --debounce-ms: expected 0..60000\n");
+                return 2;
+            }
+            o.debounce_ms = (int)v;
+            break;
         case 'c':
             if (!parse_uint(optarg, 1024, &v) || v == 0) {
                 fprintf(stderr, "meshd: --concurrency: expected 1..1024, got \"%s\"\n", optarg);

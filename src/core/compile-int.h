@@ -74,8 +74,16 @@ struct mesh_csvc {
     size_t n_export_to;
     struct mesh_cport *ports;
     size_t n_ports;
-    const char **addrs;            /* cluster IPs, ServiceEntry addresses (IPs only) */
+    const char **addrs;            /* cluster IPs, ServiceEntry addresses (IPs only), then <vip>
+                                      when it was allocated */
     size_t n_addrs;
+    /*
+     * The virtual IP clients dial: the first explicit address, else one
+     * allocated in 240.240.0.0/16 (mesh_cc_assign_vips); NULL for headless
+     * Services (clusterIP: None) and wildcard hosts.
+     */
+    const char *vip;
+    bool vip_allocated;
     struct mesh_cinst *inst;
     size_t n_inst, cap_inst;
     bool has_slices;               /* endpoints came from EndpointSlices (Endpoints ignored) */
@@ -258,6 +266,27 @@ void mesh_cc_build_registry(struct mesh_cc *c);
 void mesh_cc_select_visible(struct mesh_cc *c);
 /** Whether the node's Sidecar (if any) lets it reach <host> of namespace <ns>. */
 bool mesh_cc_sidecar_allows(struct mesh_cc *c, const char *ns, const char *host);
+
+/* Virtual IPs allocated in 240.240.0.0/16: slots 1..65534 (x.x.0.0 and x.x.255.255 unused). */
+#define MESH_VIP_PREFIX "240.240."
+#define MESH_VIP_SLOTS 65534u
+/** The first slot tried for <host>: a hash of the name alone (FNV-1a), 1..MESH_VIP_SLOTS. */
+uint32_t mesh_cc_vip_home(const char *host);
+/**
+ * Gives every service its <vip> (called at the end of mesh_cc_build_registry):
+ * hosts without an address, in name order, take their home slot or the next
+ * free one (linear probing, wrapping), skipping addresses given explicitly.
+ * Computed over every service of the set, not what one node sees, so all
+ * proxies agree.
+ */
+void mesh_cc_assign_vips(struct mesh_cc *c);
+
+/* compile_dns.c */
+/**
+ * The snapshot's "dns" table for the visible services: [{"name", "addresses"}]
+ * sorted by name (docs/snapshot.md "dns").
+ */
+json_t *mesh_cc_dns(struct mesh_cc *c);
 
 /* compile_route.c */
 /**

@@ -727,6 +727,8 @@ int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *no
         json_object_set_new_nocheck(root, "clusters", sorted_clusters(&c));
         json_object_set_new_nocheck(root, "listeners", listeners);
         json_object_set_new_nocheck(root, "route_configs", route_configs);
+        if (node->role == MESH_NODE_SIDECAR) /* the DNS proxy's names (compile_dns.c) */
+            json_object_set_new_nocheck(root, "dns", mesh_cc_dns(&c));
         /* Istio sets no route timeout unless a VirtualService asks for one */
         json_t *t = json_object();
         json_object_set_new_nocheck(t, "request_ms", json_integer(0));

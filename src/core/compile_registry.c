@@ -530,6 +530,116 @@ void mesh_cc_build_registry(struct mesh_cc *c)
     for (size_t i = 0; i < c->n_svcs; i++)
         if (!mesh_cmap_get(&c->all_hosts, c->svcs[i]->host))
             mesh_cmap_put(&c->all_hosts, c->svcs[i]->host, c->svcs[i]);
+    mesh_cc_assign_vips(c);
+}
+
+/* ---- Virtual IPs ---- */
+
+uint32_t mesh_cc_vip_home(const char *host)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)host; *p; p++) {
+        h ^= *p;
+        h *= 0x100000001b3ull;
+    }
+    return (uint32_t)(h % MESH_VIP_SLOTS) + 1;
+}
+
+/* The slot of an address written in 240.240.0.0/16, or 0. */
+static uint32_t vip_slot_of(const char *a)
+{
+    struct in_addr in;
+    if (inet_pton(AF_INET, a, &in) != 1)
+        return 0;
+    uint32_t v = ntohl(in.s_addr);
+    return (v >> 16) == ((240u << 8) | 240u) ? (v & 0xffffu) : 0;
+}
+
+static bool wants_vip(const struct mesh_csvc *s)
+{
+    if (s->n_addrs || strchr(s->host, '*'))
+        return false;
+    /* headless: clients get the endpoints' addresses */
+    if (s->source == MESH_CSVC_K8S && s->res->typed.service->cluster_ip &&
+        strcmp(s->res->typed.service->cluster_ip, "None") == 0)
+        return false;
+    return true;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Why a hash and not an allocation table: the compiler is a pure function of
+ * the resource set (meshd ctl snapshot gives what the control plane pushes),
+ * and a name keeps its address across restarts with nothing stored. A host
+ * moves only when a host sorting before it newly lands on its probe path
+ * (about n/65534 of the time per new service); addresses given explicitly
+ * never move.
+ */
+void mesh_cc_assign_vips(struct mesh_cc *c)
+{
+    uint64_t *taken = NULL;
+    struct mesh_cmap want = {0};
+    const char **hosts = NULL;
+    size_t n_hosts = 0;
+    for (size_t i = 0; i < c->n_svcs; i++) {
+        struct mesh_csvc *s = c->svcs[i];
+        if (s->n_addrs) {
+            s->vip = s->addrs[0];
+            continue;
+        }
+        if (!wants_vip(s) || mesh_cmap_get(&want, s->host))
+            continue;
+        mesh_cmap_put(&want, s->host, (void *)s->host);
+        if (!hosts)
+            hosts = mesh_cc_alloc(c, (c->n_svcs + 1) * sizeof(*hosts));
+        hosts[n_hosts++] = s->host;
+    }
+    if (!n_hosts) {
+        mesh_cmap_free(&want);
+        return;
+    }
+    taken = mesh_cc_alloc(c, (MESH_VIP_SLOTS + 2 + 63) / 64 * sizeof(*taken));
+    memset(taken, 0, (MESH_VIP_SLOTS + 2 + 63) / 64 * sizeof(*taken));
+    size_t n_free = MESH_VIP_SLOTS;
+    for (size_t i = 0; i < c->n_svcs; i++)
+        for (size_t a = 0; a < c->svcs[i]->n_addrs; a++) {
+            uint32_t slot = vip_slot_of(c->svcs[i]->addrs[a]);
+            if (slot >= 1 && slot <= MESH_VIP_SLOTS && !(taken[slot / 64] & (1ull << (slot % 64))))
+                n_free--;
+            taken[slot / 64] |= 1ull << (slot % 64);
+        }
+    qsort(hosts, n_hosts, sizeof(*hosts), cmp_str);
+    for (size_t i = 0; i < n_hosts && n_free; i++, n_free--) {
+        uint32_t slot = mesh_cc_vip_home(hosts[i]);
+        while (taken[slot / 64] & (1ull << (slot % 64)))
+            slot = slot % MESH_VIP_SLOTS + 1;
+        taken[slot / 64] |= 1ull << (slot % 64);
+        char buf[24];
+        snprintf(buf, sizeof(buf), MESH_VIP_PREFIX "%u.%u", slot >> 8, slot & 0xffu);
+        mesh_cmap_put(&want, hosts[i], mesh_cc_strdup(c, buf));
+    }
+    for (size_t i = 0; i < c->n_svcs; i++) {
+        struct mesh_csvc *s = c->svcs[i];
+        if (s->n_addrs || !wants_vip(s))
+            continue;
+        const char *vip = mesh_cmap_get(&want, s->host);
+        if (vip == s->host) { /* the range is full */
+            mesh_cc_diag(c, MESH_DIAG_WARNING, s->res, NULL,
+                         "no virtual IP left in 240.240.0.0/16 for %s", s->host);
+            continue;
+        }
+        const char **addrs = mesh_cc_alloc(c, sizeof(*addrs));
+        addrs[0] = vip;
+        s->addrs = addrs;
+        s->n_addrs = 1;
+        s->vip = vip;
+        s->vip_allocated = true;
+    }
+    mesh_cmap_free(&want);
 }
 
 /* ---- What the node sees ---- */

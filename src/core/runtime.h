@@ -20,6 +20,12 @@ struct event_base;
  */
 struct mesh_runtime *mesh_runtime_new(struct event_base *main_base, struct mesh_snapshot *snap,
                                       unsigned n_workers, struct mesh_err *err);
+/**
+ * The event loop of worker <i> (< n_workers), to put a role's own events on it
+ * (the control plane's registry timer) between mesh_runtime_new() and start;
+ * afterwards only from that worker's thread. Freed by mesh_runtime_free().
+ */
+struct event_base *mesh_runtime_worker_base(struct mesh_runtime *rt, unsigned i);
 /** Bound port of listener <i> (after mesh_runtime_new). */
 uint16_t mesh_runtime_listener_port(const struct mesh_runtime *rt, size_t i);
 /** Logs one line per request (Envoy-style, with response flags). Call before start. */

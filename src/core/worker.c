@@ -200,6 +200,11 @@ static uint16_t bound_port(int fd)
                                         : ((struct sockaddr_in6 *)&a)->sin6_port);
 }
 
+struct event_base *mesh_runtime_worker_base(struct mesh_runtime *rt, unsigned i)
+{
+    return i < rt->n_workers ? rt->workers[i].base : NULL;
+}
+
 struct mesh_runtime *mesh_runtime_new(struct event_base *main_base, struct mesh_snapshot *snap,
                                       unsigned n_workers, struct mesh_err *err)
 {

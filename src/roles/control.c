@@ -26,6 +26,8 @@
 #include "core/snapshot.h"
 #include "core/store.h"
 #include "roles/control_api.h"
+#include "roles/control_push.h"
+#include "roles/control_registry.h"
 #include "roles/role.h"
 #include "roles/serve.h"
 
@@ -200,6 +202,12 @@ static struct mesh_snapshot *api_snapshot(const char *host, uint16_t port)
     return snap;
 }
 
+/* A lease came, changed or went: the push recompiles, as after an apply. */
+static void registry_changed(void *push)
+{
+    mesh_control_push_changed(push);
+}
+
 static void on_hup(void *arg)
 {
     mesh_log_info("SIGHUP ignored: the control plane's configuration lives in its store "
@@ -259,9 +267,20 @@ int mesh_role_control_run(const struct mesh_opts *o)
     }
     struct mesh_control_api *api = mesh_control_api_new(store, token);
     explicit_bzero(token, sizeof(token));
+    /* self-registration leases: read back from the store, served on /v1/register */
+    mesh_err_init(&err, db);
+    struct mesh_registry *reg = mesh_registry_new(store, NULL, &err);
+    if (!reg) {
+        mesh_err_print(&err, stderr);
+        mesh_control_api_free(api);
+        mesh_store_close(store);
+        return 1;
+    }
+    mesh_control_api_set_registry(api, reg);
     struct mesh_snapshot *snap = api_snapshot(host, port);
     if (!snap) {
         mesh_control_api_free(api);
+        mesh_registry_free(reg);
         mesh_store_close(store);
         return 1;
     }
@@ -279,17 +298,25 @@ int mesh_role_control_run(const struct mesh_opts *o)
         mesh_snapshot_unref(snap);
         goto out_store;
     }
-    mesh_runtime_add_handler(rt, "api", mesh_control_api_handle, api, MESH_CONTROL_MAX_BODY);
+    /* the push serves /v1/watch, /v1/ack, /v1/proxies and hands the rest to the API */
+    struct mesh_control_push *push = mesh_control_push_new(
+        store, api, o->debounce_ms >= 0 ? (unsigned)o->debounce_ms : MESH_PUSH_DEFAULT_DEBOUNCE_MS);
+    mesh_runtime_add_handler(rt, "api", mesh_control_push_handle, push, MESH_CONTROL_MAX_BODY);
+    mesh_registry_on_change(reg, registry_changed, push);
+    mesh_registry_start(reg, mesh_runtime_worker_base(rt, 0)); /* the store's thread */
     mesh_log_info("control plane: store %s at revision %lld", db, (long long)rev);
     struct mesh_snapshot *keep = mesh_runtime_snapshot(rt);
     struct mesh_serve sv = {.base = base, .rt = rt, .snap = keep,
                             .admin_sa = (struct sockaddr *)&admin_sa, .admin_len = admin_len,
                             .ready_fd = o->ready_fd, .access_log = o->access_log,
-                            .what = "control", .on_hup = on_hup};
+                            .what = "control", .on_hup = on_hup,
+                            .on_drain = mesh_control_push_shutdown, .drain_arg = push};
     rc = mesh_serve_run(&sv); /* joins the worker: nothing uses the store after this */
+    mesh_control_push_free(push);
     mesh_snapshot_unref(keep);
 out_store:
     mesh_control_api_free(api);
+    mesh_registry_free(reg); /* after the worker's base: its timer needs no freeing */
     mesh_store_close(store);
     event_base_free(base);
     return rc;

@@ -20,11 +20,13 @@
 #include "core/store.h"
 #include "core/validate.h"
 #include "roles/control_api.h"
+#include "roles/control_registry.h"
 
 struct mesh_control_api {
     struct mesh_store *st;
     char *token;
     size_t token_len;
+    struct mesh_registry *registry; /* /v1/register, /v1/registry; NULL: not served */
 };
 
 #define MAX_PARAMS 16
@@ -438,6 +440,14 @@ static bool authorize(struct ctx *c, bool mutation)
                               "control plane's DATA_DIR/token)",
                 mutation ? "a change" : "a read from a non-loopback address");
     return false;
+}
+
+bool mesh_control_api_authorize(struct mesh_control_api *api, const struct mesh_api_request *req,
+                                bool mutation, struct mesh_api_response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    struct ctx c = {.api = api, .req = req, .resp = resp};
+    return authorize(&c, mutation);
 }
 
 /* ---- request bodies ---- */
@@ -995,6 +1005,28 @@ static const struct simple_route simple_routes[] = {
     {"rollback", "POST", true, ep_rollback},
 };
 
+/* /v1/register[/NS/NAME] and /v1/registry: the registry (control_registry.h) */
+static void route_registry(struct ctx *c)
+{
+    bool reg = seg_is(c, 1, "register");
+    if (!c->api->registry || (reg ? c->n_segs != 2 && c->n_segs != 4 : c->n_segs != 2)) {
+        reply_error(c, 404, NULL, "no such endpoint (expected POST /v1/register, DELETE "
+                                  "/v1/register/NAMESPACE/NAME or GET /v1/registry)");
+        return;
+    }
+    const char *allow = !reg ? "GET" : c->n_segs == 2 ? "POST" : "DELETE";
+    if (!method_is(c, allow)) {
+        not_allowed(c, allow);
+        return;
+    }
+    if (!authorize(c, reg))
+        return;
+    json_t *answer = NULL;
+    int status = mesh_registry_serve(c->api->registry, c->method, c->segs, c->n_segs,
+                                     c->req->body, c->req->body_len, &answer);
+    reply_json(c, status, answer);
+}
+
 static void route(struct ctx *c)
 {
     if (c->n_segs == 1 && seg_is(c, 0, "healthz")) {
@@ -1006,6 +1038,11 @@ static void route(struct ctx *c)
     }
     if (c->n_segs >= 2 && seg_is(c, 0, "v1") && seg_is(c, 1, "resources")) {
         route_resources(c);
+        return;
+    }
+    if (c->n_segs >= 2 && seg_is(c, 0, "v1") && (seg_is(c, 1, "register") ||
+                                                 seg_is(c, 1, "registry"))) {
+        route_registry(c);
         return;
     }
     if (c->n_segs == 2 && seg_is(c, 0, "v1")) {
@@ -1055,6 +1092,11 @@ struct mesh_control_api *mesh_control_api_new(struct mesh_store *st, const char 
     api->token = mesh_xstrdup(token);
     api->token_len = strlen(token);
     return api;
+}
+
+void mesh_control_api_set_registry(struct mesh_control_api *api, struct mesh_registry *r)
+{
+    api->registry = r;
 }
 
 void mesh_control_api_free(struct mesh_control_api *api)

@@ -45,6 +45,9 @@ struct mesh_api_response {
  * the bearer token. Returns NULL when <token> is empty.
  */
 struct mesh_control_api *mesh_control_api_new(struct mesh_store *st, const char *token);
+struct mesh_registry;
+/** Serves /v1/register and /v1/registry from <r> (borrowed; control_registry.h). */
+void mesh_control_api_set_registry(struct mesh_control_api *api, struct mesh_registry *r);
 /** Frees the API (the store is the caller's); NULL is fine. */
 void mesh_control_api_free(struct mesh_control_api *api);
 
@@ -52,6 +55,13 @@ void mesh_control_api_free(struct mesh_control_api *api);
 void mesh_control_api_serve(struct mesh_control_api *api, const struct mesh_api_request *req,
                             struct mesh_api_response *resp);
 void mesh_api_response_free(struct mesh_api_response *resp);
+
+/**
+ * The API's token rule (docs/control.md, Authentication) for endpoints served elsewhere (the
+ * push endpoints): true when <req> may go on; otherwise <resp> holds the 401 to send.
+ */
+bool mesh_control_api_authorize(struct mesh_control_api *api, const struct mesh_api_request *req,
+                                bool mutation, struct mesh_api_response *resp);
 
 /** The engine's handler (handler.h mesh_handler_fn): <arg> is the struct mesh_control_api. */
 void mesh_control_api_handle(void *arg, struct mesh_stream *s);

@@ -7,6 +7,7 @@
 #include "core/resource.h"
 #include "roles/ctl.h"
 #include "roles/ctl_client.h"
+#include "roles/ctl_proxy_status.h"
 #include "roles/ctl_snapshot.h"
 
 struct ctl_cmd {
@@ -36,6 +37,8 @@ static const struct ctl_cmd cmds[] = {
     {"rollback", "REV", "make a new revision equal to an old one", mesh_ctl_rollback},
     {"snapshot", "--node NS/WORKLOAD [-f FILE|DIR|-] [--labels k=v,...] [--role sidecar|gateway]",
      "print the snapshot a proxy would receive (from files or the control plane)", mesh_ctl_snapshot},
+    {"proxy-status", "[NS/NAME] [-o table|json]",
+     "every proxy watching the control plane: SYNCED, STALE or NACK", mesh_ctl_proxy_status},
 };
 
 static void usage(FILE *f)

@@ -18,6 +18,21 @@ struct mesh_opts {
     bool access_log;            /* --access-log: one line per request on stderr */
     const char *data_dir;       /* --data-dir DIR (control): store and token */
     const char *listen;         /* --listen ADDR:PORT (control): the API listener */
+    /* push (docs/control.md "Push") */
+    const char *control;        /* --control ADDR:PORT (sidecar, gateway): the control plane */
+    const char *control_token;  /* --control-token FILE: bearer token for the watch and acks */
+    const char *health;         /* --health ADDR:PORT: /healthz/ready (default 127.0.0.1:15021) */
+    int exit_on_app_exit;       /* --exit-on-app-exit PID: drain and exit when it ends; 0 none */
+    int debounce_ms;            /* --debounce-ms N (control): -1 = the default (100) */
+    const char *dns;            /* --dns ADDR:PORT (sidecar): the DNS proxy (docs/sidecar.md) */
+    const char *dns_upstream;   /* --dns-upstream ADDR:PORT: instead of /etc/resolv.conf's */
+    /* self-registration (docs/control.md "Registry", sidecar_register.h) */
+    bool register_;             /* --register: announce the workload to --control */
+    const char *register_service; /* --register-service NAME */
+    const char *register_ports; /* --register-port name=port,... */
+    const char *register_address; /* --register-address IP */
+    unsigned register_ttl;      /* --register-ttl S; 0 = 30 */
+    const char *locality;       /* --locality REGION/ZONE/SUBZONE */
 };
 
 struct mesh_role {

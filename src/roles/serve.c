@@ -24,8 +24,15 @@ static void start_drain(void *arg)
     if (mesh_runtime_draining(sv->rt))
         return;
     mesh_log_info("draining: no new connections, finishing requests in flight");
+    if (sv->on_drain)
+        sv->on_drain(sv->drain_arg);
     /* the main loop keeps serving admin (/ready says DRAINING) until the workers finish */
     mesh_runtime_drain(sv->rt);
+}
+
+void mesh_serve_drain(struct mesh_serve *sv)
+{
+    start_drain(sv);
 }
 
 static void on_term(evutil_socket_t sig, short what, void *arg)
@@ -46,6 +53,8 @@ static void write_ready(const struct mesh_serve *sv, const struct mesh_admin *ad
     for (size_t i = 0; i < sv->snap->n_listeners && off < (int)sizeof(line) - 80; i++)
         off += snprintf(line + off, sizeof(line) - (size_t)off, " %s=%u",
                         sv->snap->listeners[i].name, mesh_runtime_listener_port(sv->rt, i));
+    if (sv->ready_extra && off < (int)sizeof(line) - 80)
+        off += snprintf(line + off, sizeof(line) - (size_t)off, " %s", sv->ready_extra);
     off += snprintf(line + off, sizeof(line) - (size_t)off, "\n");
     ssize_t w = write(sv->ready_fd, line, (size_t)off);
     (void)w;

@@ -23,7 +23,13 @@ struct mesh_serve {
     const char *what;                  /* "sidecar", "control": for log lines */
     void (*on_hup)(void *arg);         /* SIGHUP */
     void *hup_arg;
+    void (*on_drain)(void *arg);       /* optional: the drain starts (main thread) */
+    void *drain_arg;
+    const char *ready_extra;           /* optional: appended to the ready line ("health=N") */
 };
+
+/** Starts the graceful drain (what SIGTERM does); the main loop ends once it is done. */
+void mesh_serve_drain(struct mesh_serve *sv);
 
 /**
  * Binds admin, installs SIGTERM/SIGINT (drain) and SIGHUP, starts the workers,
