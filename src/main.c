@@ -34,6 +34,9 @@ static void usage(FILE *f)
                "  --control-token FILE the control plane's token, for a non-loopback one\n"
                "  --health ADDR:PORT   /healthz/ready: 503 until the first snapshot (127.0.0.1:15021)\n"
                "  --exit-on-app-exit PID  drain and exit when process PID exits\n"
+               "  --drain-grace-ms N   on SIGTERM serve on until the endpoint left every proxy\n"
+               "                       (--register: at most N ms, default 5000) or for N ms\n"
+               "                       (default 0), then drain\n"
                "  --dns ADDR:PORT      sidecar: the DNS proxy (default 127.0.0.1:15053 when the\n"
                "                       snapshot has a dns table); --dns-upstream ADDR:PORT\n"
                "                       instead of /etc/resolv.conf's nameserver\n"
@@ -59,7 +62,7 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 
 int main(int argc, char **argv)
 {
-    struct mesh_opts o = {.ready_fd = -1, .debounce_ms = -1};
+    struct mesh_opts o = {.ready_fd = -1, .debounce_ms = -1, .drain_grace_ms = -1};
     if (argc > 1 && strcmp(argv[1], "ctl") == 0)
         return mesh_ctl_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "iptables") == 0)
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
         {"health", required_argument, NULL, 0x102},
         {"exit-on-app-exit", required_argument, NULL, 0x103},
         {"debounce-ms", required_argument, NULL, 0x104},
+        {"drain-grace-ms", required_argument, NULL, 0x105},
         {"dns", required_argument, NULL, 0x110},
         {"dns-upstream", required_argument, NULL, 0x111},
         {"register", no_argument, NULL, 0x120},
@@ -132,6 +136,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.exit_on_app_exit = (int)v;
+            break;
+        case 0x105:
+            if (!parse_uint(optarg, 600000, &v)) {
+                fprintf(stderr, "meshd: --drain-grace-ms: expected 0..600000\n");
+                return 2;
+            }
+            o.drain_grace_ms = (int)v;
             break;
         case 0x104:
             if (!parse_uint(optarg, 60000, &v)) {

@@ -132,6 +132,8 @@ struct mesh_cc {
     struct mesh_clocality node_loc; /* cache of mesh_cc_node_locality() for the registry */
     bool node_loc_done;
     size_t n_free_maps;
+    struct mesh_cmap meshed;       /* address -> itself: endpoints with a sidecar (compile.c) */
+    bool meshed_done;
 };
 
 /* compile.c */
@@ -280,6 +282,16 @@ uint32_t mesh_cc_vip_home(const char *host);
  * proxies agree.
  */
 void mesh_cc_assign_vips(struct mesh_cc *c);
+
+/* compile_inbound.c */
+/**
+ * The sidecar's inbound listener for the node's own workload (docs/compile.md
+ * "Inbound"): appends it to <listeners>, its route config to <route_configs>
+ * and its "inbound|PORT||" clusters. Nothing when no service selects the node.
+ */
+void mesh_cc_inbound(struct mesh_cc *c, json_t *listeners, json_t *route_configs);
+/** Whether a sidecar serves <addr> (a registered WorkloadEntry's address) or <labels> say so. */
+bool mesh_cc_inst_meshed(struct mesh_cc *c, const struct mesh_cinst *e);
 
 /* compile_dns.c */
 /**

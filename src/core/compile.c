@@ -423,6 +423,33 @@ static const char *empty_cluster(struct mesh_cc *c, const char *name)
     return add_cluster(c, name, o);
 }
 
+/*
+ * HTTP/2 towards the endpoints: the port says so (http2, grpc), or every endpoint of the
+ * cluster has a sidecar (mesh_cc_inst_meshed), which sniffs the preface and speaks the
+ * application's protocol on localhost. A cluster with plain endpoints among meshed ones
+ * stays HTTP/1.1: one protocol per cluster.
+ */
+static bool cluster_h2(struct mesh_cc *c, const struct mesh_csvc *svc, size_t pi,
+                       const struct mesh_subset *ss)
+{
+    const struct mesh_cport *p = &svc->ports[pi];
+    if (p->h2)
+        return true;
+    if (!p->http)
+        return false;
+    size_t n = 0;
+    for (size_t i = 0; i < svc->n_inst; i++) {
+        const struct mesh_cinst *e = &svc->inst[i];
+        if (e->port_idx != pi ||
+            (ss && !mesh_cc_labels_match(ss->labels, ss->n_labels, e->labels, e->n_labels)))
+            continue;
+        if (!mesh_cc_inst_meshed(c, e))
+            return false;
+        n++;
+    }
+    return n > 0;
+}
+
 const char *mesh_cc_cluster(struct mesh_cc *c, const struct mesh_csvc *svc, const char *host,
                             uint32_t port, const char *subset, const struct mesh_resource *from,
                             const char *from_path)
@@ -469,7 +496,7 @@ const char *mesh_cc_cluster(struct mesh_cc *c, const struct mesh_csvc *svc, cons
         mesh_cc_warn_dr_once(c, dr);
     struct mesh_cpolicy pol = mesh_cc_effective_policy(d ? d->traffic_policy : NULL,
                                                        ss ? ss->traffic_policy : NULL, port);
-    json_t *o = mesh_cc_cluster_json(name, svc->ports[pi].h2, &pol);
+    json_t *o = mesh_cc_cluster_json(name, cluster_h2(c, svc, pi, ss), &pol);
     const char *lb = json_string_value(json_object_get(o, "lb_policy"));
     if (strcmp(lb, "passthrough") == 0) {
         /* the original destination: a passthrough cluster has no endpoints */
@@ -637,6 +664,7 @@ static void cc_free(struct mesh_cc *c)
     }
     mesh_cmap_free(&c->dr_warned);
     mesh_cmap_free(&c->all_hosts);
+    mesh_cmap_free(&c->meshed);
     for (size_t i = 0; i < c->n_free_maps; i++)
         mesh_cmap_free(c->free_maps[i]);
     json_decref(c->cluster_list);
@@ -661,6 +689,12 @@ int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *no
     if (node->role == MESH_NODE_SIDECAR && !numeric_ip(node->outbound_address)) {
         mesh_diags_add(diags, MESH_DIAG_ERROR, NULL, 0, 0, NULL, NULL,
                        "the outbound address must be a numeric IP");
+        return MESH_EINVAL;
+    }
+    if (node->role == MESH_NODE_SIDECAR && node->inbound_address &&
+        !numeric_ip(node->inbound_address)) {
+        mesh_diags_add(diags, MESH_DIAG_ERROR, NULL, 0, 0, NULL, NULL,
+                       "the inbound address must be a numeric IP");
         return MESH_EINVAL;
     }
     if (node->admin_address && !numeric_ip(node->admin_address)) {
@@ -702,6 +736,7 @@ int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *no
         if (tcp_routes)
             json_object_set_new_nocheck(l, "tcp_routes", tcp_routes);
         json_array_append_new(listeners, l);
+        mesh_cc_inbound(&c, listeners, route_configs); /* the node's own workload */
     } else {
         mesh_cc_gateway(&c, listeners, route_configs);
     }

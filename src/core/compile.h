@@ -31,6 +31,13 @@ struct mesh_node {
     enum mesh_node_role role;
     const char *outbound_address;  /* sidecar outbound listener; default "127.0.0.1" */
     uint16_t outbound_port;        /* default 15001; 0 = ephemeral (tests) */
+    /*
+     * Sidecar inbound listener (iptables sends inbound TCP there; docs/compile.md
+     * "Inbound"): NULL = "0.0.0.0":15006, or <outbound_address>:0 when the outbound
+     * port is 0 (tests on loopback: several sidecars on one host).
+     */
+    const char *inbound_address;
+    uint16_t inbound_port;         /* with inbound_address; 0 = ephemeral */
     const char *admin_address;     /* default "127.0.0.1"; NULL = no admin listener */
     uint16_t admin_port;           /* default 15000 */
     const char *gateway_address;   /* gateway listeners without Server.bind; default "0.0.0.0" */

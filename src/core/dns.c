@@ -569,6 +569,12 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
     }
 }
 
+static uint16_t port_of(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port
+                                          : ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
 struct mesh_dns *mesh_dns_start(struct event_base *base, const struct mesh_dns_config *cfg,
                                 struct mesh_err *err)
 {
@@ -592,26 +598,37 @@ struct mesh_dns *mesh_dns_start(struct event_base *base, const struct mesh_dns_c
     for (size_t i = 0; i < HASH_BUCKETS; i++)
         d->buckets[i] = NIL;
 
-    struct sockaddr_storage bound = cfg->listen;
-    socklen_t blen = cfg->listen_len;
-    d->udp_fd = udp_socket(bound.ss_family);
-    if (d->udp_fd < 0 || bind(d->udp_fd, (struct sockaddr *)&bound, blen) < 0 ||
-        getsockname(d->udp_fd, (struct sockaddr *)&bound, &blen) < 0) {
-        mesh_err_add(err, 0, 0, "dns", "udp %s: %s", where, strerror(errno));
-        goto fail;
-    }
-    /* TCP on the port UDP got (port 0 picks one for both) */
-    d->listener = evconnlistener_new_bind(base, on_accept, d,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                              LEV_OPT_CLOSE_ON_EXEC,
-                                          128, (struct sockaddr *)&bound, (int)blen);
-    if (!d->listener) {
+    /* UDP first, then TCP on the port UDP got. With port 0 that TCP port may be taken by
+     * someone else: pick again (a few times) rather than fail. */
+    struct sockaddr_storage bound;
+    socklen_t blen;
+    bool ephemeral = port_of(&cfg->listen) == 0;
+    for (int attempt = 0;; attempt++) {
+        bound = cfg->listen;
+        blen = cfg->listen_len;
+        d->udp_fd = udp_socket(bound.ss_family);
+        if (d->udp_fd < 0 || bind(d->udp_fd, (struct sockaddr *)&bound, blen) < 0 ||
+            getsockname(d->udp_fd, (struct sockaddr *)&bound, &blen) < 0) {
+            mesh_err_add(err, 0, 0, "dns", "udp %s: %s", where, strerror(errno));
+            goto fail;
+        }
+        d->listener = evconnlistener_new_bind(base, on_accept, d,
+                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                                  LEV_OPT_CLOSE_ON_EXEC,
+                                              128, (struct sockaddr *)&bound, (int)blen);
+        if (d->listener)
+            break;
+        int e = errno;
+        if (ephemeral && e == EADDRINUSE && attempt < 8) {
+            close(d->udp_fd);
+            d->udp_fd = -1;
+            continue;
+        }
         addr_text(&bound, where, sizeof(where));
-        mesh_err_add(err, 0, 0, "dns", "tcp %s: %s", where, strerror(errno));
+        mesh_err_add(err, 0, 0, "dns", "tcp %s: %s", where, strerror(e));
         goto fail;
     }
-    d->port = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
-                                               : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    d->port = port_of(&bound);
     if (cfg->upstream_len) {
         d->up_fd = udp_socket(cfg->upstream.ss_family);
         if (d->up_fd < 0 ||

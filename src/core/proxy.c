@@ -427,7 +427,8 @@ void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
         .method = s->req.method, .method_len = s->req.method_len,
         .scheme = s->req.scheme, .scheme_len = s->req.scheme ? strlen(s->req.scheme) : 0,
         .authority = s->req.authority, .authority_len = s->req.authority_len,
-        .path = path, .path_len = plen, .headers = &s->req.hdrs, .arena = s->arena};
+        .path = path, .path_len = plen, .headers = &s->req.hdrs, .arena = s->arena,
+        .dst_port = mesh_router_dst_port(&s->conn->dst, s->conn->dst_len)};
     const struct mesh_route *r = rc ? mesh_router_match(rc, &rq) : NULL;
     if (!r) {
         MESH_STAT_INC(&s->w->stats, downstream_rq_no_route);

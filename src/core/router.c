@@ -1,6 +1,7 @@
 #include "core/common.h"
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include "core/proxy-int.h"
@@ -265,6 +266,8 @@ static bool path_holds(struct rstate *st, const struct mesh_route_match *m)
 static bool route_holds(struct rstate *st, const struct mesh_route_match *m, bool path_known)
 {
     /* the cheap conditions first, a path regex last */
+    if (m->dst_port && m->dst_port != st->rq->dst_port)
+        return false;
     if (!path_known && m->kind != MESH_MATCH_REGEX && !path_holds(st, m))
         return false;
     const struct mesh_router_req *rq = st->rq;
@@ -347,6 +350,17 @@ const struct mesh_route *mesh_router_route(const struct mesh_vhost *vh,
     size_t i = mesh_route_index_find(vh->index, st.path, st.plen, accept_route, &st, vh->n_routes);
     rstate_done(&st);
     return i < vh->n_routes ? &vh->routes[i] : NULL;
+}
+
+uint16_t mesh_router_dst_port(const struct sockaddr_storage *dst, socklen_t len)
+{
+    if (!dst || len == 0)
+        return 0;
+    if (dst->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)dst)->sin_port);
+    if (dst->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)dst)->sin6_port);
+    return 0;
 }
 
 const struct mesh_route *mesh_router_match(const struct mesh_route_config *rc,

@@ -2,6 +2,7 @@
 #ifndef MESH_CORE_ROUTER_H
 #define MESH_CORE_ROUTER_H
 
+#include <sys/socket.h>
 #include "core/snapshot.h"
 
 struct mesh_arena;
@@ -23,6 +24,9 @@ struct mesh_router_req {
     const char *path;              /* origin form with the query: "/a/b?x=1" */
     size_t path_len;
     const struct mesh_headers *headers; /* NULL: none */
+    /* The connection's original destination port (SO_ORIGINAL_DST, else the listener's):
+     * match.destination_port. 0 = unknown (a route with destination_port then fails). */
+    uint16_t dst_port;
     /* Scratch for regex match data and a header sent several times (its values joined
      * with ","): the stream arena. NULL: malloc, freed before the call returns. */
     struct mesh_arena *arena;
@@ -50,6 +54,9 @@ const struct mesh_route *mesh_router_route_scan(const struct mesh_vhost *vh,
 
 /** Does route <r> accept <rq>? (Every condition of its match.) */
 bool mesh_router_accepts(const struct mesh_route *r, const struct mesh_router_req *rq);
+
+/** The port of a connection's destination <dst> (<len> 0: unknown): 0 when unknown. */
+uint16_t mesh_router_dst_port(const struct sockaddr_storage *dst, socklen_t len);
 
 /** Both steps: the virtual host by rq->authority, then the route. NULL when either fails. */
 const struct mesh_route *mesh_router_match(const struct mesh_route_config *rc,

@@ -10,7 +10,7 @@
 
 static const char *const match_fields[] = {"prefix", "path", "regex", "ignore_case", "method",
                                            "scheme", "authority", "headers", "query_params",
-                                           NULL};
+                                           "destination_port", NULL};
 static const char *const str_fields[] = {"exact", "prefix", "regex", NULL};
 static const char *const header_fields[] = {"name", "exact", "prefix", "regex", "present",
                                             "invert", NULL};
@@ -194,6 +194,10 @@ void mesh_snap_parse_match(struct mesh_snap_ctx *c, struct mesh_route_match *r, 
     r->authority = parse_field_match(c, m, path, "authority");
     parse_headers(c, r, m, path);
     parse_query(c, r, m, path);
+    /* the inbound listener's routes: the port iptables redirected the connection from */
+    uint32_t port = 0;
+    if (mesh_snap_get_uint(c, m, path, "destination_port", false, 1, 65535, &port))
+        r->dst_port = (uint16_t)port;
 
     static const char *const kinds[] = {"prefix", "path", "regex"};
     size_t found = 0, which = 0;

@@ -67,6 +67,7 @@ struct mesh_route_match {
     size_t n_headers;
     const struct mesh_query_match *query_params; /* all must hold */
     size_t n_query_params;
+    uint16_t dst_port;             /* the connection's original destination port; 0 = any */
 };
 
 #endif /* MESH_CORE_SNAPSHOT_MATCH_H */

@@ -84,6 +84,7 @@ struct mesh_control_push {
     struct mesh_resource_set set;
     bool set_valid;
     int64_t set_rev;
+    int64_t pushed_rev;          /* the revision the last round compiled (stopping sidecars) */
     uint64_t rounds, pushes;
 };
 
@@ -267,6 +268,7 @@ static void push_all(struct mesh_control_push *p)
     struct mesh_resource_set *set = current_set(p, &rev, why, sizeof(why));
     p->rounds++;
     p->polled_rev = rev;
+    p->pushed_rev = rev;
     struct mesh_list *pos, *tmp;
     mesh_list_foreach_safe(pos, tmp, &p->watchers)
     {
@@ -670,7 +672,8 @@ static void ep_proxies(struct mesh_control_push *p, struct mesh_stream *s)
     }
     int64_t rev = 0;
     mesh_store_revision(p->st, &rev, NULL);
-    reply_json(s, 200, json_pack("{s:I, s:I, s:I, s:o}", "revision", (json_int_t)rev, "rounds",
+    reply_json(s, 200, json_pack("{s:I, s:I, s:I, s:I, s:o}", "revision", (json_int_t)rev,
+                                 "pushedRevision", (json_int_t)p->pushed_rev, "rounds",
                                  (json_int_t)p->rounds, "pushes", (json_int_t)p->pushes,
                                  "proxies", arr));
 }

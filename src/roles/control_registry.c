@@ -201,13 +201,18 @@ size_t mesh_registry_count(const struct mesh_registry *r)
 
 /* ---- expiry ---- */
 
+/* *<rev> (may be NULL): the revision that removed it (the current one if it was gone). */
 static int delete_lease(struct mesh_registry *r, struct lease *l, const char *why,
-                        struct mesh_err *err)
+                        int64_t *rev, struct mesh_err *err)
 {
-    int64_t rev = 0;
-    int rc = mesh_store_delete(r->st, "WorkloadEntry", l->ns, l->name, 0, why, &rev, err);
-    if (rc == MESH_ENOTFOUND) /* deleted by hand meanwhile: the lease goes all the same */
+    int64_t at = 0;
+    int rc = mesh_store_delete(r->st, "WorkloadEntry", l->ns, l->name, 0, why, &at, err);
+    if (rc == MESH_ENOTFOUND) { /* deleted by hand meanwhile: the lease goes all the same */
         rc = MESH_OK;
+        mesh_store_revision(r->st, &at, NULL);
+    }
+    if (rev)
+        *rev = at;
     return rc;
 }
 
@@ -223,7 +228,7 @@ size_t mesh_registry_expire(struct mesh_registry *r)
         }
         struct mesh_err err;
         mesh_err_init(&err, NULL);
-        if (delete_lease(r, l, "registry: lease expired", &err) != MESH_OK) {
+        if (delete_lease(r, l, "registry: lease expired", NULL, &err) != MESH_OK) {
             char buf[512];
             mesh_err_format(&err, buf, sizeof(buf));
             mesh_log_warn("registry: cannot delete the expired lease %s/%s (retried in 1 s): %s",
@@ -478,11 +483,14 @@ static int deregister(struct mesh_registry *r, const char *ns, const char *name,
     }
     struct mesh_err err;
     mesh_err_init(&err, NULL);
-    int rc = delete_lease(r, l, "registry: deregistered", &err);
+    int64_t rev = 0;
+    int rc = delete_lease(r, l, "registry: deregistered", &rev, &err);
     if (rc != MESH_OK)
         return store_failure(rc, &err, answer, "the store refused the deregistration");
     *answer = lease_json(r, l, "deleted");
     json_object_set_new(*answer, "expires_in_ms", json_integer(0));
+    /* a stopping sidecar waits for a push round at this revision (sidecar_register.c) */
+    json_object_set_new(*answer, "revision", json_integer((json_int_t)rev));
     mesh_log_info("registry: %s/%s deregistered", ns, name);
     drop(r, l);
     changed(r);

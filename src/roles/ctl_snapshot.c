@@ -31,6 +31,8 @@ static void snapshot_usage(FILE *f)
             "  -l, --labels k=v,...   the workload's labels (Sidecar, Gateway, sourceLabels)\n"
             "      --role ROLE        sidecar (default) or gateway\n"
             "      --outbound ADDR:PORT  the sidecar's outbound listener (127.0.0.1:15001)\n"
+            "      --inbound ADDR:PORT   its inbound listener (0.0.0.0:15006; with an outbound\n"
+            "                            port 0, the outbound address and port 0)\n"
             "      --admin ADDR:PORT|none  the admin listener (127.0.0.1:15000)\n"
             "      --gateway-address ADDR  gateway listeners without a bind (0.0.0.0)\n"
             "      --locality R/Z/S   the proxy's region/zone/subzone for locality load\n"
@@ -94,6 +96,7 @@ int mesh_ctl_snapshot(int argc, char **argv)
         {"role", required_argument, NULL, 'r'},
         {"snapshot-version", required_argument, NULL, 'V'},
         {"outbound", required_argument, NULL, 'o'},
+        {"inbound", required_argument, NULL, 'i'},
         {"admin", required_argument, NULL, 'a'},
         {"gateway-address", required_argument, NULL, 'g'},
         {"locality", required_argument, NULL, 'L'},
@@ -107,7 +110,7 @@ int mesh_ctl_snapshot(int argc, char **argv)
     bool quiet = false;
     const char *node_arg = NULL, *labels_arg = NULL, *role = "sidecar", *version = NULL;
     const char *outbound = NULL, *admin = NULL, *gw_addr = NULL, *locality = NULL;
-    const char *server = NULL, *token_file = NULL;
+    const char *server = NULL, *token_file = NULL, *inbound = NULL;
     int ch, rc = 2;
     optind = 1;
     opterr = 0;
@@ -122,6 +125,7 @@ int mesh_ctl_snapshot(int argc, char **argv)
         case 'r': role = optarg; break;
         case 'V': version = optarg; break;
         case 'o': outbound = optarg; break;
+        case 'i': inbound = optarg; break;
         case 'a': admin = optarg; break;
         case 'g': gw_addr = optarg; break;
         case 'L': locality = optarg; break;
@@ -173,7 +177,12 @@ int mesh_ctl_snapshot(int argc, char **argv)
         goto out;
     }
     node.version = version;
-    char out_buf[64], admin_buf[64];
+    char out_buf[64], admin_buf[64], in_buf[64];
+    if (inbound && !parse_addr_port(inbound, in_buf, sizeof(in_buf), &node.inbound_address,
+                                    &node.inbound_port)) {
+        rc = usage_error("--inbound: expected ADDR:PORT, got", inbound);
+        goto out;
+    }
     if (outbound && !parse_addr_port(outbound, out_buf, sizeof(out_buf), &node.outbound_address,
                                      &node.outbound_port)) {
         rc = usage_error("--outbound: expected ADDR:PORT, got", outbound);

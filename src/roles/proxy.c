@@ -97,6 +97,8 @@ static void on_hup(void *arg)
 }
 
 /* Builds the runtime for <snap> (takes the caller's reference, also on failure). */
+static void serve_leave_hooks(struct proxy_role *p);
+
 static int start_runtime(struct proxy_role *p, struct mesh_snapshot *snap, struct mesh_err *err)
 {
     if (!p->admin_from_flag && snap->admin_address) {
@@ -116,7 +118,11 @@ static int start_runtime(struct proxy_role *p, struct mesh_snapshot *snap, struc
                                 .admin_len = p->admin_len, .ready_fd = p->o->ready_fd,
                                 .access_log = p->o->access_log, .what = p->o->role,
                                 .on_hup = on_hup, .hup_arg = p,
+                                .drain_grace_ms = p->o->drain_grace_ms > 0
+                                                      ? (unsigned)p->o->drain_grace_ms : 0,
                                 .ready_extra = p->health ? p->ready_extra : NULL};
+    if (p->reg)
+        serve_leave_hooks(p);
     return 0;
 }
 
@@ -145,6 +151,10 @@ static int push_apply(void *arg, const char *json, size_t len, const char *versi
         }
     } else if (s) {
         rc = start_runtime(p, s, &err);
+        /* without --dns the DNS proxy starts on the default address once a pushed
+         * snapshot brings a dns table (a failure to bind is a warning, not a NACK) */
+        if (rc == 0 && !p->dns)
+            (void)mesh_sidecar_dns_start(&p->dns, p->base, p->o, &p->rt, p->keep);
         if (rc == 0)
             event_base_loopbreak(p->base); /* the main function starts serving */
     }
@@ -200,7 +210,7 @@ static int start_push(struct proxy_role *p)
 
 static bool ready(const struct proxy_role *p)
 {
-    return p->rt && !mesh_runtime_draining(p->rt);
+    return p->rt && !mesh_serve_stopping(&p->sv); /* 503 from the first step of a stop */
 }
 
 static void on_health(struct evhttp_request *req, void *arg)
@@ -333,15 +343,25 @@ static void wait_first_snapshot(struct proxy_role *p)
 
 /* ---- self-registration (--register) ---- */
 
-/*
- * SIGTERM: the deregistration goes out as the drain starts (the main loop keeps running
- * while the workers drain, so it is answered). TODO(issue 5, graceful shutdown): hold the
- * drain until it is answered and pushed, so the endpoint leaves before accepting stops.
- */
-static void leave_on_drain(void *arg)
+/* SIGTERM: deregister and serve on until every proxy has applied that, then drain. */
+static void leave_done(void *arg)
+{
+    mesh_serve_left(arg);
+}
+
+static void leave_on_stop(struct mesh_serve *sv, void *arg)
 {
     struct proxy_role *p = arg;
-    mesh_register_leave(p->reg, 1000, NULL, NULL);
+    mesh_register_leave(p->reg, sv->drain_grace_ms, leave_done, sv);
+}
+
+/* A registered sidecar deregisters, and waits for the others to know, before it drains. */
+static void serve_leave_hooks(struct proxy_role *p)
+{
+    p->sv.on_leave = leave_on_stop;
+    p->sv.leave_arg = p;
+    if (p->o->drain_grace_ms < 0)
+        p->sv.drain_grace_ms = MESH_REGISTER_DRAIN_GRACE_MS;
 }
 
 static int start_register(struct proxy_role *p)
@@ -360,18 +380,12 @@ static int start_register(struct proxy_role *p)
         .service = o->register_service, .address = o->register_address,
         .ports = o->register_ports, .labels = o->labels, .locality = o->locality,
         .ttl_s = o->register_ttl};
-    p->reg = mesh_register_start(p->base, &ro);
+    p->reg = mesh_register_new(p->base, &ro);
     if (token) {
         explicit_bzero(token, strlen(token));
         free(token);
     }
-    if (!p->reg)
-        return 2;
-    if (!p->sv.on_drain) {
-        p->sv.on_drain = leave_on_drain;
-        p->sv.drain_arg = p;
-    }
-    return 0;
+    return p->reg ? 0 : 2;
 }
 
 /* ---- the role ---- */
@@ -430,7 +444,9 @@ int mesh_role_proxy_run(const struct mesh_opts *o)
     p.base = mesh_serve_base();
     p.n_workers = o->concurrency ? o->concurrency : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     rc = 0;
-    if (o->health || o->control)
+    if (o->register_)
+        rc = start_register(&p); /* flags checked now; nothing sent before the first snapshot */
+    if (!rc && (o->health || o->control))
         rc = start_health(&p);
     if (!rc && o->exit_on_app_exit)
         rc = watch_app(&p);
@@ -448,8 +464,8 @@ int mesh_role_proxy_run(const struct mesh_opts *o)
         rc = start_push(&p);
     if (!rc && o->control)
         wait_first_snapshot(&p);
-    if (!rc && p.rt && o->register_)
-        rc = start_register(&p); /* once serving: no traffic before the first snapshot */
+    if (!rc && p.rt && p.reg)
+        mesh_register_begin(p.reg); /* once serving: no traffic before the first snapshot */
     if (!rc && p.rt) {
         mesh_log_info("meshd %s: %u workers", o->role, p.n_workers);
         rc = mesh_serve_run(&p.sv);

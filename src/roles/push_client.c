@@ -164,14 +164,17 @@ static void on_chunk(struct evhttp_request *req, void *arg)
         c->stats.connects++;
         mesh_log_info("push: watching %s%s", c->hostport, c->uri);
     }
+    /* all of it, 8 chains at a time: what stays would wait for the next chunk (a ping, 5 s) */
     struct evbuffer_iovec v[8];
-    int n = evbuffer_peek(in, -1, NULL, v, 8);
-    for (int i = 0; i < n && i < 8; i++)
-        mesh_push_parser_feed(&c->parser, v[i].iov_base, v[i].iov_len);
-    size_t fed = 0;
-    for (int i = 0; i < n && i < 8; i++)
-        fed += v[i].iov_len;
-    evbuffer_drain(in, fed);
+    int n;
+    while ((n = evbuffer_peek(in, -1, NULL, v, 8)) > 0) {
+        size_t fed = 0;
+        for (int i = 0; i < n && i < 8; i++) {
+            mesh_push_parser_feed(&c->parser, v[i].iov_base, v[i].iov_len);
+            fed += v[i].iov_len;
+        }
+        evbuffer_drain(in, fed);
+    }
     for (;;) {
         struct mesh_push_frame f;
         char why[256];

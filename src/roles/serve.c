@@ -18,11 +18,13 @@ struct event_base *mesh_serve_base(void)
     return event_base_new();
 }
 
-static void start_drain(void *arg)
+/* The last step of a stop: accepting stops, requests in flight finish. */
+static void start_drain(struct mesh_serve *sv)
 {
-    struct mesh_serve *sv = arg;
     if (mesh_runtime_draining(sv->rt))
         return;
+    if (sv->grace_timer)
+        evtimer_del(sv->grace_timer);
     mesh_log_info("draining: no new connections, finishing requests in flight");
     if (sv->on_drain)
         sv->on_drain(sv->drain_arg);
@@ -30,14 +32,63 @@ static void start_drain(void *arg)
     mesh_runtime_drain(sv->rt);
 }
 
+static void on_grace(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    start_drain(arg);
+}
+
+void mesh_serve_left(struct mesh_serve *sv)
+{
+    if (sv->left || !sv->rt)
+        return;
+    sv->left = true;
+    start_drain(sv);
+}
+
+/* SIGTERM, SIGINT, /quitquitquit, mesh_serve_drain(). */
+static void start_stop(void *arg)
+{
+    struct mesh_serve *sv = arg;
+    if (mesh_runtime_draining(sv->rt))
+        return;
+    if (sv->stopping) {
+        mesh_log_info("asked again to stop: draining now");
+        start_drain(sv);
+        return;
+    }
+    sv->stopping = true;
+    if (sv->on_leave) {
+        mesh_log_info("stopping: leaving the other proxies' load balancing first (readiness "
+                      "is 503, still serving, at most %u ms)", sv->drain_grace_ms);
+        sv->on_leave(sv, sv->leave_arg);
+        return;
+    }
+    if (!sv->drain_grace_ms || !sv->grace_timer) {
+        start_drain(sv);
+        return;
+    }
+    /* nothing tells us when the endpoint has left (e.g. Kubernetes Endpoints): serve on */
+    mesh_log_info("stopping: readiness is 503, serving %u ms more, then draining",
+                  sv->drain_grace_ms);
+    struct timeval tv = {sv->drain_grace_ms / 1000, (sv->drain_grace_ms % 1000) * 1000};
+    evtimer_add(sv->grace_timer, &tv);
+}
+
 void mesh_serve_drain(struct mesh_serve *sv)
 {
-    start_drain(sv);
+    start_stop(sv);
+}
+
+bool mesh_serve_stopping(const struct mesh_serve *sv)
+{
+    return sv->stopping || (sv->rt && mesh_runtime_draining(sv->rt));
 }
 
 static void on_term(evutil_socket_t sig, short what, void *arg)
 {
-    start_drain(arg);
+    start_stop(arg);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -69,13 +120,14 @@ int mesh_serve_run(struct mesh_serve *sv)
     struct event *sigs[3] = {NULL, NULL, NULL};
     int rc = 1;
     if (sv->admin_sa) {
-        admin = mesh_admin_new(sv->base, sv->rt, sv->admin_sa, sv->admin_len, start_drain, sv,
+        admin = mesh_admin_new(sv->base, sv->rt, sv->admin_sa, sv->admin_len, start_stop, sv,
                                &err);
         if (!admin) {
             mesh_err_print(&err, stderr);
             goto out;
         }
     }
+    sv->grace_timer = evtimer_new(sv->base, on_grace, sv);
     sigs[0] = evsignal_new(sv->base, SIGTERM, on_term, sv);
     sigs[1] = evsignal_new(sv->base, SIGINT, on_term, sv);
     sigs[2] = evsignal_new(sv->base, SIGHUP, on_hup, sv);
@@ -100,6 +152,9 @@ out:
     for (size_t i = 0; i < MESH_ARRAY_LEN(sigs); i++)
         if (sigs[i])
             event_free(sigs[i]);
+    if (sv->grace_timer)
+        event_free(sv->grace_timer);
+    sv->grace_timer = NULL;
     mesh_admin_free(admin);
     mesh_runtime_free(sv->rt); /* joins the workers */
     sv->rt = NULL;

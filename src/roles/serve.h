@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include "core/common.h"
 
+struct event;
 struct event_base;
 struct mesh_runtime;
 struct mesh_snapshot;
@@ -26,13 +27,35 @@ struct mesh_serve {
     void (*on_drain)(void *arg);       /* optional: the drain starts (main thread) */
     void *drain_arg;
     const char *ready_extra;           /* optional: appended to the ready line ("health=N") */
+    /*
+     * Graceful stop (docs/sidecar.md "Shutdown"): readiness turns 503 at once; then
+     * on_leave, when set, takes the endpoint out of the other proxies' load balancing while
+     * everything keeps serving (it deregisters and waits until the control plane says every
+     * proxy applied that, at most drain_grace_ms) and calls mesh_serve_left(sv) exactly once
+     * when done, never from inside the call; without on_leave the proxy serves on for
+     * drain_grace_ms. Then the drain: on_drain, accepting stops, requests in flight finish.
+     */
+    void (*on_leave)(struct mesh_serve *sv, void *arg);
+    void *leave_arg;
+    unsigned drain_grace_ms;
+    /* private: zero in the caller's initialiser */
+    bool stopping, left;
+    struct event *grace_timer;
 };
 
-/** Starts the graceful drain (what SIGTERM does); the main loop ends once it is done. */
+/**
+ * Starts the graceful stop (what SIGTERM does): leave (or the grace), then drain; the main
+ * loop ends once the drain is done. A second call before the drain drains at once (a second
+ * SIGTERM is an impatient operator).
+ */
 void mesh_serve_drain(struct mesh_serve *sv);
+/** on_leave is done (the endpoint left, or the wait gave up): the drain starts. */
+void mesh_serve_left(struct mesh_serve *sv);
+/** Whether a stop has begun (readiness says 503 from then on). */
+bool mesh_serve_stopping(const struct mesh_serve *sv);
 
 /**
- * Binds admin, installs SIGTERM/SIGINT (drain) and SIGHUP, starts the workers,
+ * Binds admin, installs SIGTERM/SIGINT (the graceful stop) and SIGHUP, starts the workers,
  * writes "ready admin=PORT NAME=PORT..." to ready_fd, runs the main loop until
  * every worker has drained, then frees the runtime. Returns the exit code:
  * 0 after a clean drain, 1 when something could not start.

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include "core/addr.h"
 #include "core/compile.h"
 #include "core/log.h"
@@ -25,9 +26,15 @@ struct mesh_register {
     char *ns, *name;
     unsigned ttl_s;
     struct event *timer;           /* next renewal or retry */
-    struct event *leave_timer;     /* the deregistration's deadline */
     unsigned backoff_s;
     bool active, leaving, left, freeing;
+    /* leaving (mesh_register_leave): deregister, then wait for the push to be applied */
+    struct event *leave_timer;     /* the deadline, then the settle after confirmation */
+    struct event *poll_timer;      /* the next GET /v1/proxies */
+    int64_t leave_start_ms;
+    unsigned budget_ms;
+    int64_t leave_rev;             /* the revision without us; -1 until known */
+    bool deleted, delete_ok, confirmed;
     void (*done)(void *arg);
     void *done_arg;
 };
@@ -149,8 +156,8 @@ static json_t *kv_object(const char *text, bool numbers, const char *flag)
     return o;
 }
 
-struct mesh_register *mesh_register_start(struct event_base *base,
-                                          const struct mesh_register_opts *o)
+struct mesh_register *mesh_register_new(struct event_base *base,
+                                        const struct mesh_register_opts *o)
 {
     char host[64];
     uint16_t port;
@@ -216,7 +223,20 @@ struct mesh_register *mesh_register_start(struct event_base *base,
     r->conn = evhttp_connection_base_new(base, NULL, r->host, r->port);
     evhttp_connection_set_timeout(r->conn, 5);
     r->timer = evtimer_new(base, on_timer, r);
+    return r;
+}
+
+void mesh_register_begin(struct mesh_register *r)
+{
     send_post(r);
+}
+
+struct mesh_register *mesh_register_start(struct event_base *base,
+                                          const struct mesh_register_opts *o)
+{
+    struct mesh_register *r = mesh_register_new(base, o);
+    if (r)
+        mesh_register_begin(r);
     return r;
 }
 
@@ -227,6 +247,37 @@ bool mesh_register_active(const struct mesh_register *r)
 
 /* ---- leaving ---- */
 
+/*
+ * A stopping sidecar deregisters, then polls GET /v1/proxies until the control plane has
+ * compiled a push round at (or past) the deregistration's revision and no other proxy is
+ * STALE: every connected proxy then runs a snapshot without this endpoint (or refused it, or
+ * cannot compile: nothing waiting would change). A short settle lets the proxies' workers
+ * pick the swapped snapshot up. Bounded by the budget (--drain-grace-ms): with no answer the
+ * sidecar drains at the budget's end all the same.
+ */
+#define POLL_MS 50
+#define SETTLE_MS 100
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void arm_ms(struct event *ev, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+static int64_t budget_left(const struct mesh_register *r)
+{
+    return r->leave_start_ms + (int64_t)r->budget_ms - mono_ms();
+}
+
 static void finish_leave(struct mesh_register *r)
 {
     if (r->left)
@@ -234,22 +285,9 @@ static void finish_leave(struct mesh_register *r)
     r->left = true;
     r->active = false;
     evtimer_del(r->leave_timer);
+    evtimer_del(r->poll_timer);
     if (r->done)
         r->done(r->done_arg);
-}
-
-static void on_delete(struct evhttp_request *req, void *arg)
-{
-    struct mesh_register *r = arg;
-    if (r->freeing)
-        return;
-    int code = req ? evhttp_request_get_response_code(req) : 0;
-    if (code == 200 || code == 404)
-        mesh_log_info("deregistered %s/%s from the control plane", r->ns, r->name);
-    else
-        mesh_log_warn("deregistration of %s/%s failed (%d): its lease ends in %u s at most",
-                      r->ns, r->name, code, r->ttl_s);
-    finish_leave(r);
 }
 
 static void on_leave_timeout(evutil_socket_t fd, short what, void *arg)
@@ -257,12 +295,124 @@ static void on_leave_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct mesh_register *r = arg;
-    mesh_log_warn("deregistration of %s/%s unanswered: going on (the lease ends in %u s)",
-                  r->ns, r->name, r->ttl_s);
+    if (!r->deleted)
+        mesh_log_warn("deregistration of %s/%s unanswered: going on (the lease ends in %u s)",
+                      r->ns, r->name, r->ttl_s);
+    else if (!r->delete_ok)
+        mesh_log_warn("going on after %u ms: %s/%s stays an endpoint until its lease ends",
+                      r->budget_ms, r->ns, r->name);
+    else if (!r->confirmed && r->budget_ms)
+        mesh_log_warn("the control plane did not confirm within %u ms that every proxy "
+                      "applied the deregistration of %s/%s: draining all the same",
+                      r->budget_ms, r->ns, r->name);
     finish_leave(r);
 }
 
-void mesh_register_leave(struct mesh_register *r, unsigned timeout_ms, void (*done)(void *arg),
+static void send_poll(struct mesh_register *r);
+
+static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    send_poll(arg);
+}
+
+/* Whether the /v1/proxies answer <o> shows every other proxy on a snapshot without us. */
+static bool pushed_everywhere(struct mesh_register *r, json_t *o, bool *unsupported)
+{
+    json_t *pushed = json_object_get(o, "pushedRevision");
+    if (!json_is_integer(pushed)) {
+        *unsupported = true; /* an older control plane */
+        return false;
+    }
+    if (r->leave_rev < 0) /* the DELETE said nothing (404): what is there now */
+        r->leave_rev = json_integer_value(json_object_get(o, "revision"));
+    if (json_integer_value(pushed) < r->leave_rev)
+        return false;
+    char self[600];
+    snprintf(self, sizeof(self), "%s/%s", r->ns, r->name);
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(o, "proxies"), i, p) {
+        const char *node = json_string_value(json_object_get(p, "node"));
+        const char *st = json_string_value(json_object_get(p, "status"));
+        if (node && strcmp(node, self) != 0 && st && strcmp(st, "STALE") == 0)
+            return false;
+    }
+    return true;
+}
+
+static void on_poll(struct evhttp_request *req, void *arg)
+{
+    struct mesh_register *r = arg;
+    if (r->freeing || r->left)
+        return;
+    bool unsupported = false, done = false;
+    if (req && evhttp_request_get_response_code(req) == 200) {
+        struct evbuffer *b = evhttp_request_get_input_buffer(req);
+        size_t n = evbuffer_get_length(b);
+        json_t *o = json_loadb((const char *)evbuffer_pullup(b, (ev_ssize_t)n), n, 0, NULL);
+        done = o && pushed_everywhere(r, o, &unsupported);
+        json_decref(o);
+    }
+    if (done) {
+        r->confirmed = true;
+        mesh_log_info("every proxy applied the deregistration of %s/%s (revision %lld) after "
+                      "%lld ms", r->ns, r->name, (long long)r->leave_rev,
+                      (long long)(mono_ms() - r->leave_start_ms));
+        int64_t left = budget_left(r);
+        arm_ms(r->leave_timer, left < SETTLE_MS ? left : SETTLE_MS);
+        return;
+    }
+    if (unsupported) {
+        mesh_log_info("the control plane cannot confirm pushes: serving %lld ms more",
+                      (long long)budget_left(r));
+        return; /* the leave timer ends it */
+    }
+    arm_ms(r->poll_timer, POLL_MS);
+}
+
+static void send_poll(struct mesh_register *r)
+{
+    struct evhttp_request *req = new_request(r, on_poll);
+    if (evhttp_make_request(r->conn, req, EVHTTP_REQ_GET, "/v1/proxies") != 0)
+        arm_ms(r->poll_timer, POLL_MS);
+}
+
+static void on_delete(struct evhttp_request *req, void *arg)
+{
+    struct mesh_register *r = arg;
+    if (r->freeing || r->left)
+        return;
+    int code = req ? evhttp_request_get_response_code(req) : 0;
+    r->deleted = true;
+    r->delete_ok = code == 200 || code == 404;
+    if (r->delete_ok) {
+        mesh_log_info("deregistered %s/%s from the control plane", r->ns, r->name);
+    } else {
+        mesh_log_warn("deregistration of %s/%s failed (%d): its lease ends in %u s at most",
+                      r->ns, r->name, code, r->ttl_s);
+    }
+    if (code == 200) {
+        struct evbuffer *b = evhttp_request_get_input_buffer(req);
+        size_t n = evbuffer_get_length(b);
+        json_t *o = json_loadb((const char *)evbuffer_pullup(b, (ev_ssize_t)n), n, 0, NULL);
+        json_t *rev = json_object_get(o, "revision");
+        if (json_is_integer(rev))
+            r->leave_rev = json_integer_value(rev);
+        json_decref(o);
+    }
+    int64_t left = budget_left(r);
+    if (left <= 0) {
+        finish_leave(r);
+        return;
+    }
+    arm_ms(r->leave_timer, left); /* the rest of the budget */
+    if (r->delete_ok)
+        send_poll(r);
+}
+
+void mesh_register_leave(struct mesh_register *r, unsigned budget_ms, void (*done)(void *arg),
                          void *arg)
 {
     if (!r || r->leaving)
@@ -270,10 +420,15 @@ void mesh_register_leave(struct mesh_register *r, unsigned timeout_ms, void (*do
     r->leaving = true;
     r->done = done;
     r->done_arg = arg;
+    r->leave_start_ms = mono_ms();
+    r->budget_ms = budget_ms;
+    r->leave_rev = -1;
     evtimer_del(r->timer);
     r->leave_timer = evtimer_new(r->base, on_leave_timeout, r);
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    evtimer_add(r->leave_timer, &tv);
+    r->poll_timer = evtimer_new(r->base, on_poll_timer, r);
+    /* the DELETE itself may take longer than a short budget: it must reach the control plane */
+    arm_ms(r->leave_timer, budget_ms > MESH_REGISTER_LEAVE_TIMEOUT_MS
+                               ? budget_ms : MESH_REGISTER_LEAVE_TIMEOUT_MS);
     char path[600];
     snprintf(path, sizeof(path), "/v1/register/%s/%s", r->ns, r->name);
     struct evhttp_request *req = new_request(r, on_delete);
@@ -281,6 +436,11 @@ void mesh_register_leave(struct mesh_register *r, unsigned timeout_ms, void (*do
         /* answered by the timeout: never call <done> from inside this call */
         mesh_log_warn("cannot send the deregistration of %s/%s", r->ns, r->name);
     }
+}
+
+bool mesh_register_confirmed(const struct mesh_register *r)
+{
+    return r && r->confirmed;
 }
 
 void mesh_register_free(struct mesh_register *r)
@@ -294,6 +454,8 @@ void mesh_register_free(struct mesh_register *r)
         event_free(r->timer);
     if (r->leave_timer)
         event_free(r->leave_timer);
+    if (r->poll_timer)
+        event_free(r->poll_timer);
     free(r->body);
     free(r->ns);
     free(r->name);
