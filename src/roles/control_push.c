@@ -66,6 +66,8 @@ struct watcher {
     uint64_t pushes, nacks;
 };
 
+struct compiled;
+
 struct mesh_control_push {
     struct mesh_store *st;
     struct mesh_control_api *api;
@@ -86,6 +88,9 @@ struct mesh_control_push {
     int64_t set_rev;
     int64_t pushed_rev;          /* the revision the last round compiled (stopping sidecars) */
     uint64_t rounds, pushes;
+    uint64_t set_gen;            /* bumps each time <set> is reloaded */
+    struct compiled *cache;      /* snapshots compiled from <set> at cache_gen, per class */
+    uint64_t cache_gen;
 };
 
 static uint64_t mono_ms(void)
@@ -170,6 +175,7 @@ static struct mesh_resource_set *current_set(struct mesh_control_push *p, int64_
     if (p->set_valid)
         mesh_resource_set_free(&p->set);
     mesh_resource_set_init(&p->set);
+    p->set_gen++;
     p->set_valid = true;
     p->set_rev = rev;
     p->dirty = false;
@@ -185,12 +191,46 @@ static struct mesh_resource_set *current_set(struct mesh_control_push *p, int64_
 /* ---- one watcher ---- */
 
 /*
- * Compiles <w>'s snapshot and sends it when its version differs from the one last sent.
- * <set> NULL: the store failed (<why>).
+ * One compiled snapshot per distinct proxy class within a push round: proxies with the same
+ * namespace, labels, role, listen address and locality get the same snapshot (the node's
+ * name is not in it), so a round compiles and serialises once per class, not per proxy
+ * (bench/converge: 100 proxies of one class made 100 compiles of a 1.2 MB snapshot).
  */
-static void push_one(struct watcher *w, struct mesh_resource_set *set, int64_t rev,
-                     const char *why_set)
+struct compiled {
+    char *key;
+    char *version;               /* NULL when the compile failed */
+    char *text;                  /* the snapshot, compact JSON */
+    char *why;                   /* the failure */
+    struct compiled *next;
+};
+
+static char *class_key(const struct watcher *w)
 {
+    size_t n = strlen(w->ns) + (w->labels_text ? strlen(w->labels_text) : 0) +
+               strlen(w->listen_host) + (w->locality ? strlen(w->locality) : 0) +
+               (w->gateway ? strlen(w->name) : 0) + 32;
+    char *k = mesh_xmalloc(n);
+    /* a gateway's error names it: keep gateways apart */
+    snprintf(k, n, "%s|%s|%c|%s:%u|%s|%s", w->ns, w->labels_text ? w->labels_text : "",
+             w->gateway ? 'g' : 's', w->listen_host, (unsigned)w->listen_port,
+             w->locality ? w->locality : "", w->gateway ? w->name : "");
+    return k;
+}
+
+static const struct compiled *compile_for(struct compiled **cache, const struct watcher *w,
+                                          struct mesh_resource_set *set, const char *why_set)
+{
+    char *key = class_key(w);
+    for (struct compiled *c = *cache; c; c = c->next) {
+        if (strcmp(c->key, key) == 0) {
+            free(key);
+            return c;
+        }
+    }
+    struct compiled *c = mesh_xcalloc(1, sizeof(*c));
+    c->key = key;
+    c->next = *cache;
+    *cache = c;
     struct mesh_node node;
     mesh_node_init(&node);
     node.namespace_ = w->ns;
@@ -224,41 +264,76 @@ static void push_one(struct watcher *w, struct mesh_resource_set *set, int64_t r
     } else {
         snprintf(why, sizeof(why), "the store: %s", why_set);
     }
-    if (!snap) {
-        if (!w->error || strcmp(w->error, why) != 0 || !w->not_sent_error) {
-            mesh_log_warn("push: no snapshot for %s: %s", w->node, why);
+    if (snap) {
+        const char *version = json_string_value(json_object_get(snap, "version"));
+        c->version = mesh_xstrdup(version ? version : "");
+        c->text = json_dumps(snap, JSON_COMPACT);
+        json_decref(snap);
+        if (!c->text) {
+            free(c->version);
+            c->version = NULL;
+            snprintf(why, sizeof(why), "out of memory serialising the snapshot");
+        }
+    }
+    if (!c->version)
+        c->why = mesh_xstrdup(why);
+    return c;
+}
+
+static void compiled_free(struct compiled *c)
+{
+    while (c) {
+        struct compiled *next = c->next;
+        free(c->key);
+        free(c->version);
+        free(c->text);
+        free(c->why);
+        free(c);
+        c = next;
+    }
+}
+
+/* Sends <w> its class's snapshot when its version differs from the one last sent. */
+static void push_one(struct watcher *w, const struct compiled *c, int64_t rev)
+{
+    if (!c->version) {
+        if (!w->error || strcmp(w->error, c->why) != 0 || !w->not_sent_error) {
+            mesh_log_warn("push: no snapshot for %s: %s", w->node, c->why);
             send_frame(w, json_pack("{s:s, s:I, s:I, s:s}", "type", "error", "id",
                                     (json_int_t)w->id, "revision", (json_int_t)rev, "error",
-                                    why),
+                                    c->why),
                        NULL, 0);
         }
-        set_str(&w->error, why);
+        set_str(&w->error, c->why);
         w->not_sent_error = true;
         return;
     }
     w->not_sent_error = false;
-    const char *version = json_string_value(json_object_get(snap, "version"));
-    if (version && w->sent_version && strcmp(version, w->sent_version) == 0) {
-        json_decref(snap);
+    if (w->sent_version && strcmp(c->version, w->sent_version) == 0)
         return; /* this proxy's snapshot did not change */
+    set_str(&w->sent_version, c->version);
+    w->sent_rev = rev;
+    w->sent_at = time(NULL);
+    w->nacked = false;
+    w->pushes++;
+    w->p->pushes++;
+    send_frame(w, json_pack("{s:s, s:I, s:s, s:I}", "type", "snapshot", "id", (json_int_t)w->id,
+                            "version", w->sent_version, "revision", (json_int_t)rev),
+               c->text, strlen(c->text));
+    mesh_log_debug("push: %s version %s (revision %lld)", w->node, w->sent_version,
+                   (long long)rev);
+}
+
+/* The class cache for what <set> holds now: dropped whenever the set was reloaded. */
+static struct compiled **class_cache(struct mesh_control_push *p,
+                                     const struct mesh_resource_set *set)
+{
+    if (!set || p->cache_gen != p->set_gen) {
+        compiled_free(p->cache);
+        p->cache = NULL;
+        p->cache_gen = set ? p->set_gen : 0;
     }
-    char *text = json_dumps(snap, JSON_COMPACT);
-    if (text) {
-        set_str(&w->sent_version, version ? version : "");
-        w->sent_rev = rev;
-        w->sent_at = time(NULL);
-        w->nacked = false;
-        w->pushes++;
-        w->p->pushes++;
-        send_frame(w, json_pack("{s:s, s:I, s:s, s:I}", "type", "snapshot", "id",
-                                (json_int_t)w->id, "version", w->sent_version, "revision",
-                                (json_int_t)rev),
-                   text, strlen(text));
-        mesh_log_debug("push: %s version %s (revision %lld)", w->node, w->sent_version,
-                       (long long)rev);
-    }
-    free(text);
-    json_decref(snap);
+    return &p->cache;
 }
 
 static void push_all(struct mesh_control_push *p)
@@ -269,12 +344,17 @@ static void push_all(struct mesh_control_push *p)
     p->rounds++;
     p->polled_rev = rev;
     p->pushed_rev = rev;
+    struct compiled **cache = class_cache(p, set);
     struct mesh_list *pos, *tmp;
     mesh_list_foreach_safe(pos, tmp, &p->watchers)
     {
         struct watcher *w = mesh_list_entry(pos, struct watcher, link);
         if (w->s)
-            push_one(w, set, rev, why);
+            push_one(w, compile_for(cache, w, set, why), rev);
+    }
+    if (!set) {
+        compiled_free(*cache); /* a store failure is not worth keeping */
+        *cache = NULL;
     }
 }
 
@@ -559,7 +639,12 @@ static void ep_watch(struct mesh_control_push *p, struct mesh_stream *s, const c
     char why[1024] = "";
     int64_t rev = 0;
     struct mesh_resource_set *set = current_set(p, &rev, why, sizeof(why));
-    push_one(w, set, rev, why);
+    struct compiled **cache = class_cache(p, set);
+    push_one(w, compile_for(cache, w, set, why), rev);
+    if (!set) {
+        compiled_free(*cache);
+        *cache = NULL;
+    }
 }
 
 static struct watcher *find_watcher(struct mesh_control_push *p, uint64_t id)
@@ -765,6 +850,7 @@ void mesh_control_push_free(struct mesh_control_push *p)
         watcher_free(w);
     }
     timers_stop(p);
+    compiled_free(p->cache);
     if (p->set_valid)
         mesh_resource_set_free(&p->set);
     free(p);
