@@ -186,8 +186,7 @@ static int hexval(char ch)
     return -1;
 }
 
-/* Percent-decodes <len> bytes (and '+' as a space in queries); NULL on a bad escape or NUL. */
-static char *url_decode(const char *s, size_t len, bool plus_space)
+char *mesh_control_url_decode(const char *s, size_t len, bool plus_space)
 {
     char *out = mesh_xmalloc(len + 1), *o = out;
     for (size_t i = 0; i < len; i++) {
@@ -243,7 +242,7 @@ static bool parse_target(struct ctx *c)
             reply_error(c, 404, NULL, "no such endpoint: the path has too many segments");
             return false;
         }
-        char *seg = url_decode(t + start, i - start, false);
+        char *seg = mesh_control_url_decode(t + start, i - start, false);
         if (!seg) {
             reply_error(c, 400, NULL, "the path has a bad %%-escape");
             return false;
@@ -263,8 +262,8 @@ static bool parse_target(struct ctx *c)
                 reply_error(c, 400, NULL, "too many query parameters (at most %d)", MAX_PARAMS);
                 return false;
             }
-            char *k = url_decode(p, (size_t)(ke - p), true);
-            char *v = eq ? url_decode(eq + 1, (size_t)(pe - eq - 1), true) : mesh_xstrdup("");
+            char *k = mesh_control_url_decode(p, (size_t)(ke - p), true);
+            char *v = eq ? mesh_control_url_decode(eq + 1, (size_t)(pe - eq - 1), true) : mesh_xstrdup("");
             if (!k || !v) {
                 free(k);
                 free(v);

@@ -69,4 +69,8 @@ void mesh_control_api_handle(void *arg, struct mesh_stream *s);
 /** True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 written as text. */
 bool mesh_control_is_loopback(const char *ip);
 
+/** Percent-decodes <len> bytes of <s> (and '+' as a space when <plus_space>), malloc'd;
+ * NULL on a bad escape or a NUL. */
+char *mesh_control_url_decode(const char *s, size_t len, bool plus_space);
+
 #endif /* MESH_ROLES_CONTROL_API_H */

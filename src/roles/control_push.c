@@ -472,35 +472,14 @@ static void watcher_gone(void *arg)
 
 /* ---- requests ---- */
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Decodes %XX and '+' in place; false on a bad escape or a NUL. */
+/* Decodes %XX and '+' in place (the result is never longer); false on a bad escape or NUL. */
 static bool url_decode(char *s)
 {
-    char *o = s;
-    for (char *i = s; *i; i++) {
-        if (*i == '+') {
-            *o++ = ' ';
-        } else if (*i == '%') {
-            int a = hexval(i[1]), b = a >= 0 ? hexval(i[2]) : -1;
-            if (a < 0 || b < 0 || (a == 0 && b == 0))
-                return false;
-            *o++ = (char)(a * 16 + b);
-            i += 2;
-        } else {
-            *o++ = *i;
-        }
-    }
-    *o = '\0';
+    char *d = mesh_control_url_decode(s, strlen(s), true);
+    if (!d)
+        return false;
+    memcpy(s, d, strlen(d) + 1);
+    free(d);
     return true;
 }
 

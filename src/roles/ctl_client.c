@@ -20,6 +20,7 @@
 #include "core/yaml_emit.h"
 #include "roles/ctl_client.h"
 #include "roles/ctl_http.h"
+#include "roles/token.h"
 
 enum {
     OPT_SERVER = 0x100,
@@ -195,36 +196,6 @@ static void start_options(void)
     opterr = 0;
 }
 
-/* Reads a token file: one line, surrounding white space dropped. NULL with errno. */
-static char *read_token_file(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    char buf[1024];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    int e = errno;
-    close(fd);
-    if (n < 0) {
-        errno = e;
-        return NULL;
-    }
-    buf[n] = '\0';
-    char *s = buf;
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
-        s++;
-    size_t len = strcspn(s, " \t\r\n");
-    s[len] = '\0';
-    if (!len) {
-        explicit_bzero(buf, sizeof(buf));
-        errno = ENODATA;
-        return NULL;
-    }
-    char *tok = mesh_xstrdup(s);
-    explicit_bzero(buf, sizeof(buf));
-    return tok;
-}
-
 /* Resolves the server and the token after the options; 0, or the exit code. */
 static int client_setup(struct client *c)
 {
@@ -239,7 +210,7 @@ static int client_setup(struct client *c)
     }
     const char *env = getenv("MESHD_TOKEN");
     if (c->token_file) {
-        c->token = read_token_file(c->token_file);
+        c->token = mesh_token_read(c->token_file);
         if (!c->token) {
             fprintf(stderr, "error: --token-file %s: %s\n", c->token_file,
                     errno == ENODATA ? "the file is empty" : strerror(errno));
@@ -249,7 +220,7 @@ static int client_setup(struct client *c)
     } else if (env && *env) {
         c->token = mesh_xstrdup(env);
         snprintf(c->token_from, sizeof(c->token_from), "MESHD_TOKEN");
-    } else if ((c->token = read_token_file(MESH_CTL_DEFAULT_TOKEN_FILE))) {
+    } else if ((c->token = mesh_token_read(MESH_CTL_DEFAULT_TOKEN_FILE))) {
         snprintf(c->token_from, sizeof(c->token_from), "./%s", MESH_CTL_DEFAULT_TOKEN_FILE);
     }
     return 0;

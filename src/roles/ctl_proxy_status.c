@@ -14,6 +14,7 @@
 #include "roles/ctl_http.h"
 #include "roles/ctl_proxy_status.h"
 #include "roles/push_client.h"
+#include "roles/token.h"
 
 static void usage(FILE *f)
 {
@@ -89,7 +90,7 @@ int mesh_ctl_proxy_status(int argc, char **argv)
     char *token = NULL;
     const char *env = getenv("MESHD_TOKEN");
     if (token_file) {
-        if (!(token = mesh_push_read_token(token_file))) {
+        if (!(token = mesh_token_read(token_file))) {
             fprintf(stderr, "error: --token-file %s: %s\n", token_file,
                     errno == ENODATA ? "the file is empty" : strerror(errno));
             return 1;
@@ -97,7 +98,7 @@ int mesh_ctl_proxy_status(int argc, char **argv)
     } else if (env && *env) {
         token = mesh_xstrdup(env);
     } else {
-        token = mesh_push_read_token(MESH_CTL_DEFAULT_TOKEN_FILE);
+        token = mesh_token_read(MESH_CTL_DEFAULT_TOKEN_FILE);
     }
     struct mesh_ctl_request req = {.method = "GET", .target = "/v1/proxies", .token = token};
     struct mesh_ctl_response resp = {0};

@@ -27,6 +27,7 @@
 #include "core/runtime.h"
 #include "core/snapshot.h"
 #include "roles/push_client.h"
+#include "roles/token.h"
 #include "roles/role.h"
 #include "roles/serve.h"
 #include "roles/sidecar_dns.h"
@@ -187,7 +188,7 @@ static int start_push(struct proxy_role *p)
         return 2;
     }
     char *token = NULL;
-    if (o->control_token && !(token = mesh_push_read_token(o->control_token))) {
+    if (o->control_token && !(token = mesh_token_read(o->control_token))) {
         fprintf(stderr, "meshd: --control-token %s: %s\n", o->control_token,
                 errno == ENODATA ? "the file is empty" : strerror(errno));
         return 1;
@@ -374,7 +375,7 @@ static int start_register(struct proxy_role *p)
         if (name)
             *name++ = '\0';
     }
-    char *token = o->control_token ? mesh_push_read_token(o->control_token) : NULL;
+    char *token = o->control_token ? mesh_token_read(o->control_token) : NULL;
     struct mesh_register_opts ro = {
         .control = o->control, .token = token, .ns = name ? ns : NULL, .name = name,
         .service = o->register_service, .address = o->register_address,

@@ -45,10 +45,5 @@ struct mesh_push_client_stats {
 };
 void mesh_push_client_stats(const struct mesh_push_client *c, struct mesh_push_client_stats *out);
 
-/**
- * The first word of file <path> (a token file: surrounding blanks and newlines dropped),
- * malloc'd; NULL with errno set (ENODATA: the file is empty).
- */
-char *mesh_push_read_token(const char *path);
 
 #endif /* MESH_ROLES_PUSH_CLIENT_H */
