@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Outlier detection with real backends: a backend switched to answering 503 is ejected
 # after consecutive errors (admin /clusters shows it, stats count it), traffic stops
-# reaching it, and after base_ejection_time it returns and, healed, serves again.
+# reaching it, and after base_ejection_time it returns and, healed, serves again. Then a
+# backend that never answers: its request timeouts (504 UT) count as gateway errors and
+# eject it too.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${MESH_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
@@ -83,4 +85,40 @@ expect_no_match "$got" '503' "and answers 200"
 expect_match "$("${CURL[@]}" "$(admin_url /clusters)")" 'be::127.0.0.1:[0-9]+::outlier::ejections::1' \
     "/clusters keeps the ejection count"
 
+stop_meshd
+
+# Timeouts are gateway errors: a backend that accepts but never answers is ejected after
+# consecutive_gateway_errors timed-out requests, then every request goes to the other one.
+start_backend stalled --stall
+start_backend fine
+S=${BACKEND_PORT[stalled]} F=${BACKEND_PORT[fine]}
+cat >"$T_DIR/timeouts.json" <<EOF
+{"version":"outlier-2",
+ "admin":{"address":"127.0.0.1","port":0},
+ "listeners":[{"name":"main","address":"127.0.0.1","port":0,"route_config":"rc"}],
+ "route_configs":[{"name":"rc","virtual_hosts":[{"name":"all","domains":["*"],"routes":[
+   {"match":{"prefix":"/"},"route":{"cluster":"be","timeout_ms":300}}]}]}],
+ "clusters":[{"name":"be",
+   "outlier_detection":{"consecutive_5xx":0,"consecutive_gateway_errors":2,
+                        "interval_ms":200,"base_ejection_time_ms":60000,
+                        "max_ejection_percent":50},
+   "endpoints":[{"address":"127.0.0.1","port":$S},{"address":"127.0.0.1","port":$F}]}]}
+EOF
+start_meshd "$T_DIR/timeouts.json" || bail_out "meshd starts with the timeout snapshot"
+stalled_ejected()
+{
+    codes 2 >/dev/null
+    [ "$(health stalled)" = /failed_outlier_check ]
+}
+if wait_for 15 stalled_ejected; then
+    ok "a backend whose requests time out (504 UT) is ejected as a gateway error"
+else
+    not_ok "a backend whose requests time out is ejected" "$("${CURL[@]}" "$(admin_url /clusters)")"
+fi
+expect_match "$("${CURL[@]}" "$(admin_url /stats)")" $'outlier_ejections_consecutive_gateway: 1\n' \
+    "counted as consecutive gateway errors"
+got=$(codes 10)
+expect_eq "$(grep -o 'hello from fine' <<<"$got" | wc -l)" 9 \
+    "while it is ejected the other backend answers (the bodies of 9 of 10 go to stdout)"
+expect_no_match "$got" '504' "no request times out while it is ejected"
 stop_meshd
