@@ -355,7 +355,7 @@ static void on_upstream(evutil_socket_t fd, short what, void *arg)
         struct mesh_dns_question q;
         enum mesh_dns_status st = mesh_dns_parse(d->buf, (size_t)n, &h, &q);
         uint32_t i = st == MESH_DNS_OK ? slot_find(d, h.id) : NIL;
-        /* like a stub resolver: the id, the question and its type must all match */
+        /* as a resolving client does: the id, the question and its type must all match */
         if (i == NIL || !(h.flags & MESH_DNS_QR) || h.qdcount != 1 ||
             d->slots[i].qtype != q.type || d->slots[i].qclass != q.klass ||
             d->slots[i].qhash != name_hash(q.name, q.name_len)) {
