@@ -96,12 +96,12 @@ static void send_ack(struct watcher *w, json_int_t id, const char *version)
 
 static void on_frame(struct watcher *w, const struct mesh_push_frame *f, long long t)
 {
-    if (strcmp(f->type, "snapshot") != 0)
+    if (strcmp(f->type, "snapshot") != 0 && strcmp(f->type, "delta") != 0)
         return; /* pings, errors: not what is measured */
     const char *version = json_string_value(json_object_get(f->header, "version"));
     json_t *id = json_object_get(f->header, "id");
     if (!version || !json_is_integer(id)) {
-        gone(w, "a snapshot frame without version or id");
+        gone(w, "a snapshot or delta frame without version or id");
         return;
     }
     printf("snap %u %s %lld %zu\n", w->idx, version, t, f->body_len);

@@ -28,7 +28,9 @@ static void usage(FILE *f)
                "  --data-dir DIR       control: store and token (default ./meshd-data)\n"
                "  --listen ADDR:PORT   control: the resource API (default 127.0.0.1:15010);\n"
                "                       sidecar with --config-dir: the outbound listener (15001)\n"
-               "  --debounce-ms N      control: push a change after N ms without another (100)\n"
+               "  --debounce-ms N      control: at most one push round per N ms (100)\n"
+               "  --outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY  control: what sidecars do\n"
+               "                       with unknown destinations unless a Sidecar says (ALLOW_ANY)\n"
                "  --control ADDR:PORT  sidecar/gateway: take snapshots from the control plane\n"
                "                       (with --node NS/NAME, --labels, --listen for the outbound)\n"
                "  --control-token FILE the control plane's token, for a non-loopback one\n"
@@ -37,8 +39,8 @@ static void usage(FILE *f)
                "  --drain-grace-ms N   on SIGTERM serve on until the endpoint left every proxy\n"
                "                       (--register: at most N ms, default 5000) or for N ms\n"
                "                       (default 0), then drain\n"
-               "  --dns ADDR:PORT      sidecar: the DNS proxy (default 127.0.0.1:15053 when the\n"
-               "                       snapshot has a dns table); --dns-upstream ADDR:PORT\n"
+               "  --dns ADDR:PORT|off  sidecar: the DNS proxy (default 127.0.0.1:15053 in a pod:\n"
+               "                       outbound on 15001, else off); --dns-upstream ADDR:PORT\n"
                "                       instead of /etc/resolv.conf's nameserver\n"
                "  --register           sidecar: register the workload with --control (a lease;\n"
                "                       --node NS/NAME, --labels, --register-address IP,\n"
@@ -86,6 +88,7 @@ int main(int argc, char **argv)
         {"health", required_argument, NULL, 0x102},
         {"exit-on-app-exit", required_argument, NULL, 0x103},
         {"debounce-ms", required_argument, NULL, 0x104},
+        {"outbound-traffic-policy", required_argument, NULL, 0x106},
         {"drain-grace-ms", required_argument, NULL, 0x105},
         {"dns", required_argument, NULL, 0x110},
         {"dns-upstream", required_argument, NULL, 0x111},
@@ -143,6 +146,14 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.drain_grace_ms = (int)v;
+            break;
+        case 0x106:
+            if (strcmp(optarg, "ALLOW_ANY") != 0 && strcmp(optarg, "REGISTRY_ONLY") != 0) {
+                fprintf(stderr, "meshd: --outbound-traffic-policy: expected ALLOW_ANY or "
+                                "REGISTRY_ONLY, got \"%s\"\n", optarg);
+                return 2;
+            }
+            o.registry_only = strcmp(optarg, "REGISTRY_ONLY") == 0;
             break;
         case 0x104:
             if (!parse_uint(optarg, 60000, &v)) {

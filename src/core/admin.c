@@ -94,9 +94,16 @@ static void h_config_dump(struct evhttp_request *req, void *arg)
 {
     struct mesh_admin *a = arg;
     struct mesh_snapshot *s = mesh_runtime_snapshot(a->rt);
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add_printf(b, "%s\n", s->json);
+    char *text = mesh_snapshot_dump(s, true);
     mesh_snapshot_unref(s);
+    if (!text) {
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, text, strlen(text));
+    evbuffer_add(b, "\n", 1);
+    free(text);
     reply(req, 200, "application/json", b);
     evbuffer_free(b);
 }

@@ -300,6 +300,12 @@ bool mesh_cc_inst_meshed(struct mesh_cc *c, const struct mesh_cinst *e);
  */
 json_t *mesh_cc_dns(struct mesh_cc *c);
 
+/* compile_outbound.c */
+/** The node's outbound traffic policy: its Sidecar's, else the mesh-wide default. */
+enum mesh_outbound_mode mesh_cc_outbound_mode(struct mesh_cc *c);
+/** "unmatched" of the sidecar's outbound listener <listener> (and the PassthroughCluster). */
+void mesh_cc_outbound_unmatched(struct mesh_cc *c, json_t *listener);
+
 /* compile_route.c */
 /**
  * The sidecar's outbound route config (virtual hosts for every visible host)

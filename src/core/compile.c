@@ -637,11 +637,39 @@ static uint64_t hash_json(uint64_t h, json_t *v)
     }
 }
 
+uint64_t mesh_compile_hash(json_t *v)
+{
+    return hash_json(0xcbf29ce484222325ull, v);
+}
+
+uint64_t mesh_compile_rest_hash(json_t *snapshot)
+{
+    uint64_t h = hash_bytes(0xcbf29ce484222325ull, "{", 1);
+    const char *k;
+    json_t *x;
+    json_object_foreach(snapshot, k, x) {
+        if (strcmp(k, "clusters") == 0 || strcmp(k, "version") == 0)
+            continue;
+        h = hash_bytes(h, k, strlen(k) + 1);
+        h = hash_json(h, x);
+    }
+    return h;
+}
+
+void mesh_compile_version_text(uint64_t h, char out[24])
+{
+    snprintf(out, 24, "c-%016llx", (unsigned long long)h);
+}
+
 static char *content_version(json_t *root)
 {
-    uint64_t h = hash_json(0xcbf29ce484222325ull, root);
+    uint64_t h = mesh_compile_rest_hash(root);
+    size_t i;
+    json_t *cl;
+    json_array_foreach(json_object_get(root, "clusters"), i, cl)
+        h += mesh_compile_hash(cl);
     char *v = mesh_xmalloc(24);
-    snprintf(v, 24, "c-%016llx", (unsigned long long)h);
+    mesh_compile_version_text(h, v);
     return v;
 }
 
@@ -677,10 +705,9 @@ void mesh_cc_own_map(struct mesh_cc *c, struct mesh_cmap *m)
     c->free_maps[c->n_free_maps++] = m;
 }
 
-int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *node,
-                 json_t **snapshot, struct mesh_diags *diags)
+/* The node's fields the compiler relies on; MESH_EINVAL with an error in <diags>. */
+static int check_node(const struct mesh_node *node, struct mesh_diags *diags)
 {
-    *snapshot = NULL;
     if (!node->namespace_ || !*node->namespace_) {
         mesh_diags_add(diags, MESH_DIAG_ERROR, NULL, 0, 0, NULL, NULL,
                        "the node has no namespace");
@@ -702,29 +729,51 @@ int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *no
                        "the admin address must be a numeric IP");
         return MESH_EINVAL;
     }
+    return MESH_OK;
+}
 
-    struct mesh_cc c = {.set = set, .node = node, .diags = diags};
-    c.arena = mesh_arena_new(256 * 1024, 0);
-    c.cluster_list = json_array();
-    sort_resources(&c);
-    mesh_cc_build_registry(&c);
-    mesh_cc_select_visible(&c);
+/* The context every compile starts from: the set sorted, the registry, what the node sees. */
+static void cc_init(struct mesh_cc *c, const struct mesh_resource_set *set,
+                    const struct mesh_node *node, struct mesh_diags *diags)
+{
+    *c = (struct mesh_cc){.set = set, .node = node, .diags = diags};
+    c->arena = mesh_arena_new(256 * 1024, 0);
+    c->cluster_list = json_array();
+    sort_resources(c);
+    mesh_cc_build_registry(c);
+    mesh_cc_select_visible(c);
+}
+
+/* The clusters every sidecar gets for <s>: each port, plain and per DestinationRule subset. */
+static void service_clusters(struct mesh_cc *c, const struct mesh_csvc *s)
+{
+    const struct mesh_resource *dr = mesh_cc_destination_rule(c, s);
+    const struct mesh_destination_rule *d = dr ? dr->typed.destination_rule : NULL;
+    for (size_t p = 0; p < s->n_ports; p++) {
+        mesh_cc_cluster(c, s, s->host, s->ports[p].port, NULL, NULL, NULL);
+        for (size_t k = 0; d && k < d->n_subsets; k++)
+            if (d->subsets[k].name)
+                mesh_cc_cluster(c, s, s->host, s->ports[p].port, d->subsets[k].name, dr,
+                                "spec.subsets");
+    }
+}
+
+int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *node,
+                 json_t **snapshot, struct mesh_diags *diags)
+{
+    *snapshot = NULL;
+    int crc = check_node(node, diags);
+    if (crc != MESH_OK)
+        return crc;
+
+    struct mesh_cc c;
+    cc_init(&c, set, node, diags);
 
     json_t *listeners = json_array(), *route_configs = json_array();
     if (node->role == MESH_NODE_SIDECAR) {
         /* Istio sidecars get a cluster for every port of every service they see */
-        for (size_t i = 0; i < c.n_vis; i++) {
-            const struct mesh_csvc *s = c.vis[i];
-            const struct mesh_resource *dr = mesh_cc_destination_rule(&c, s);
-            const struct mesh_destination_rule *d = dr ? dr->typed.destination_rule : NULL;
-            for (size_t p = 0; p < s->n_ports; p++) {
-                mesh_cc_cluster(&c, s, s->host, s->ports[p].port, NULL, NULL, NULL);
-                for (size_t k = 0; d && k < d->n_subsets; k++)
-                    if (d->subsets[k].name)
-                        mesh_cc_cluster(&c, s, s->host, s->ports[p].port, d->subsets[k].name,
-                                        dr, "spec.subsets");
-            }
-        }
+        for (size_t i = 0; i < c.n_vis; i++)
+            service_clusters(&c, c.vis[i]);
         json_t *tcp_routes;
         json_t *rc = mesh_cc_sidecar_routes(&c, &tcp_routes);
         json_array_append_new(route_configs, rc);
@@ -735,6 +784,7 @@ int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *no
         json_object_set_new_nocheck(l, "route_config", json_string("outbound"));
         if (tcp_routes)
             json_object_set_new_nocheck(l, "tcp_routes", tcp_routes);
+        mesh_cc_outbound_unmatched(&c, l); /* outboundTrafficPolicy (compile_outbound.c) */
         json_array_append_new(listeners, l);
         mesh_cc_inbound(&c, listeners, route_configs); /* the node's own workload */
     } else {
@@ -777,6 +827,54 @@ int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *no
     json_decref(route_configs);
     cc_free(&c);
     *snapshot = root;
+    return rc;
+}
+
+static bool in_scope(const struct mesh_csvc *s, const struct mesh_compile_only *only)
+{
+    size_t ns_len = strlen(s->ns);
+    for (size_t i = 0; i < only->n; i++) {
+        const char *e = only->services[i];
+        if (strncmp(e, s->ns, ns_len) != 0 || e[ns_len] != '/')
+            continue;
+        if (strcmp(e + ns_len + 1, "*") == 0 ||
+            (s->source == MESH_CSVC_K8S && strcmp(e + ns_len + 1, s->name) == 0))
+            return true;
+    }
+    return false;
+}
+
+int mesh_compile_clusters(const struct mesh_resource_set *set, const struct mesh_node *node,
+                          const struct mesh_compile_only *only, json_t **clusters,
+                          struct mesh_diags *diags)
+{
+    *clusters = NULL;
+    if (node->role != MESH_NODE_SIDECAR) {
+        mesh_diags_add(diags, MESH_DIAG_ERROR, NULL, 0, 0, NULL, NULL,
+                       "a gateway's clusters come from its routes: compile it whole");
+        return MESH_EINVAL;
+    }
+    int rc = check_node(node, diags);
+    if (rc != MESH_OK)
+        return rc;
+    struct mesh_cc c;
+    cc_init(&c, set, node, diags);
+    for (size_t i = 0; i < c.n_vis && rc == MESH_OK; i++) {
+        const struct mesh_csvc *s = c.vis[i];
+        if (!in_scope(s, only))
+            continue;
+        if (s->n_addrs == 0 && !strchr(s->host, '*')) {
+            /* no virtual IP: the DNS table answers its endpoints' addresses */
+            mesh_diags_add(diags, MESH_DIAG_ERROR, NULL, 0, 0, NULL, NULL,
+                           "%s has no virtual IP: its endpoints are in the DNS table too",
+                           s->host);
+            rc = MESH_EINVAL;
+        }
+        service_clusters(&c, s);
+    }
+    if (rc == MESH_OK)
+        *clusters = sorted_clusters(&c);
+    cc_free(&c);
     return rc;
 }
 

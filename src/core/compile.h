@@ -49,6 +49,12 @@ struct mesh_node {
      * istio-locality "region.zone.subzone"); none of them = unknown.
      */
     const char *locality;
+    /*
+     * The mesh-wide outbound traffic policy (Istio's meshConfig
+     * outboundTrafficPolicy.mode) for sidecars whose Sidecar resource sets none:
+     * false = ALLOW_ANY (Istio's default), true = REGISTRY_ONLY.
+     */
+    bool registry_only;
 };
 
 /** Fills <node> with the defaults above (no namespace, no labels, sidecar). */
@@ -67,6 +73,39 @@ void mesh_node_init(struct mesh_node *node);
  */
 int mesh_compile(const struct mesh_resource_set *set, const struct mesh_node *node,
                  json_t **snapshot, struct mesh_diags *diags);
+
+/*
+ * Services whose endpoints changed, for mesh_compile_clusters(): each entry is
+ * "NAMESPACE/NAME" (a Kubernetes Service) or "NAMESPACE/" + "*" (every service of the
+ * namespace, ServiceEntries included: a WorkloadEntry there changed).
+ */
+struct mesh_compile_only {
+    const char *const *services;
+    size_t n;
+};
+
+/**
+ * The control plane's endpoint path (EDS-like, docs/control.md "Push"): only the
+ * clusters of the sidecar <node> that belong to the services of <only>, as
+ * mesh_compile() would write them (same names, same content), in a new JSON array
+ * (caller owns) sorted by name. Nothing else is compiled: the caller knows that only
+ * endpoints changed. Returns MESH_EINVAL for a gateway or an invalid node.
+ */
+int mesh_compile_clusters(const struct mesh_resource_set *set, const struct mesh_node *node,
+                          const struct mesh_compile_only *only, json_t **clusters,
+                          struct mesh_diags *diags);
+
+/*
+ * The version of a compiled snapshot is "c-" and 16 hex digits of
+ *     hash(every member but "clusters") + the sum of hash(cluster) over the clusters
+ * (64-bit wrap-around), so that replacing some clusters changes it by their hashes alone:
+ * the control plane's endpoint path computes the version a full compile would give.
+ */
+uint64_t mesh_compile_hash(json_t *v);
+/** The first term above, of a snapshot object (its "version", if any, is left out). */
+uint64_t mesh_compile_rest_hash(json_t *snapshot);
+/** Writes the version text for the sum <h> into <out> (24 bytes). */
+void mesh_compile_version_text(uint64_t h, char out[24]);
 
 /**
  * Parses "k=v,k2=v2" into labels allocated in one block (free(*out) frees them;

@@ -681,7 +681,9 @@ static const struct mesh_resource *pick_sidecar(struct mesh_cc *c)
 
 bool mesh_cc_sidecar_allows(struct mesh_cc *c, const char *ns, const char *host)
 {
-    if (!c->sidecar)
+    /* a Sidecar without egress (only outboundTrafficPolicy, say) sees everything, as with
+     * Istio's default egress listener (hosts: every namespace, every host) */
+    if (!c->sidecar || c->sidecar->typed.sidecar->n_egress == 0)
         return true;
     const struct mesh_sidecar *sc = c->sidecar->typed.sidecar;
     for (size_t i = 0; i < sc->n_egress; i++) {

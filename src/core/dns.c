@@ -1,11 +1,15 @@
 /*
  * The DNS proxy: one UDP socket and one TCP listener on the same port, on the
  * main event base. Mesh names are answered at once from the table; anything
- * else goes to the upstream resolver over one connected UDP socket, with a
- * fresh random id per query, and the answer is relayed when its id and
- * question match. Forwarded queries live in a fixed table of slots (bounded;
- * beyond it: SERVFAIL), hashed by upstream id, and in a FIFO by deadline: all
- * share one timeout, so one timer serves them all.
+ * else goes to the upstream resolver over the client's protocol: UDP queries
+ * over one connected UDP socket, TCP ones over a TCP connection of their own
+ * (one upstream connection per client connection, opened at its first
+ * forwarded query), so a TCP client never gets an answer truncated for UDP.
+ * Each forwarded query gets a fresh random id, and the answer is relayed when
+ * its id and question match and it came the way the query went. Forwarded
+ * queries live in a fixed table of slots (bounded; beyond it: SERVFAIL),
+ * hashed by upstream id, and in a FIFO by deadline: all share one timeout, so
+ * one timer serves them all.
  */
 #include "core/common.h"
 #include <arpa/inet.h>
@@ -36,6 +40,7 @@
 struct tcp_conn {
     struct mesh_dns *d;
     struct bufferevent *bev;        /* NULL once closed; freed when <pending> reaches 0 */
+    struct bufferevent *up;         /* to the upstream over TCP, or NULL (opened on demand) */
     unsigned pending;
     bool eof;                       /* the client is done sending: close once answered */
     struct tcp_conn *prev, *next;   /* every connection, for mesh_dns_stop() */
@@ -53,7 +58,8 @@ struct slot {
     uint16_t qtype, qclass;
     uint64_t qhash;                 /* of the lower-cased question name */
     uint16_t qlen;                  /* the question as sent, at qwire + index * QWIRE_MAX */
-    struct tcp_conn *conn;          /* NULL: a UDP client at <client> */
+    struct tcp_conn *conn;          /* NULL: a UDP client at <client> (sent over UDP); else
+                                     * a TCP client, sent on conn->up */
     union client_addr client;
     socklen_t client_len;
     uint64_t deadline_ms;
@@ -292,6 +298,29 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     arm_timer(d);
 }
 
+static bool up_tcp_open(struct tcp_conn *c);
+
+/* Sends <msg> (<len> bytes, its id already the upstream one) the way the client came. */
+static bool send_upstream(struct mesh_dns *d, struct tcp_conn *c, const uint8_t *msg, size_t len)
+{
+    if (c) {
+        if (!c->up && !up_tcp_open(c))
+            return false;
+        /* buffered until connected; TCP_MAX_PENDING bounds what a client can queue */
+        uint8_t lp[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+        struct evbuffer *out = bufferevent_get_output(c->up);
+        return evbuffer_add(out, lp, 2) == 0 && evbuffer_add(out, msg, len) == 0;
+    }
+    ssize_t w = send(d->up_fd, msg, len, 0);
+    if (w < 0 && errno == ECONNREFUSED) /* an ICMP error left by an earlier query: once more */
+        w = send(d->up_fd, msg, len, 0);
+    if (w != (ssize_t)len) {
+        mesh_log_debug("dns: send upstream: %s", w < 0 ? strerror(errno) : "short");
+        return false;
+    }
+    return true;
+}
+
 /* Sends the query upstream under a fresh id. Returns false when it cannot (then SERVFAIL). */
 static bool forward(struct mesh_dns *d, struct tcp_conn *c, const union client_addr *from,
                     socklen_t fromlen, uint8_t *msg, size_t len, const struct mesh_dns_header *h,
@@ -306,15 +335,11 @@ static bool forward(struct mesh_dns *d, struct tcp_conn *c, const union client_a
     uint16_t client_id = h->id;
     msg[0] = (uint8_t)(id >> 8);
     msg[1] = (uint8_t)id;
-    ssize_t w = send(d->up_fd, msg, len, 0);
-    if (w < 0 && errno == ECONNREFUSED) /* an ICMP error left by an earlier query: once more */
-        w = send(d->up_fd, msg, len, 0);
+    bool sent = send_upstream(d, c, msg, len);
     msg[0] = (uint8_t)(client_id >> 8);
     msg[1] = (uint8_t)client_id;
-    if (w != (ssize_t)len) {
-        mesh_log_debug("dns: send upstream: %s", w < 0 ? strerror(errno) : "short");
+    if (!sent)
         return false;
-    }
     uint32_t i = d->free_head;
     struct slot *s = &d->slots[i];
     d->free_head = s->next;
@@ -339,9 +364,36 @@ static bool forward(struct mesh_dns *d, struct tcp_conn *c, const union client_a
     d->fifo_tail = i;
     d->inflight++;
     d->st.forwarded++;
+    if (c)
+        d->st.forwarded_tcp++;
     if (!evtimer_pending(d->timer, NULL))
         arm_timer(d);
     return true;
+}
+
+/* An answer <msg> from the upstream, over UDP (<via> NULL) or on via->up: relayed to the
+ * client of the query it answers, which must have been sent the same way. */
+static void relay(struct mesh_dns *d, struct tcp_conn *via, uint8_t *msg, size_t len)
+{
+    struct mesh_dns_header h;
+    struct mesh_dns_question q;
+    enum mesh_dns_status st = mesh_dns_parse(msg, len, &h, &q);
+    uint32_t i = st == MESH_DNS_OK ? slot_find(d, h.id) : NIL;
+    /* as a resolving client does: the id, the question and its type must all match */
+    if (i == NIL || d->slots[i].conn != via || !(h.flags & MESH_DNS_QR) || h.qdcount != 1 ||
+        d->slots[i].qtype != q.type || d->slots[i].qclass != q.klass ||
+        d->slots[i].qhash != name_hash(q.name, q.name_len)) {
+        d->st.dropped_answers++;
+        mesh_log_debug("dns: dropped an upstream answer (%s)",
+                       st ? mesh_dns_strerror(st) : "matches no query in flight");
+        return;
+    }
+    struct slot *s = &d->slots[i];
+    msg[0] = (uint8_t)(s->client_id >> 8);
+    msg[1] = (uint8_t)s->client_id;
+    reply(d, s->conn, &s->client, s->client_len, msg, len);
+    d->st.relayed++;
+    slot_free(d, i);
 }
 
 static void on_upstream(evutil_socket_t fd, short what, void *arg)
@@ -351,25 +403,7 @@ static void on_upstream(evutil_socket_t fd, short what, void *arg)
         ssize_t n = recv(fd, d->buf, sizeof(d->buf), 0);
         if (n < 0)
             return; /* EAGAIN, or an ICMP error from a dead upstream: the timer answers */
-        struct mesh_dns_header h;
-        struct mesh_dns_question q;
-        enum mesh_dns_status st = mesh_dns_parse(d->buf, (size_t)n, &h, &q);
-        uint32_t i = st == MESH_DNS_OK ? slot_find(d, h.id) : NIL;
-        /* as a resolving client does: the id, the question and its type must all match */
-        if (i == NIL || !(h.flags & MESH_DNS_QR) || h.qdcount != 1 ||
-            d->slots[i].qtype != q.type || d->slots[i].qclass != q.klass ||
-            d->slots[i].qhash != name_hash(q.name, q.name_len)) {
-            d->st.dropped_answers++;
-            mesh_log_debug("dns: dropped an upstream answer (%s)",
-                           st ? mesh_dns_strerror(st) : "matches no query in flight");
-            continue;
-        }
-        struct slot *s = &d->slots[i];
-        d->buf[0] = (uint8_t)(s->client_id >> 8);
-        d->buf[1] = (uint8_t)s->client_id;
-        reply(d, s->conn, &s->client, s->client_len, d->buf, (size_t)n);
-        d->st.relayed++;
-        slot_free(d, i);
+        relay(d, NULL, d->buf, (size_t)n);
     }
 }
 
@@ -441,7 +475,7 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
 
 static void conn_release(struct tcp_conn *c)
 {
-    if (c->bev || c->pending)
+    if (c->bev || c->up || c->pending)
         return;
     if (c->prev)
         c->prev->next = c->next;
@@ -453,38 +487,130 @@ static void conn_release(struct tcp_conn *c)
     free(c);
 }
 
-/* Closes the socket now; the struct lives until no forwarded query points at it. */
+/* Ends the forwarded queries of <c>: SERVFAIL to the client when <answer>. May free <c>
+ * (when its socket is closed already). */
+static void conn_fail_pending(struct tcp_conn *c, bool answer)
+{
+    struct mesh_dns *d = c->d;
+    unsigned left = c->pending;
+    for (uint32_t i = d->fifo_head; i != NIL && left;) {
+        uint32_t next = d->slots[i].next;
+        if (d->slots[i].conn == c) {
+            left--;
+            if (answer)
+                servfail(d, i);
+            slot_free(d, i); /* the last one may free c: <left> is ours */
+        }
+        i = next;
+    }
+}
+
+/* Closes the sockets now. Queries still on their way upstream can get no answer any more:
+ * their slots go too, and with the last one the struct. */
 static void conn_close(struct tcp_conn *c)
 {
     if (c->bev) {
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
-    conn_release(c);
+    if (c->up) {
+        bufferevent_free(c->up);
+        c->up = NULL;
+    }
+    if (c->pending)
+        conn_fail_pending(c, false); /* frees <c> with the last one */
+    else
+        conn_release(c);
+}
+
+/* The next message of <in>, two-byte length first (RFC 1035 4.2.2): its length once it is
+ * whole (then moved to <buf>), -1 while it is not, -2 for a length shorter than a header. */
+static long frame_take(struct evbuffer *in, uint8_t *buf)
+{
+    uint8_t lp[2];
+    if (evbuffer_copyout(in, lp, 2) < 2)
+        return -1;
+    size_t len = (size_t)lp[0] << 8 | lp[1];
+    if (len < MESH_DNS_HEADER_LEN)
+        return -2;
+    if (evbuffer_get_length(in) < len + 2)
+        return -1;
+    evbuffer_drain(in, 2);
+    evbuffer_remove(in, buf, len);
+    return (long)len;
+}
+
+/* ---- TCP towards the upstream ----------------------------------------------------- */
+
+/* The upstream connection is over: what it still owed gets SERVFAIL now rather than after
+ * the timeout; the next forwarded query opens a new connection. */
+static void up_close(struct tcp_conn *c)
+{
+    bufferevent_free(c->up);
+    c->up = NULL;
+    conn_fail_pending(c, true); /* the client is still there (else no c->up): <c> stays */
+}
+
+static void on_up_read(struct bufferevent *bev, void *arg)
+{
+    struct tcp_conn *c = arg;
+    struct mesh_dns *d = c->d;
+    long len;
+    while ((len = frame_take(bufferevent_get_input(bev), d->buf)) >= 0)
+        relay(d, c, d->buf, (size_t)len); /* writes to the client: never frees <c> or c->up */
+    if (len == -2) {
+        d->st.dropped_answers++;
+        up_close(c);
+    }
+}
+
+static void on_up_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct tcp_conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    if (what & BEV_EVENT_ERROR)
+        mesh_log_debug("dns: upstream tcp: %s",
+                       evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    up_close(c);
+}
+
+static bool up_tcp_open(struct tcp_conn *c)
+{
+    struct mesh_dns *d = c->d;
+    c->up = bufferevent_socket_new(d->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->up)
+        return false;
+    /* callbacks after the connect: one that fails at once runs the event callback inside
+     * it (a refusal is reported later, from the loop) */
+    if (bufferevent_socket_connect(c->up, (struct sockaddr *)&d->cfg.upstream,
+                                   (int)d->cfg.upstream_len) < 0) {
+        mesh_log_debug("dns: upstream tcp connect: %s", strerror(errno));
+        bufferevent_free(c->up);
+        c->up = NULL;
+        return false;
+    }
+    bufferevent_setcb(c->up, on_up_read, NULL, on_up_event, c);
+    bufferevent_setwatermark(c->up, EV_READ, 0, MESH_DNS_MSG_MAX + 2);
+    bufferevent_enable(c->up, EV_READ | EV_WRITE);
+    d->st.upstream_tcp_conns++;
+    return true;
 }
 
 static void on_tcp_read(struct bufferevent *bev, void *arg)
 {
     struct tcp_conn *c = arg;
     struct mesh_dns *d = c->d;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    for (;;) {
-        uint8_t lp[2];
-        if (evbuffer_copyout(in, lp, 2) < 2)
-            break;
-        size_t len = (size_t)lp[0] << 8 | lp[1];
-        if (len < MESH_DNS_HEADER_LEN) {
-            d->st.malformed++;
-            conn_close(c);
-            return;
-        }
-        if (evbuffer_get_length(in) < len + 2)
-            break;
-        evbuffer_drain(in, 2);
-        evbuffer_remove(in, d->buf, len);
-        handle_query(d, c, NULL, 0, d->buf, len);
+    long len;
+    while ((len = frame_take(bufferevent_get_input(bev), d->buf)) >= 0) {
+        handle_query(d, c, NULL, 0, d->buf, (size_t)len);
         if (!c->bev)
             return;
+    }
+    if (len == -2) { /* a zero or short length */
+        d->st.malformed++;
+        conn_close(c);
+        return;
     }
     if (evbuffer_get_length(bufferevent_get_output(bev)) > TCP_MAX_OUTPUT)
         conn_close(c);
@@ -667,6 +793,8 @@ void mesh_dns_stop(struct mesh_dns *d)
         d->conns = c->next;
         if (c->bev)
             bufferevent_free(c->bev);
+        if (c->up)
+            bufferevent_free(c->up);
         free(c);
     }
     if (d->listener)

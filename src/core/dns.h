@@ -1,7 +1,7 @@
 /*
  * The sidecar's DNS proxy (15053, UDP and TCP): A and AAAA queries for mesh
  * names are answered from a table with the services' virtual IPs; every other
- * query is relayed to the pod's resolver. Also the strict DNS message reader
+ * query is relayed to the pod's resolver over the protocol it came by. Also the strict DNS message reader
  * and writer it uses (RFC 1035; dns_wire.c), fuzzed by tests/fuzz/fuzz_dns.c.
  */
 #ifndef MESH_CORE_DNS_H
@@ -147,6 +147,8 @@ int mesh_dns_read_resolv_conf(struct mesh_dns_config *c, const char *path, struc
 struct mesh_dns_stats {
     uint64_t queries, answered, nodata, forwarded, relayed, servfail, timeouts, malformed,
         dropped_answers, tcp_conns;
+    uint64_t forwarded_tcp;         /* of <forwarded>: TCP queries, forwarded over TCP */
+    uint64_t upstream_tcp_conns;    /* TCP connections opened to the upstream */
 };
 
 struct event_base;

@@ -12,6 +12,10 @@
  *   endpoints of each priority level, cumulative weights, the EDF heap and
  *   its precomputed schedule). The view is rebuilt when the cluster's
  *   ejection epoch moves, and when slow start ends for weighted round robin.
+ *   A cluster of a binding is bound (lc->cs set, shared state referenced,
+ *   arrays allocated) on first use, or at once when it already has shared
+ *   state or slow start: a sidecar holds every service of the mesh and
+ *   talks to a few.
  */
 #ifndef MESH_CORE_LB_INT_H
 #define MESH_CORE_LB_INT_H
@@ -78,7 +82,7 @@ struct lb_view_level {
 
 struct lb_cl {
     const struct mesh_cluster *cl;
-    struct lb_cluster_state *cs;
+    struct lb_cluster_state *cs;       /* NULL until bound (see above): nothing below is set */
     struct lb_ep_state **eps;          /* per endpoint index */
     uint8_t *usable;                   /* per endpoint index, in the view */
     struct lb_view_level *lv;          /* per cl->levels */
@@ -93,12 +97,16 @@ struct lb_bind {
 };
 
 #define LB_BINDS 4
+/* how often a worker looks for bindings whose snapshot only they still hold */
+#define LB_SWEEP_MS 1000
+#define LB_SWEEP_FIRST_MS 50           /* after a new snapshot */
 
 struct mesh_lb_worker {
     struct mesh_lb_shared *sh;
     struct mesh_worker *w;             /* stats; NULL in some tests */
     struct lb_bind *binds[LB_BINDS];   /* most recently bound first */
     uint64_t rand;
+    bool sweep_armed;                  /* a sweep of old bindings is due (lb.c) */
     struct mesh_endpoint **passthrough; /* interned TCP passthrough endpoints (owned) */
     size_t n_passthrough;
 };

@@ -79,6 +79,53 @@ static void dec_sat(_Atomic uint32_t *c)
 
 /* ---- Bindings ---- */
 
+/*
+ * Binds <lc> (its cluster) to the shared state, with the arrays its view
+ * needs. Under sh->lock. Only a cluster that gets traffic pays for this: a
+ * sidecar's snapshot names every service of the mesh, and most never see a
+ * request from it.
+ */
+static void bind_fill(struct mesh_lb_worker *wl, struct lb_cl *lc, uint64_t now)
+{
+    const struct mesh_cluster *cl = lc->cl;
+    bool created;
+    lc->epoch = UINT64_MAX;
+    lc->cs = mesh_lb_cluster_ref(wl->sh, cl->name, &created);
+    lc->cs->od = cl->outlier;
+    lc->cs->n_endpoints = cl->n_endpoints;
+    if (cl->outlier.enabled && !atomic_load(&lc->cs->next_review_ms))
+        atomic_store(&lc->cs->next_review_ms, now + cl->outlier.interval_ms);
+    size_t n = cl->n_endpoints;
+    lc->eps = mesh_xcalloc(n ? n : 1, sizeof(*lc->eps));
+    lc->usable = mesh_xcalloc(n ? n : 1, 1);
+    for (size_t e = 0; e < n; e++)
+        lc->eps[e] = mesh_lb_ep_ref(lc->cs, cl->endpoints[e].key, created, now);
+    lc->lv = mesh_xcalloc(cl->n_levels ? cl->n_levels : 1, sizeof(*lc->lv));
+    lc->load_cum = mesh_xcalloc(cl->n_levels ? cl->n_levels : 1, sizeof(*lc->load_cum));
+    for (size_t l = 0; l < cl->n_levels; l++) {
+        size_t m = cl->levels[l].n_eps;
+        lc->lv[l].avail = mesh_xcalloc(m, sizeof(*lc->lv[l].avail));
+        lc->lv[l].prob = mesh_xcalloc(m, sizeof(*lc->lv[l].prob));
+        lc->lv[l].alias = mesh_xcalloc(m, sizeof(*lc->lv[l].alias));
+        lc->lv[l].work = mesh_xcalloc(2 * m, sizeof(*lc->lv[l].work));
+        lc->lv[l].heap = mesh_xcalloc(m, sizeof(*lc->lv[l].heap));
+        if (cl->lb_policy == MESH_LBP_ROUND_ROBIN && !cl->equal_weights) {
+            size_t cap = MESH_MIN(m * LB_SCHED_PER_EP, (size_t)LB_SCHED_MAX);
+            lc->lv[l].sched = mesh_xcalloc(cap, sizeof(*lc->lv[l].sched));
+            lc->lv[l].sched_cap = (uint32_t)cap;
+        }
+    }
+}
+
+/* The first use of <lc> in this binding. */
+static __attribute__((noinline)) void bind_fill_now(struct mesh_lb_worker *wl, struct lb_cl *lc)
+{
+    uint64_t now = lb_now(wl);
+    pthread_mutex_lock(&wl->sh->lock);
+    bind_fill(wl, lc, now);
+    pthread_mutex_unlock(&wl->sh->lock);
+}
+
 static struct lb_bind *bind_new(struct mesh_lb_worker *wl, struct mesh_snapshot *snap)
 {
     struct lb_bind *b = mesh_xcalloc(1, sizeof(*b));
@@ -87,36 +134,14 @@ static struct lb_bind *bind_new(struct mesh_lb_worker *wl, struct mesh_snapshot 
     uint64_t now = lb_now(wl);
     pthread_mutex_lock(&wl->sh->lock);
     for (size_t i = 0; i < snap->n_clusters; i++) {
-        const struct mesh_cluster *cl = &snap->clusters[i];
         struct lb_cl *lc = &b->cls[i];
-        bool created;
-        lc->cl = cl;
-        lc->epoch = UINT64_MAX;
-        lc->cs = mesh_lb_cluster_ref(wl->sh, cl->name, &created);
-        lc->cs->od = cl->outlier;
-        lc->cs->n_endpoints = cl->n_endpoints;
-        if (cl->outlier.enabled && !atomic_load(&lc->cs->next_review_ms))
-            atomic_store(&lc->cs->next_review_ms, now + cl->outlier.interval_ms);
-        size_t n = cl->n_endpoints;
-        lc->eps = mesh_xcalloc(n ? n : 1, sizeof(*lc->eps));
-        lc->usable = mesh_xcalloc(n ? n : 1, 1);
-        for (size_t e = 0; e < n; e++)
-            lc->eps[e] = mesh_lb_ep_ref(lc->cs, cl->endpoints[e].key, created, now);
-        lc->lv = mesh_xcalloc(cl->n_levels ? cl->n_levels : 1, sizeof(*lc->lv));
-        lc->load_cum = mesh_xcalloc(cl->n_levels ? cl->n_levels : 1, sizeof(*lc->load_cum));
-        for (size_t l = 0; l < cl->n_levels; l++) {
-            size_t m = cl->levels[l].n_eps;
-            lc->lv[l].avail = mesh_xcalloc(m, sizeof(*lc->lv[l].avail));
-            lc->lv[l].prob = mesh_xcalloc(m, sizeof(*lc->lv[l].prob));
-            lc->lv[l].alias = mesh_xcalloc(m, sizeof(*lc->lv[l].alias));
-            lc->lv[l].work = mesh_xcalloc(2 * m, sizeof(*lc->lv[l].work));
-            lc->lv[l].heap = mesh_xcalloc(m, sizeof(*lc->lv[l].heap));
-            if (cl->lb_policy == MESH_LBP_ROUND_ROBIN && !cl->equal_weights) {
-                size_t cap = MESH_MIN(m * LB_SCHED_PER_EP, (size_t)LB_SCHED_MAX);
-                lc->lv[l].sched = mesh_xcalloc(cap, sizeof(*lc->lv[l].sched));
-                lc->lv[l].sched_cap = (uint32_t)cap;
-            }
-        }
+        lc->cl = &snap->clusters[i];
+        /* Bound now: a cluster that has shared state (traffic under an earlier snapshot,
+         * here or in another worker), so that its counters, ejections and in-flight
+         * requests carry over; and one with slow start, whose endpoints added by a later
+         * snapshot must be told from its first ones. The others bind on first use. */
+        if (lc->cl->slow_start_ms || mesh_lb_cluster_find(wl->sh, lc->cl->name))
+            bind_fill(wl, lc, now);
     }
     pthread_mutex_unlock(&wl->sh->lock);
     return b;
@@ -128,6 +153,8 @@ static void bind_free(struct mesh_lb_worker *wl, struct lb_bind *b)
     pthread_mutex_lock(&wl->sh->lock);
     for (size_t i = 0; i < snap->n_clusters; i++) {
         struct lb_cl *lc = &b->cls[i];
+        if (!lc->cs)
+            continue;
         for (size_t e = 0; e < lc->cl->n_endpoints; e++)
             mesh_lb_ep_unref(wl->sh, lc->cs, lc->eps[e]);
         mesh_lb_cluster_unref(wl->sh, lc->cs);
@@ -135,6 +162,8 @@ static void bind_free(struct mesh_lb_worker *wl, struct lb_bind *b)
     pthread_mutex_unlock(&wl->sh->lock);
     for (size_t i = 0; i < snap->n_clusters; i++) {
         struct lb_cl *lc = &b->cls[i];
+        if (!lc->cs)
+            continue;
         for (size_t l = 0; l < lc->cl->n_levels; l++) {
             free(lc->lv[l].avail);
             free(lc->lv[l].prob);
@@ -172,18 +201,30 @@ static bool snap_has(const struct mesh_snapshot *snap, const struct mesh_cluster
     return snap->n_clusters && cl >= snap->clusters && cl < snap->clusters + snap->n_clusters;
 }
 
+static void arm_sweep(struct mesh_lb_worker *wl, unsigned ms);
+
 /* The binding of <cl>: from any bound snapshot, else <hint>'s, else the worker's current one. */
 static struct lb_cl *bind_for(struct mesh_lb_worker *wl, const struct mesh_cluster *cl,
                               struct mesh_snapshot *hint)
 {
+    struct lb_cl *lc = NULL;
     for (size_t i = 0; i < LB_BINDS; i++)
-        if (wl->binds[i] && snap_has(wl->binds[i]->snap, cl))
-            return &wl->binds[i]->cls[cl->index];
-    if (!hint && wl->w && wl->w->snap && snap_has(wl->w->snap, cl))
-        hint = wl->w->snap;
-    if (!hint || !snap_has(hint, cl))
-        return NULL;
-    return &bind_get(wl, hint)->cls[cl->index];
+        if (wl->binds[i] && snap_has(wl->binds[i]->snap, cl)) {
+            lc = &wl->binds[i]->cls[cl->index];
+            break;
+        }
+    if (!lc) {
+        if (!hint && wl->w && wl->w->snap && snap_has(wl->w->snap, cl))
+            hint = wl->w->snap;
+        if (!hint || !snap_has(hint, cl))
+            return NULL;
+        lc = &bind_get(wl, hint)->cls[cl->index];
+        if (wl->w && hint != wl->w->snap)
+            arm_sweep(wl, LB_SWEEP_MS); /* a stream's old snapshot came back */
+    }
+    if (MESH_UNLIKELY(!lc->cs))
+        bind_fill_now(wl, lc);
+    return lc;
 }
 
 struct lb_cl *mesh_lb_bind_cluster(struct mesh_lb_worker *wl, struct mesh_snapshot *snap,
@@ -202,9 +243,67 @@ struct mesh_lb_worker *mesh_lb_worker_new(struct mesh_lb_shared *sh, struct mesh
     return wl;
 }
 
+/*
+ * Frees the bindings whose snapshot nobody but the binding holds any more (no
+ * connection, not the worker's nor the runtime's current one: nothing can
+ * take a new reference to it), so that an old snapshot goes as soon as its
+ * last connection does rather than when LB_BINDS newer ones push it out.
+ * Returns whether a binding of another snapshot than the worker's is left.
+ */
+static bool sweep(struct mesh_lb_worker *wl)
+{
+    const struct mesh_snapshot *cur = wl->w ? wl->w->snap : NULL;
+    size_t k = 0;
+    bool left = false;
+    for (size_t i = 0; i < LB_BINDS; i++) {
+        struct lb_bind *b = wl->binds[i];
+        if (!b)
+            continue;
+        if (b->snap != cur && atomic_load(&b->snap->refcnt) == 1) {
+            bind_free(wl, b);
+            continue;
+        }
+        left |= b->snap != cur;
+        wl->binds[k++] = b;
+    }
+    for (; k < LB_BINDS; k++)
+        wl->binds[k] = NULL;
+    return left;
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct mesh_lb_worker *wl = arg;
+    wl->sweep_armed = false;
+    if (sweep(wl))
+        arm_sweep(wl, LB_SWEEP_MS);
+}
+
+/* A one-shot timer on the worker's loop (freed by libevent with the base if pending). */
+static void arm_sweep(struct mesh_lb_worker *wl, unsigned ms)
+{
+    if (wl->sweep_armed || !wl->w || !wl->w->base)
+        return;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    wl->sweep_armed = event_base_once(wl->w->base, -1, EV_TIMEOUT, on_sweep, wl, &tv) == 0;
+}
+
 void mesh_lb_worker_snapshot(struct mesh_lb_worker *wl, struct mesh_snapshot *snap)
 {
     bind_get(wl, snap);
+    /* the previous snapshot is the worker's until the caller moves on, and the runtime's
+     * until the swap returns: the first sweep comes soon after (an idle sidecar frees it
+     * then), the next ones every LB_SWEEP_MS while a connection holds it */
+    for (size_t i = 1; i < LB_BINDS; i++)
+        if (wl->binds[i])
+            arm_sweep(wl, LB_SWEEP_FIRST_MS);
+}
+
+void mesh_lb_worker_sweep(struct mesh_lb_worker *wl)
+{
+    sweep(wl);
 }
 
 void mesh_lb_worker_free(struct mesh_lb_worker *wl)

@@ -75,6 +75,13 @@ void mesh_lb_worker_free(struct mesh_lb_worker *wl);
  * reload for every cluster and endpoint that stays.
  */
 void mesh_lb_worker_snapshot(struct mesh_lb_worker *wl, struct mesh_snapshot *snap);
+/*
+ * Drops the bindings of snapshots that only the bindings still hold (every
+ * connection on them closed), freeing those snapshots. Runs by itself on the
+ * worker's loop (every LB_SWEEP_MS while there are old bindings); callable
+ * directly (tests).
+ */
+void mesh_lb_worker_sweep(struct mesh_lb_worker *wl);
 
 /* ---- Introspection (admin /clusters; any thread) ---- */
 struct mesh_lb_cluster_info {

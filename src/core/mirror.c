@@ -183,7 +183,7 @@ static struct mesh_stream *shadow_new(struct mesh_stream *p, const struct mesh_m
     s->snap = mesh_snapshot_ref(p->snap);
     s->is_shadow = true;
     s->route = p->route;
-    s->cluster = m->cluster;
+    s->cluster = mesh_snapshot_cluster(s->snap, m->cluster);
     s->is_head = p->is_head;
     s->req_end = p->req_end;
     s->req.content_length = -1;

@@ -4,6 +4,7 @@
  * codec knows the other; both speak to this file.
  */
 #include "core/common.h"
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "core/mirror.h"
 #include "core/retry.h"
 #include "core/router.h"
+#include "core/tcp_proxy.h"
 
 #define LIT(s) s, sizeof(s) - 1
 
@@ -414,13 +416,66 @@ static bool start_handler(struct mesh_stream *s, const char *name, bool end)
     return true;
 }
 
+/* A passthrough to the proxy itself: refused, said once in the reply and once in the log. */
+static void loop_reply(struct mesh_stream *s, const char *cluster)
+{
+    char dst[INET6_ADDRSTRLEN + 8], why[400];
+    mesh_l4_dst_str(s->conn, dst, sizeof(dst));
+    int hl = (int)MESH_MIN(s->req.authority_len, 100u);
+    const char *host = s->req.authority ? s->req.authority : "";
+    MESH_STAT_INC(&s->w->stats, passthrough_loop);
+    snprintf(why, sizeof(why),
+             "the request for host \"%.*s\" has no original destination (the connection to "
+             "%s was not redirected to this proxy): passing it through (cluster %s) would loop "
+             "back to the proxy",
+             hl, host, dst, cluster);
+    mesh_log_warn("%s: %s", s->conn->peer_ip, why);
+    mesh_proxy_local_reply(s, 502, MESH_RF_NR, why);
+}
+
+/*
+ * No virtual host takes the request's authority, on a listener with "unmatched"
+ * (Istio's outboundTrafficPolicy): REGISTRY_ONLY answers 502 (Istio's
+ * block_all); ALLOW_ANY sends the request to the connection's original
+ * destination through the passthrough cluster, unless that is this proxy.
+ * False when the listener has no such policy (the request gets 404).
+ */
+static bool unmatched_http(struct mesh_stream *s, const struct mesh_listener_cfg *lc)
+{
+    const struct mesh_unmatched *u = lc->l4 ? &lc->l4->unmatched : NULL;
+    if (!u || u->action == MESH_UNMATCHED_NONE)
+        return false;
+    if (u->action == MESH_UNMATCHED_REFUSE) {
+        char dst[INET6_ADDRSTRLEN + 8], why[300];
+        mesh_l4_dst_str(s->conn, dst, sizeof(dst));
+        MESH_STAT_INC(&s->w->stats, blackhole_rq_total);
+        snprintf(why, sizeof(why),
+                 "host \"%.*s\" (%s) is not in the mesh registry: the outbound traffic policy "
+                 "is REGISTRY_ONLY",
+                 (int)MESH_MIN(s->req.authority_len, 100u),
+                 s->req.authority ? s->req.authority : "", dst);
+        mesh_proxy_local_reply(s, 502, MESH_RF_NR, why);
+        return true;
+    }
+    if (mesh_l4_dst_is_self(s->conn, s->snap)) {
+        loop_reply(s, u->cluster->name);
+        return true;
+    }
+    MESH_STAT_INC(&s->w->stats, passthrough_rq_total);
+    s->route = u->http;
+    s->cluster = mesh_snapshot_cluster(s->snap, u->cluster);
+    mesh_proxy_continue(s);
+    return true;
+}
+
 void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
 {
     const struct mesh_snapshot *snap = s->snap;
     const char *hname = snap->listeners[s->conn->listener_idx].handler;
     if (hname && start_handler(s, hname, end))
         return;
-    const struct mesh_route_config *rc = snap->listeners[s->conn->listener_idx].route_config;
+    const struct mesh_listener_cfg *lc = &snap->listeners[s->conn->listener_idx];
+    const struct mesh_route_config *rc = lc->route_config;
     const char *path = s->req.path ? s->req.path : "/";
     size_t plen = s->req.path ? s->req.path_len : 1;
     const struct mesh_router_req rq = {
@@ -429,7 +484,10 @@ void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
         .authority = s->req.authority, .authority_len = s->req.authority_len,
         .path = path, .path_len = plen, .headers = &s->req.hdrs, .arena = s->arena,
         .dst_port = mesh_router_dst_port(&s->conn->dst, s->conn->dst_len)};
-    const struct mesh_route *r = rc ? mesh_router_match(rc, &rq) : NULL;
+    const struct mesh_vhost *vh = mesh_router_vhost(rc, rq.authority, rq.authority_len);
+    const struct mesh_route *r = vh ? mesh_router_route(vh, &rq) : NULL;
+    if (!vh && unmatched_http(s, lc))
+        return;
     if (!r) {
         MESH_STAT_INC(&s->w->stats, downstream_rq_no_route);
         char why[256];
@@ -443,10 +501,15 @@ void mesh_proxy_request_headers(struct mesh_stream *s, bool end)
     if (r->action == MESH_ACTION_CLUSTER) {
         if (r->n_weighted) {
             s->dest = pick_weighted(s->w, r);
-            s->cluster = s->dest->cluster;
+            s->cluster = mesh_snapshot_cluster(s->snap, s->dest->cluster);
         } else {
-            s->cluster = r->cluster;
+            s->cluster = mesh_snapshot_cluster(s->snap, r->cluster);
         }
+    }
+    if (s->cluster && s->cluster->lb_policy == MESH_LBP_PASSTHROUGH &&
+        mesh_l4_dst_is_self(s->conn, s->snap)) {
+        loop_reply(s, s->cluster->name);
+        return;
     }
     (void)end; /* s->req_end says it from here on */
     if ((r->policy || s->dest) && mesh_filter_request(s) != MESH_FILTER_CONTINUE)

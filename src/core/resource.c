@@ -162,9 +162,31 @@ const struct mesh_resource *mesh_resource_set_find(const struct mesh_resource_se
     return i ? set->items[json_integer_value(i)] : NULL;
 }
 
-static void set_add(struct mesh_resource_set *set, struct mesh_resource *r)
+bool mesh_resource_set_remove(struct mesh_resource_set *set, const char *key)
+{
+    json_t *i = json_object_get(set->index, key);
+    if (!i)
+        return false;
+    size_t at = (size_t)json_integer_value(i);
+    mesh_resource_free(set->items[at]);
+    json_object_del(set->index, key);
+    /* the last item takes the hole: the compiler sorts what it reads, order is free */
+    if (at != --set->n) {
+        set->items[at] = set->items[set->n];
+        json_object_set_new(set->index, set->items[at]->key, json_integer((json_int_t)at));
+    }
+    return true;
+}
+
+static void set_add(struct mesh_resource_set *set, struct mesh_resource *r, bool quiet)
 {
     json_t *i = json_object_get(set->index, r->key);
+    if (i && quiet) {
+        size_t at = (size_t)json_integer_value(i);
+        mesh_resource_free(set->items[at]);
+        set->items[at] = r;
+        return;
+    }
     if (i) {
         size_t at = (size_t)json_integer_value(i);
         struct mesh_resource *old = set->items[at];
@@ -475,7 +497,7 @@ static void process_doc(struct loader *L, const struct mesh_ynode *root, size_t 
         r->spec = r->object;
     }
     set->n_valid++;
-    set_add(set, r);
+    set_add(set, r, L->flags & MESH_LOAD_REPLACE);
 }
 
 static void on_document(void *arg, const struct mesh_ydoc *doc)

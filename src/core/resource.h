@@ -93,6 +93,8 @@ void mesh_resource_free(struct mesh_resource *r);
 /* Loading flags. */
 #define MESH_LOAD_FRAGMENTS 0x1u  /* a document without "kind" is skipped (note), not an error */
 #define MESH_LOAD_RECURSIVE 0x2u  /* directories: descend into subdirectories */
+#define MESH_LOAD_REPLACE 0x4u    /* a key already in the set is replaced without a warning
+                                     (an update, not a duplicate) */
 
 struct mesh_resource_set {
     struct mesh_resource **items; /* valid resources in load order; the set owns them */
@@ -128,6 +130,12 @@ int mesh_resource_load_path(struct mesh_resource_set *set, const char *path, uns
 /** The resource with identity <key> ("Kind/namespace/name"), or NULL. Borrowed. */
 const struct mesh_resource *mesh_resource_set_find(const struct mesh_resource_set *set,
                                                    const char *key);
+
+/**
+ * Removes and frees the resource with identity <key>; false when there is none. Positions
+ * in <items> of other resources may change (the compiler sorts what it reads).
+ */
+bool mesh_resource_set_remove(struct mesh_resource_set *set, const char *key);
 
 /** Largest file the loaders read (config, not data). */
 #define MESH_RESOURCE_MAX_FILE (64u << 20)

@@ -109,6 +109,7 @@ static const struct acted acted[] = {
 
     {"Sidecar", "spec.workloadSelector"},
     {"Sidecar", "spec.egress[].hosts"},
+    {"Sidecar", "spec.outboundTrafficPolicy"}, /* egressProxy: the compiler warns */
 
     {"Service", "spec"},
     {"Endpoints", "subsets"},

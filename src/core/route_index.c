@@ -347,7 +347,9 @@ static void builder_free(struct builder *b)
 void mesh_snap_index_vhost(struct mesh_snap_ctx *c, struct mesh_vhost *vh)
 {
     vh->index = NULL;
-    if (c->err->total > 0 || vh->n_routes == 0 || vh->n_routes > UINT32_MAX / 2)
+    /* one route is its own only candidate: the scan tries just it, so no index to keep
+     * (a sidecar has a one-route virtual host per service of the mesh) */
+    if (c->err->total > 0 || vh->n_routes <= 1 || vh->n_routes > UINT32_MAX / 2)
         return; /* the snapshot is rejected anyway (or scanned in order) */
 
     struct builder b[2] = {{0}};

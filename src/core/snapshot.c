@@ -2,12 +2,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <jansson.h>
 #include "core/arena.h"
+#include "core/lz.h"
 #include "core/snapshot.h"
 #include "core/snapshot-int.h"
 
@@ -19,6 +21,10 @@
  */
 
 #define MAX_FILE_SIZE (64u << 20)   /* a snapshot is config, not data */
+/* mapped chunks (arena.c): pages never written cost nothing, so one size fits all */
+#define SNAP_CHUNK (256u << 10)
+/* below this the parse's garbage is not worth a walk of the heap */
+#define TRIM_MIN (64u << 10)
 
 
 _Static_assert(MESH_SNAP_PATH_MAX == sizeof(((struct mesh_err_entry *)0)->path), "path buffer size");
@@ -441,7 +447,7 @@ static struct mesh_snapshot *parse_doc(const char *json, size_t len, struct mesh
 
     struct mesh_snap_ctx c = {
         .err = err,
-        .arena = mesh_arena_new(4096, 0),
+        .arena = mesh_arena_new_mapped(SNAP_CHUNK),
         .cluster_names = json_object(),
         .rc_names = json_object(),
     };
@@ -462,13 +468,58 @@ static struct mesh_snapshot *parse_doc(const char *json, size_t len, struct mesh
         mesh_arena_free(c.arena);
         return NULL;
     }
-    char *dump = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    /* kept compact and compressed: a tenth of the indented text (mesh_snapshot_dump) */
+    char *dump = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(root);
     if (!dump)
         mesh_snap_oom();
-    s->json = mesh_snap_sdup(&c, dump, strlen(dump));
+    s->json_len = strlen(dump);
+    unsigned char *lz = mesh_lz_compress(dump, s->json_len, &s->json_lz_len);
     free(dump);
+    if (!lz)
+        mesh_snap_oom();
+    unsigned char *kept = mesh_snap_zalloc(&c, 1, s->json_lz_len);
+    memcpy(kept, lz, s->json_lz_len);
+    free(lz);
+    s->json_lz = kept;
     return s;
+}
+
+/*
+ * The parse left a few times the document's size of freed jansson nodes in
+ * the malloc heap, in holes the top-of-heap trim does not reach: give their
+ * pages back now rather than keep them for the life of the process.
+ */
+static void trim_heap(size_t len)
+{
+#ifdef __GLIBC__
+    if (len >= TRIM_MIN)
+        malloc_trim(0);
+#else
+    (void)len;
+#endif
+}
+
+char *mesh_snapshot_dump(const struct mesh_snapshot *s, bool indent)
+{
+    char *text = malloc(s->json_len + 1);
+    if (!text)
+        return NULL;
+    if (!mesh_lz_decompress(s->json_lz, s->json_lz_len, text, s->json_len)) {
+        free(text); /* cannot happen: we compressed it */
+        return NULL;
+    }
+    text[s->json_len] = '\0';
+    if (!indent)
+        return text;
+    json_t *root = json_loadb(text, s->json_len, 0, NULL);
+    free(text);
+    if (!root)
+        return NULL;
+    text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(root);
+    trim_heap(s->json_len);
+    return text;
 }
 
 struct mesh_snapshot *mesh_snapshot_parse(const char *json, size_t len, struct mesh_err *err)
@@ -477,7 +528,9 @@ struct mesh_snapshot *mesh_snapshot_parse(const char *json, size_t len, struct m
     if (!err)
         err = &scratch;
     mesh_err_init(err, NULL);
-    return parse_doc(json, len, err);
+    struct mesh_snapshot *s = parse_doc(json, len, err);
+    trim_heap(len);
+    return s;
 }
 
 /* Whole file into a malloc'd buffer; works for pipes and /dev/stdin too. */
@@ -531,6 +584,7 @@ struct mesh_snapshot *mesh_snapshot_load_file(const char *path, struct mesh_err 
         return NULL;
     struct mesh_snapshot *s = parse_doc(buf, len, err);
     free(buf);
+    trim_heap(len);
     return s;
 }
 
@@ -538,8 +592,13 @@ void mesh_snapshot_unref(struct mesh_snapshot *s)
 {
     if (!s)
         return;
-    if (atomic_fetch_sub_explicit(&s->refcnt, 1, memory_order_acq_rel) == 1)
-        mesh_arena_free(s->arena); /* <s> itself lives in the arena */
+    if (atomic_fetch_sub_explicit(&s->refcnt, 1, memory_order_acq_rel) != 1)
+        return;
+    size_t size = mesh_arena_used(s->arena);
+    mesh_arena_free(s->arena); /* <s> itself lives in the arena */
+    /* a big snapshot goes once per swap, after what its successor's load left behind
+     * (the push's buffer, the old one's pools): give the heap's free pages back too */
+    trim_heap(size);
 }
 
 const struct mesh_cluster *mesh_snapshot_find_cluster(const struct mesh_snapshot *s,

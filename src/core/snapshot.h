@@ -77,7 +77,8 @@ struct mesh_listener_cfg {
     socklen_t salen;
     const struct mesh_route_config *route_config; /* resolved at load; NULL with a handler */
     const char *handler;           /* served by a handler the role registered (control API) */
-    const struct mesh_listener_l4 *l4; /* snapshot_l4.h: tcp/tls routes; NULL = HTTP only */
+    const struct mesh_listener_l4 *l4; /* snapshot_l4.h: tcp/tls routes and "unmatched";
+                                          NULL = HTTP only */
 };
 
 struct mesh_timeouts {
@@ -103,7 +104,10 @@ struct mesh_snapshot {
     size_t n_clusters;
     struct mesh_timeouts timeouts;
     struct mesh_dns_table dns;     /* snapshot_dns.h: mesh names -> addresses; empty when absent */
-    char *json;                    /* the source document, re-serialised (for /config_dump) */
+    /* the source document re-serialised (compact, sorted keys) and compressed (lz.h):
+     * read it with mesh_snapshot_dump(), for /config_dump */
+    const unsigned char *json_lz;
+    size_t json_lz_len, json_len;
 };
 
 /**
@@ -128,6 +132,25 @@ static inline struct mesh_snapshot *mesh_snapshot_ref(struct mesh_snapshot *s)
 }
 /** Drops one reference; the last one frees the snapshot. NULL is allowed. */
 void mesh_snapshot_unref(struct mesh_snapshot *s);
+
+/**
+ * The source document, NUL-terminated: indented by 2 with sorted keys when
+ * <indent> (/config_dump), else compact. NULL when out of memory. Caller
+ * frees. Admin path: decompresses (and to indent, parses) the kept copy.
+ */
+char *mesh_snapshot_dump(const struct mesh_snapshot *s, bool indent);
+
+/*
+ * The cluster of <s> that <c> names, where <c> was taken from a route, a mirror or a
+ * listener of <s>. A snapshot derived from another by a delta (snapshot_delta.h) shares its
+ * routes and listeners with it but has its own clusters, at the same indexes: every
+ * cluster taken from configuration for a request or a connection goes through this.
+ */
+static inline const struct mesh_cluster *mesh_snapshot_cluster(const struct mesh_snapshot *s,
+                                                               const struct mesh_cluster *c)
+{
+    return c ? &s->clusters[c->index] : NULL;
+}
 
 /** Cluster by name, or NULL. A linear scan: for setup and admin, not per request. */
 const struct mesh_cluster *mesh_snapshot_find_cluster(const struct mesh_snapshot *s,

@@ -63,13 +63,13 @@ struct mesh_tcp_keepalive {
 
 struct mesh_endpoint {
     const char *address;           /* as written: "127.0.0.1", "::1" */
-    uint16_t port;
+    const char *locality;          /* "region/zone/subzone" or NULL */
+    const char *key;               /* "127.0.0.1:8080": names the endpoint in pools and stats */
     uint32_t weight;               /* default 1 */
     uint32_t priority;             /* 0 = most preferred */
-    const char *locality;          /* "region/zone/subzone" or NULL */
-    struct sockaddr_storage sa;    /* resolved at load time: numeric addresses only */
+    uint16_t port;
     socklen_t salen;
-    const char *key;               /* "127.0.0.1:8080": names the endpoint in pools and stats */
+    struct sockaddr_storage sa;    /* resolved at load time: numeric addresses only */
 };
 
 struct mesh_ring_entry {

@@ -10,8 +10,10 @@
 #include "core/snapshot.h"
 #include "core/snapshot-int.h"
 
-static const char *const listener_fields[] = {"name",    "address",    "port", "route_config",
-                                              "handler", "tcp_routes", NULL};
+static const char *const listener_fields[] = {"name",       "address",   "port", "route_config",
+                                              "handler",    "tcp_routes", "unmatched", NULL};
+static const char *const unmatched_fields[] = {"action", "cluster", "http_ports", "idle_timeout_ms",
+                                               NULL};
 static const char *const tcp_route_fields[] = {"match", "cluster", "weighted_clusters",
                                                "idle_timeout_ms", NULL};
 static const char *const tcp_match_fields[] = {"destination_port", "destination_addresses", "sni",
@@ -229,8 +231,8 @@ static void parse_tcp_route(struct mesh_snap_ctx *c, struct mesh_tcp_route *r, j
 }
 
 /* NULL when the array is empty (the listener is then HTTP only). */
-static const struct mesh_listener_l4 *parse_tcp_routes(struct mesh_snap_ctx *c, json_t *arr,
-                                                       const char *path)
+static struct mesh_listener_l4 *parse_tcp_routes(struct mesh_snap_ctx *c, json_t *arr,
+                                                 const char *path)
 {
     size_t n = json_array_size(arr);
     if (n == 0)
@@ -249,6 +251,79 @@ static const struct mesh_listener_l4 *parse_tcp_routes(struct mesh_snap_ctx *c, 
     l4->routes = routes;
     l4->n_routes = n;
     return l4;
+}
+
+/* ---- unmatched -------------------------------------------------------------------- */
+
+static int cmp_u16(const void *a, const void *b)
+{
+    uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * "unmatched": {"action": "passthrough"|"refuse", "cluster", "http_ports", "idle_timeout_ms"}.
+ * Filled into <u> (the listener's l4 block, created for it).
+ */
+static void parse_unmatched(struct mesh_snap_ctx *c, struct mesh_unmatched *u, json_t *o,
+                            const char *path)
+{
+    mesh_snap_check_fields(c, o, path, unmatched_fields);
+    const char *action = mesh_snap_get_string(c, o, path, "action", true, true);
+    char p[MESH_SNAP_PATH_MAX];
+    if (action && strcmp(action, "passthrough") == 0) {
+        u->action = MESH_UNMATCHED_PASSTHROUGH;
+    } else if (action && strcmp(action, "refuse") == 0) {
+        u->action = MESH_UNMATCHED_REFUSE;
+    } else if (action) {
+        mesh_snap_path_key(p, path, "action");
+        mesh_snap_fail(c, p, "must be \"passthrough\" or \"refuse\"");
+    }
+    const char *name = mesh_snap_get_string(c, o, path, "cluster",
+                                            u->action == MESH_UNMATCHED_PASSTHROUGH, true);
+    if (name && u->action == MESH_UNMATCHED_REFUSE) {
+        mesh_snap_path_key(p, path, "cluster");
+        mesh_snap_fail(c, p, "only with action \"passthrough\"");
+    } else if (name) {
+        u->cluster = mesh_snap_find_cluster(c, name, path, "cluster");
+        if (u->cluster && u->cluster->lb_policy != MESH_LBP_PASSTHROUGH) {
+            mesh_snap_path_key(p, path, "cluster");
+            mesh_snap_fail(c, p, "cluster '%s' must have lb_policy \"passthrough\" (it connects "
+                           "to the original destination)", name);
+        }
+    }
+    u->tcp.idle_timeout_ms = TCP_IDLE_DEFAULT_MS;
+    mesh_snap_get_duration(c, o, path, "idle_timeout_ms", &u->tcp.idle_timeout_ms);
+    u->tcp.cluster = u->cluster;
+    if (u->cluster) {
+        struct mesh_route *r = mesh_snap_zalloc(c, 1, sizeof(*r));
+        r->action = MESH_ACTION_CLUSTER;
+        r->cluster = u->cluster;
+        u->http = r;
+    }
+
+    json_t *arr = mesh_snap_get_array(c, o, path, "http_ports", false, p);
+    size_t n = arr ? json_array_size(arr) : 0;
+    if (!n)
+        return;
+    uint16_t *v = mesh_snap_zalloc(c, n, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        char pi[MESH_SNAP_PATH_MAX];
+        mesh_snap_path_idx(pi, p, i);
+        json_t *e = json_array_get(arr, i);
+        json_int_t x = json_is_integer(e) ? json_integer_value(e) : 0;
+        if (x < 1 || x > 65535)
+            mesh_snap_fail(c, pi, "must be an integer between 1 and 65535");
+        else
+            v[i] = (uint16_t)x;
+    }
+    qsort(v, n, sizeof(*v), cmp_u16);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) /* duplicates are harmless: kept once */
+        if (k == 0 || v[i] != v[k - 1])
+            v[k++] = v[i];
+    u->http_ports = v;
+    u->n_http_ports = k;
 }
 
 /* ---- listeners[] ------------------------------------------------------------------ */
@@ -302,8 +377,19 @@ void mesh_snap_parse_listeners(struct mesh_snap_ctx *c, struct mesh_snapshot *s,
                 mesh_snap_fail(c, pr, "no route config named '%s'", rc);
             }
         }
-        if (tcp && !l->handler)
-            l->l4 = parse_tcp_routes(c, tcp, pt);
+        struct mesh_listener_l4 *l4 = tcp && !l->handler ? parse_tcp_routes(c, tcp, pt) : NULL;
+        char pu[MESH_SNAP_PATH_MAX];
+        json_t *um = mesh_snap_get_object(c, o, p, "unmatched", false, pu);
+        if (um && l->handler) {
+            mesh_snap_fail(c, pu, "not with a handler");
+        } else if (um) {
+            /* the l4 block exists for every listener with "unmatched": each connection's
+             * destination is looked at (tcp_proxy.c), even without tcp_routes */
+            if (!l4)
+                l4 = mesh_snap_zalloc(c, 1, sizeof(*l4));
+            parse_unmatched(c, &l4->unmatched, um, pu);
+        }
+        l->l4 = l4;
         /* port 0 is ephemeral, so only fixed ports can collide */
         if (!addr_ok || l->port == 0)
             continue;

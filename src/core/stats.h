@@ -56,6 +56,11 @@
     X(tcp_cx_total, counter, "TCP connections proxied by tcp_routes")                              \
     X(tcp_cx_no_route, counter, "TCP/TLS connections no tcp_route matched")                        \
     X(tcp_cx_sni, counter, "TLS connections routed by SNI")                                        \
+    X(passthrough_rq_total, counter, "requests for unknown hosts sent to their original destination (ALLOW_ANY)") \
+    X(passthrough_cx_total, counter, "TCP connections to unknown destinations forwarded (ALLOW_ANY)") \
+    X(blackhole_rq_total, counter, "requests for unknown hosts refused, 502 (REGISTRY_ONLY)")      \
+    X(blackhole_cx_total, counter, "TCP connections to unknown destinations closed (REGISTRY_ONLY)") \
+    X(passthrough_loop, counter, "passthroughs refused: the destination is this proxy")            \
     X(tunnels_total, counter, "CONNECT and Upgrade tunnels")
 
 enum mesh_stat_id {

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -51,6 +52,10 @@ struct mesh_l4_conn {
     const struct mesh_cluster *cluster;
     const struct mesh_endpoint *ep;
     bool lb_owed;                        /* mesh_lb_done_tcp() not yet called */
+    /* "unmatched" passthrough: the original destination as an endpoint of this connection
+     * (not interned by the load balancer: unknown destinations are unbounded) */
+    struct mesh_endpoint own_ep;
+    char own_addr[INET6_ADDRSTRLEN], own_key[INET6_ADDRSTRLEN + 8];
     /* upstream side */
     int fd;
     struct event *rev, *wev, *timer;     /* <timer>: ClientHello, connect, then idle timeout */
@@ -187,6 +192,90 @@ const struct mesh_tcp_route *mesh_l4_walk(const struct mesh_listener_l4 *l4,
     return NULL;
 }
 
+/* ---- The proxy's own addresses: a passthrough there would loop ---- */
+
+static bool addr_unspecified(const uint8_t *a, sa_family_t fam)
+{
+    size_t n = fam == AF_INET ? 4 : 16;
+    for (size_t i = 0; i < n; i++)
+        if (a[i])
+            return false;
+    return true;
+}
+
+static bool addr_loopback(const uint8_t *a, sa_family_t fam)
+{
+    static const uint8_t v6[16] = {[15] = 1};
+    return fam == AF_INET ? a[0] == 127 : memcmp(a, v6, 16) == 0;
+}
+
+/* Does <sa> (a listener's address; port 0 = ephemeral, never compared) take <addr>:<port>? */
+static bool listener_takes(const struct sockaddr_storage *sa, socklen_t salen, const uint8_t *addr,
+                           sa_family_t fam, uint16_t port)
+{
+    const uint8_t *la;
+    sa_family_t lfam;
+    uint16_t lport;
+    if (!dst_of(sa, salen, &la, &lfam, &lport) || lport == 0 || lport != port)
+        return false;
+    if (addr_unspecified(la, lfam)) /* 0.0.0.0 / :: take loopback (and more we cannot know) */
+        return addr_loopback(addr, fam);
+    return lfam == fam && memcmp(la, addr, fam == AF_INET ? 4 : 16) == 0;
+}
+
+bool mesh_l4_dst_is_self(const struct mesh_conn *c, const struct mesh_snapshot *snap)
+{
+    const uint8_t *addr;
+    sa_family_t fam;
+    uint16_t port;
+    if (!dst_of(&c->dst, c->dst_len, &addr, &fam, &port))
+        return true; /* no destination at all: nowhere to pass it to */
+    /* not redirected: the destination is the socket's own address */
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    const uint8_t *la;
+    sa_family_t lfam;
+    uint16_t lport;
+    if (getsockname(c->fd, (struct sockaddr *)&local, &len) == 0 &&
+        dst_of(&local, len, &la, &lfam, &lport) && lport == port && lfam == fam &&
+        memcmp(la, addr, fam == AF_INET ? 4 : 16) == 0)
+        return true;
+    /* redirected to another of our listeners (or the admin) */
+    for (size_t i = 0; snap && i < snap->n_listeners; i++)
+        if (listener_takes(&snap->listeners[i].sa, snap->listeners[i].salen, addr, fam, port))
+            return true;
+    return snap && snap->admin_address &&
+           listener_takes(&snap->admin_sa, snap->admin_salen, addr, fam, port);
+}
+
+bool mesh_l4_http_port(const struct mesh_unmatched *u, uint16_t port)
+{
+    size_t lo = 0, hi = u->n_http_ports;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (u->http_ports[mid] == port)
+            return true;
+        if (u->http_ports[mid] < port)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+void mesh_l4_dst_str(const struct mesh_conn *c, char *buf, size_t size)
+{
+    const uint8_t *addr;
+    sa_family_t fam;
+    uint16_t port;
+    char a[INET6_ADDRSTRLEN];
+    if (!dst_of(&c->dst, c->dst_len, &addr, &fam, &port) || !inet_ntop(fam, addr, a, sizeof(a))) {
+        snprintf(buf, size, "(unknown)");
+        return;
+    }
+    snprintf(buf, size, fam == AF_INET6 ? "[%s]:%u" : "%s:%u", a, (unsigned)port);
+}
+
 /* ---- Lifetime ---- */
 
 static void up_on_read(evutil_socket_t fd, short what, void *arg);
@@ -238,15 +327,40 @@ static void arm_timer(struct mesh_l4_conn *l, uint64_t ms)
     evtimer_add(l->timer, &tv);
 }
 
-/* No route takes the connection: HTTP when the listener has a route config, else close. */
+static enum mesh_l4_verdict unmatched_tcp(struct mesh_conn *c, const struct mesh_listener_cfg *lc);
+
+/*
+ * With "unmatched", a connection no TCP route takes is HTTP when its original
+ * destination port is one of http_ports, or when it was not redirected at all
+ * (the client addressed the listener itself, as applications on loopback do).
+ * Everything else is TCP towards an unknown destination.
+ */
+static bool unmatched_is_http(const struct mesh_conn *c, const struct mesh_unmatched *u)
+{
+    uint16_t port = 0;
+    const uint8_t *addr;
+    sa_family_t fam;
+    if (dst_of(&c->dst, c->dst_len, &addr, &fam, &port) && mesh_l4_http_port(u, port))
+        return true;
+    return mesh_l4_dst_is_self(c, c->w->snap);
+}
+
+/*
+ * No route takes the connection: HTTP when the listener has a route config
+ * (with "unmatched": only on its HTTP ports), else close, or the listener's
+ * "unmatched" action.
+ */
 static enum mesh_l4_verdict no_route(struct mesh_conn *c, const struct mesh_listener_cfg *lc)
 {
-    if (lc->route_config) {
+    const struct mesh_unmatched *u = &lc->l4->unmatched;
+    if (lc->route_config && (u->action == MESH_UNMATCHED_NONE || unmatched_is_http(c, u))) {
         mesh_l4_free(c);
         c->proto = MESH_CONN_SNIFF;
         mesh_conn_idle_arm(c);
         return MESH_L4_HTTP;
     }
+    if (u->action != MESH_UNMATCHED_NONE)
+        return unmatched_tcp(c, lc);
     MESH_STAT_INC(&c->w->stats, tcp_cx_no_route);
     mesh_log_debug("listener %s: no tcp route for the connection from %s: closing", lc->name,
                    c->peer_ip);
@@ -366,8 +480,10 @@ static void connect_failed(struct mesh_l4_conn *l, int err)
         MESH_STAT_INC(&w->stats, upstream_cx_connect_timeout);
     mesh_log_debug("tcp %s -> %s (cluster %s): connect %s", l->c->peer_ip, l->ep->key,
                    l->cluster->name, err ? strerror(err) : "timed out");
-    l->lb_owed = false;
-    mesh_lb_done_tcp(w, l->cluster, l->ep, false);
+    if (l->lb_owed) {
+        l->lb_owed = false;
+        mesh_lb_done_tcp(w, l->cluster, l->ep, false);
+    }
     mesh_conn_close(l->c);
 }
 
@@ -426,6 +542,8 @@ static void up_on_read(evutil_socket_t fd, short what, void *arg)
     maybe_done(l);
 }
 
+static void connect_to(struct mesh_l4_conn *l);
+
 /* Opens the upstream connection for the route <r> (chosen at accept or after the ClientHello). */
 static void start_route(struct mesh_l4_conn *l, const struct mesh_tcp_route *r)
 {
@@ -449,7 +567,17 @@ static void start_route(struct mesh_l4_conn *l, const struct mesh_tcp_route *r)
             x -= r->weighted[i].weight;
         }
     }
-    l->cluster = cl;
+    l->cluster = cl = mesh_snapshot_cluster(l->snap, cl);
+    if (cl->lb_policy == MESH_LBP_PASSTHROUGH && mesh_l4_dst_is_self(c, l->snap)) {
+        char dst[INET6_ADDRSTRLEN + 8];
+        mesh_l4_dst_str(c, dst, sizeof(dst));
+        MESH_STAT_INC(&w->stats, passthrough_loop);
+        mesh_log_warn("tcp %s -> %s: cluster %s passes through to the original destination, "
+                      "which is this proxy (the connection was not redirected): closing",
+                      c->peer_ip, dst, cl->name);
+        mesh_conn_close(c);
+        return;
+    }
     const struct mesh_endpoint *ep = mesh_lb_pick_tcp(w, cl, c);
     if (!ep) {
         MESH_STAT_INC(&w->stats, upstream_rq_no_healthy);
@@ -459,6 +587,16 @@ static void start_route(struct mesh_l4_conn *l, const struct mesh_tcp_route *r)
     }
     l->ep = ep;
     l->lb_owed = true;
+    connect_to(l);
+}
+
+/* The upstream connection to l->ep (of l->cluster). */
+static void connect_to(struct mesh_l4_conn *l)
+{
+    struct mesh_conn *c = l->c;
+    struct mesh_worker *w = c->w;
+    const struct mesh_cluster *cl = l->cluster;
+    const struct mesh_endpoint *ep = l->ep;
     l->out = evbuffer_new();
     int fd = socket(ep->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || !l->out) {
@@ -486,6 +624,78 @@ static void start_route(struct mesh_l4_conn *l, const struct mesh_tcp_route *r)
     /* hold the client's bytes (bounded) until the upstream is there */
     if (evbuffer_get_length(c->in) >= MESH_BUF_HIGH)
         mesh_conn_set_reading(c, false);
+}
+
+/* ---- Unknown destinations ("unmatched") ---- */
+
+/* The original destination as this connection's own endpoint. */
+static bool own_endpoint(struct mesh_l4_conn *l)
+{
+    const struct sockaddr_storage *d = &l->c->dst;
+    const void *a;
+    uint16_t port;
+    if (d->ss_family == AF_INET) {
+        a = &((const struct sockaddr_in *)d)->sin_addr;
+        port = ntohs(((const struct sockaddr_in *)d)->sin_port);
+    } else if (d->ss_family == AF_INET6) {
+        a = &((const struct sockaddr_in6 *)d)->sin6_addr;
+        port = ntohs(((const struct sockaddr_in6 *)d)->sin6_port);
+    } else {
+        return false;
+    }
+    if (!l->c->dst_len || !inet_ntop(d->ss_family, a, l->own_addr, sizeof(l->own_addr)))
+        return false;
+    struct mesh_endpoint *ep = &l->own_ep;
+    memset(ep, 0, sizeof(*ep));
+    ep->sa = *d;
+    ep->salen = l->c->dst_len;
+    ep->port = port;
+    ep->weight = 1;
+    snprintf(l->own_key, sizeof(l->own_key), d->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+             l->own_addr, (unsigned)port);
+    ep->address = l->own_addr;
+    ep->key = l->own_key;
+    return true;
+}
+
+/* No route, no HTTP: the listener's "unmatched" action (Istio's outboundTrafficPolicy). */
+static enum mesh_l4_verdict unmatched_tcp(struct mesh_conn *c, const struct mesh_listener_cfg *lc)
+{
+    const struct mesh_unmatched *u = &lc->l4->unmatched;
+    struct mesh_worker *w = c->w;
+    char dst[INET6_ADDRSTRLEN + 8];
+    mesh_l4_dst_str(c, dst, sizeof(dst));
+    if (u->action == MESH_UNMATCHED_REFUSE) {
+        MESH_STAT_INC(&w->stats, blackhole_cx_total);
+        mesh_log_debug("listener %s: %s -> %s: the destination is not in the mesh registry "
+                       "(REGISTRY_ONLY): closing",
+                       lc->name, c->peer_ip, dst);
+        mesh_conn_close(c);
+        return MESH_L4_TAKEN;
+    }
+    if (mesh_l4_dst_is_self(c, w->snap)) {
+        MESH_STAT_INC(&w->stats, passthrough_loop);
+        mesh_log_warn("listener %s: %s -> %s: no original destination (the connection was not "
+                      "redirected to this proxy): passing it through would loop; closing",
+                      lc->name, c->peer_ip, dst);
+        mesh_conn_close(c);
+        return MESH_L4_TAKEN;
+    }
+    struct mesh_l4_conn *l = c->l4 ? c->l4 : l4_new(c, lc);
+    if (!own_endpoint(l)) {
+        mesh_conn_close(c);
+        return MESH_L4_TAKEN;
+    }
+    MESH_STAT_INC(&w->stats, passthrough_cx_total);
+    l->route = &u->tcp;
+    l->cluster = mesh_snapshot_cluster(l->snap, u->cluster);
+    l->ep = &l->own_ep;
+    l->state = L4_CONNECTING;
+    evtimer_del(l->timer);
+    mesh_log_debug("listener %s: %s -> %s: not in the mesh registry: passthrough (ALLOW_ANY)",
+                   lc->name, c->peer_ip, dst);
+    connect_to(l);
+    return MESH_L4_TAKEN;
 }
 
 /* ---- The ClientHello ---- */

@@ -44,6 +44,19 @@ const struct mesh_tcp_route *mesh_l4_walk(const struct mesh_listener_l4 *l4,
                                           size_t *next, bool sni_known, const char *sni,
                                           bool *wait);
 
+/**
+ * Would passing <c> through to its original destination reach this proxy? True
+ * when the connection was not redirected (its destination is the socket's own
+ * address: a client that dialled the listener), when the destination is
+ * another listener or the admin of <snap> (one on 0.0.0.0 / :: counts for
+ * loopback destinations), or when there is no destination at all.
+ */
+bool mesh_l4_dst_is_self(const struct mesh_conn *c, const struct mesh_snapshot *snap);
+/** Is <port> one of u->http_ports (a binary search)? */
+bool mesh_l4_http_port(const struct mesh_unmatched *u, uint16_t port);
+/** "10.0.0.1:80" / "[::1]:80" of c->dst, or "(unknown)", into <buf>. */
+void mesh_l4_dst_str(const struct mesh_conn *c, char *buf, size_t size);
+
 /* Implemented by conn.c: the connection turned out to be HTTP outside a read (ClientHello
  * timeout); its bytes are still in c->in. */
 void mesh_conn_serve_http(struct mesh_conn *c);

@@ -300,7 +300,8 @@ int mesh_role_control_run(const struct mesh_opts *o)
     }
     /* the push serves /v1/watch, /v1/ack, /v1/proxies and hands the rest to the API */
     struct mesh_control_push *push = mesh_control_push_new(
-        store, api, o->debounce_ms >= 0 ? (unsigned)o->debounce_ms : MESH_PUSH_DEFAULT_DEBOUNCE_MS);
+        store, api, o->debounce_ms >= 0 ? (unsigned)o->debounce_ms : MESH_PUSH_DEFAULT_DEBOUNCE_MS,
+        o->registry_only);
     mesh_runtime_add_handler(rt, "api", mesh_control_push_handle, push, MESH_CONTROL_MAX_BODY);
     mesh_registry_on_change(reg, registry_changed, push);
     mesh_registry_start(reg, mesh_runtime_worker_base(rt, 0)); /* the store's thread */

@@ -3,9 +3,11 @@
  *
  * Every watch stream is a struct watcher on the worker thread. A change (a mutation through
  * the API, a registry change, or another process writing the store, seen by polling its
- * revision every second) arms the debounce timer; when it fires, the store's resources are
- * loaded once and each watcher's snapshot is compiled; a watcher gets a frame only when its
- * content version (the compiler's hash) differs from the one it was last sent.
+ * revision every second) arms the debounce timer; when it fires, the store's changes are
+ * applied to the resource set, the classes' snapshots are brought up to date (push_class.h:
+ * an endpoint change recompiles only the clusters it touched) and a watcher gets a frame only
+ * when its content version (the compiler's hash) differs from the one it was last sent: the
+ * changed clusters when it holds the version they apply to, else the whole snapshot.
  *
  * The timers live on the worker's event base and exist only while a watcher does: the last
  * watcher to go frees them, which happens on the worker before its base is freed.
@@ -28,12 +30,14 @@
 #include "core/store.h"
 #include "roles/control_api.h"
 #include "roles/control_push.h"
+#include "roles/push_class.h"
 #include "roles/push_frame.h"
 
 #define TICK_MS 100u             /* shutdown check; every 10th tick polls the revision */
 /*
- * A ping every 5 s: the proxy knows the stream is alive, and a proxy gone away is noticed
- * when a write fails (an HTTP/1.1 client's FIN alone does not end a streaming response)
+ * A ping every 5 s: the proxy knows the stream is alive, and an HTTP/1.1 watcher gone away
+ * (curl -N, bench/watchers) is noticed when a write fails: its FIN alone does not end a
+ * streaming response. Sidecars watch over HTTP/2, where the stream ends with the connection.
  */
 #define HEARTBEAT_TICKS 50u
 #define POLL_TICKS 10u
@@ -66,12 +70,11 @@ struct watcher {
     uint64_t pushes, nacks;
 };
 
-struct compiled;
-
 struct mesh_control_push {
     struct mesh_store *st;
     struct mesh_control_api *api;
     unsigned debounce_ms;
+    bool registry_only;          /* the mesh's outbound traffic policy (push_class.h) */
     atomic_bool closing;
     /* the worker thread only: */
     struct mesh_list watchers;
@@ -80,17 +83,18 @@ struct mesh_control_push {
     struct event *tick, *debounce;
     unsigned ticks;
     bool debounce_armed;
-    uint64_t debounce_first_ms;
-    bool dirty;                  /* a change since the set was loaded */
+    uint64_t last_round_ms;      /* when the last push round ran (the debounce) */
     int64_t polled_rev;          /* the revision the last poll saw */
     struct mesh_resource_set set;
     bool set_valid;
     int64_t set_rev;
     int64_t pushed_rev;          /* the revision the last round compiled (stopping sidecars) */
-    uint64_t rounds, pushes;
-    uint64_t set_gen;            /* bumps each time <set> is reloaded */
-    struct compiled *cache;      /* snapshots compiled from <set> at cache_gen, per class */
-    uint64_t cache_gen;
+    uint64_t rounds, pushes, deltas;
+    /* what changed in <set> since the classes were brought up to date (sync_classes) */
+    bool full_pending;           /* anything but endpoints: every class compiles again */
+    json_t *eds_scope;           /* "NS/NAME" or "NS/" "*" -> true: services whose endpoints
+                                    changed */
+    struct mesh_push_class *cache; /* one compiled snapshot per proxy class, for <set> */
 };
 
 static uint64_t mono_ms(void)
@@ -147,7 +151,90 @@ static void send_frame(struct watcher *w, json_t *header, const char *body, size
 
 /* ---- the store's resources ---- */
 
-/* The resource set at the current revision, loaded once per change (shared by watchers). */
+/* Notes which services a change of <kind> NS/NAME touches (<old>, <obj>: before, after). */
+static void note_change(struct mesh_control_push *p, const char *kind, const char *ns,
+                        const char *name, const struct mesh_resource *old, json_t *obj)
+{
+    char buf[600];
+    if (strcmp(kind, "Endpoints") == 0) {
+        snprintf(buf, sizeof(buf), "%s/%s", ns, name);
+    } else if (strcmp(kind, "WorkloadEntry") == 0) {
+        /* any Service or ServiceEntry of the namespace may select it */
+        snprintf(buf, sizeof(buf), "%s/*", ns);
+    } else if (strcmp(kind, "EndpointSlice") == 0) {
+        /* the slice's service, before and after (the label may move it) */
+        json_t *objs[2] = {old ? old->object : NULL, obj};
+        for (size_t i = 0; i < 2; i++) {
+            const char *svc = json_string_value(json_object_get(
+                json_object_get(json_object_get(objs[i], "metadata"), "labels"),
+                "kubernetes.io/service-name"));
+            if (svc) {
+                snprintf(buf, sizeof(buf), "%s/%s", ns, svc);
+                json_object_set_new(p->eds_scope, buf, json_true());
+            }
+        }
+        return;
+    } else {
+        p->full_pending = true;
+        return;
+    }
+    json_object_set_new(p->eds_scope, buf, json_true());
+}
+
+/* More changes than this since the last round: read the whole store again. */
+#define MAX_INCREMENTAL_CHANGES 512
+
+/* Applies the store's changes since p->set_rev to <set>; false when it could not. */
+static bool apply_changes(struct mesh_control_push *p, int64_t *rev_out)
+{
+    json_t *rows = NULL;
+    int64_t cur = 0;
+    if (mesh_store_changes(p->st, p->set_rev, &rows, &cur, NULL) != MESH_OK)
+        return false;
+    if (json_array_size(rows) > MAX_INCREMENTAL_CHANGES) {
+        json_decref(rows);
+        return false;
+    }
+    mesh_diags_free(&p->set.diags); /* this round's load problems only */
+    mesh_diags_init(&p->set.diags);
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        const char *op = json_string_value(json_object_get(row, "op"));
+        const char *kind = json_string_value(json_object_get(row, "kind"));
+        const char *ns = json_string_value(json_object_get(row, "namespace"));
+        const char *name = json_string_value(json_object_get(row, "name"));
+        json_t *obj = json_object_get(row, "object");
+        if (!op || !kind || !ns || !name)
+            continue;
+        char key[600];
+        snprintf(key, sizeof(key), "%s/%s/%s", kind, ns, name);
+        bool del = strcmp(op, "delete") == 0;
+        note_change(p, kind, ns, name, mesh_resource_set_find(&p->set, key), del ? NULL : obj);
+        if (del) {
+            mesh_resource_set_remove(&p->set, key);
+            continue;
+        }
+        char *text = json_dumps(obj, JSON_COMPACT);
+        size_t errors = p->set.diags.n_errors;
+        if (text)
+            mesh_resource_load_buffer(&p->set, text, strlen(text), "store", MESH_LOAD_REPLACE);
+        if (!text || p->set.diags.n_errors != errors)
+            mesh_resource_set_remove(&p->set, key); /* as a whole reload would skip it */
+        free(text);
+    }
+    json_decref(rows);
+    p->set_rev = cur;
+    *rev_out = cur;
+    return true;
+}
+
+/*
+ * The resource set at the store's current revision (shared by watchers): the changes since
+ * the last call applied to it (bench/converge: reading and parsing 2,000 resources again cost
+ * more than the rest of an endpoint change), or the whole store when there is no set yet or
+ * too much changed.
+ */
 static struct mesh_resource_set *current_set(struct mesh_control_push *p, int64_t *rev_out,
                                              char *why, size_t why_size)
 {
@@ -159,7 +246,9 @@ static struct mesh_resource_set *current_set(struct mesh_control_push *p, int64_
         return NULL;
     }
     *rev_out = rev;
-    if (p->set_valid && !p->dirty && p->set_rev == rev)
+    if (p->set_valid && p->set_rev == rev)
+        return &p->set;
+    if (p->set_valid && rev > p->set_rev && apply_changes(p, rev_out))
         return &p->set;
     json_t *items = NULL;
     mesh_err_init(&err, "store");
@@ -175,10 +264,9 @@ static struct mesh_resource_set *current_set(struct mesh_control_push *p, int64_
     if (p->set_valid)
         mesh_resource_set_free(&p->set);
     mesh_resource_set_init(&p->set);
-    p->set_gen++;
+    p->full_pending = true;
     p->set_valid = true;
     p->set_rev = rev;
-    p->dirty = false;
     if (text)
         mesh_resource_load_buffer(&p->set, text, strlen(text), "store", 0);
     free(text);
@@ -188,152 +276,105 @@ static struct mesh_resource_set *current_set(struct mesh_control_push *p, int64_
     return &p->set;
 }
 
+/*
+ * Brings the class cache up to <set>: after anything but an endpoint change every class
+ * compiles again (when next asked for); after an endpoint change each class recompiles the
+ * clusters of the services touched and keeps a delta (push_class.h).
+ */
+static void sync_classes(struct mesh_control_push *p, struct mesh_resource_set *set)
+{
+    if (!set || p->full_pending) {
+        mesh_push_class_free_all(p->cache);
+        p->cache = NULL;
+        p->full_pending = false;
+        json_object_clear(p->eds_scope);
+        return;
+    }
+    size_t n = json_object_size(p->eds_scope);
+    if (!n)
+        return;
+    const char **v = mesh_xmalloc(n * sizeof(*v));
+    size_t k = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(p->eds_scope, key, val)
+        v[k++] = key;
+    struct mesh_compile_only only = {.services = v, .n = k};
+    for (struct mesh_push_class **pp = &p->cache; *pp;) {
+        struct mesh_push_class *c = *pp;
+        if (mesh_push_class_endpoints(c, set, &only)) {
+            pp = &c->next;
+        } else {
+            *pp = c->next;
+            mesh_push_class_free(c);
+        }
+    }
+    free(v);
+    json_object_clear(p->eds_scope);
+}
+
 /* ---- one watcher ---- */
 
+static struct mesh_push_class *class_of(struct mesh_control_push *p, const struct watcher *w,
+                                        struct mesh_resource_set *set, const char *why_set)
+{
+    struct mesh_push_class_node n = {.ns = w->ns, .name = w->name, .labels_text = w->labels_text,
+                                     .gateway = w->gateway, .listen_host = w->listen_host,
+                                     .listen_port = w->listen_port, .locality = w->locality,
+                                     .registry_only = p->registry_only};
+    return mesh_push_class_get(&p->cache, &n, set, why_set);
+}
+
+static void push_error(struct watcher *w, const char *why, int64_t rev)
+{
+    if (!w->error || strcmp(w->error, why) != 0 || !w->not_sent_error) {
+        mesh_log_warn("push: no snapshot for %s: %s", w->node, why);
+        send_frame(w, json_pack("{s:s, s:I, s:I, s:s}", "type", "error", "id", (json_int_t)w->id,
+                                "revision", (json_int_t)rev, "error", why),
+                   NULL, 0);
+    }
+    set_str(&w->error, why);
+    w->not_sent_error = true;
+}
+
 /*
- * One compiled snapshot per distinct proxy class within a push round: proxies with the same
- * namespace, labels, role, listen address and locality get the same snapshot (the node's
- * name is not in it), so a round compiles and serialises once per class, not per proxy
- * (bench/converge: 100 proxies of one class made 100 compiles of a 1.2 MB snapshot).
+ * Sends <w> its class's snapshot when its version differs from the one last sent: the
+ * delta when <w> has the version the class's last endpoint update started from, else the
+ * whole snapshot.
  */
-struct compiled {
-    char *key;
-    char *version;               /* NULL when the compile failed */
-    char *text;                  /* the snapshot, compact JSON */
-    char *why;                   /* the failure */
-    struct compiled *next;
-};
-
-static char *class_key(const struct watcher *w)
-{
-    size_t n = strlen(w->ns) + (w->labels_text ? strlen(w->labels_text) : 0) +
-               strlen(w->listen_host) + (w->locality ? strlen(w->locality) : 0) +
-               (w->gateway ? strlen(w->name) : 0) + 32;
-    char *k = mesh_xmalloc(n);
-    /* a gateway's error names it: keep gateways apart */
-    snprintf(k, n, "%s|%s|%c|%s:%u|%s|%s", w->ns, w->labels_text ? w->labels_text : "",
-             w->gateway ? 'g' : 's', w->listen_host, (unsigned)w->listen_port,
-             w->locality ? w->locality : "", w->gateway ? w->name : "");
-    return k;
-}
-
-static const struct compiled *compile_for(struct compiled **cache, const struct watcher *w,
-                                          struct mesh_resource_set *set, const char *why_set)
-{
-    char *key = class_key(w);
-    for (struct compiled *c = *cache; c; c = c->next) {
-        if (strcmp(c->key, key) == 0) {
-            free(key);
-            return c;
-        }
-    }
-    struct compiled *c = mesh_xcalloc(1, sizeof(*c));
-    c->key = key;
-    c->next = *cache;
-    *cache = c;
-    struct mesh_node node;
-    mesh_node_init(&node);
-    node.namespace_ = w->ns;
-    node.name = w->name;
-    node.labels = w->labels;
-    node.n_labels = w->n_labels;
-    node.role = w->gateway ? MESH_NODE_GATEWAY : MESH_NODE_SIDECAR;
-    node.outbound_address = w->listen_host;
-    node.outbound_port = w->listen_port;
-    node.admin_address = NULL; /* the proxy's admin is its own flag, not the mesh's */
-    node.locality = w->locality;
-    json_t *snap = NULL;
-    char why[2048] = "";
-    if (set) {
-        struct mesh_diags d;
-        mesh_diags_init(&d);
-        if (mesh_compile(set, &node, &snap, &d) != MESH_OK) {
-            size_t off = 0;
-            for (size_t i = 0; i < d.n && off < sizeof(why) - 2; i++) {
-                if (d.v[i].severity != MESH_DIAG_ERROR)
-                    continue;
-                if (off)
-                    off += (size_t)snprintf(why + off, sizeof(why) - off, "; ");
-                if (off < sizeof(why))
-                    off += mesh_diag_format(&d.v[i], why + off, sizeof(why) - off);
-            }
-            if (!why[0])
-                snprintf(why, sizeof(why), "the compiler failed");
-        }
-        mesh_diags_free(&d);
-    } else {
-        snprintf(why, sizeof(why), "the store: %s", why_set);
-    }
-    if (snap) {
-        const char *version = json_string_value(json_object_get(snap, "version"));
-        c->version = mesh_xstrdup(version ? version : "");
-        c->text = json_dumps(snap, JSON_COMPACT);
-        json_decref(snap);
-        if (!c->text) {
-            free(c->version);
-            c->version = NULL;
-            snprintf(why, sizeof(why), "out of memory serialising the snapshot");
-        }
-    }
-    if (!c->version)
-        c->why = mesh_xstrdup(why);
-    return c;
-}
-
-static void compiled_free(struct compiled *c)
-{
-    while (c) {
-        struct compiled *next = c->next;
-        free(c->key);
-        free(c->version);
-        free(c->text);
-        free(c->why);
-        free(c);
-        c = next;
-    }
-}
-
-/* Sends <w> its class's snapshot when its version differs from the one last sent. */
-static void push_one(struct watcher *w, const struct compiled *c, int64_t rev)
+static void push_one(struct watcher *w, struct mesh_push_class *c,
+                     const struct mesh_resource_set *set, int64_t rev)
 {
     if (!c->version) {
-        if (!w->error || strcmp(w->error, c->why) != 0 || !w->not_sent_error) {
-            mesh_log_warn("push: no snapshot for %s: %s", w->node, c->why);
-            send_frame(w, json_pack("{s:s, s:I, s:I, s:s}", "type", "error", "id",
-                                    (json_int_t)w->id, "revision", (json_int_t)rev, "error",
-                                    c->why),
-                       NULL, 0);
-        }
-        set_str(&w->error, c->why);
-        w->not_sent_error = true;
+        push_error(w, c->why, rev);
+        return;
+    }
+    if (w->sent_version && strcmp(c->version, w->sent_version) == 0) {
+        w->not_sent_error = false;
+        return; /* this proxy's snapshot did not change */
+    }
+    bool delta = c->delta_base && w->sent_version && !w->nacked &&
+                 strcmp(c->delta_base, w->sent_version) == 0;
+    const char *body = delta ? c->delta_text : mesh_push_class_text(c, set);
+    if (!body) {
+        push_error(w, c->why, rev);
         return;
     }
     w->not_sent_error = false;
-    if (w->sent_version && strcmp(c->version, w->sent_version) == 0)
-        return; /* this proxy's snapshot did not change */
+    json_t *h = json_pack("{s:s, s:I, s:s, s:I}", "type", delta ? "delta" : "snapshot", "id",
+                          (json_int_t)w->id, "version", c->version, "revision", (json_int_t)rev);
+    if (delta)
+        json_object_set_new(h, "base", json_string(w->sent_version));
     set_str(&w->sent_version, c->version);
     w->sent_rev = rev;
     w->sent_at = time(NULL);
     w->nacked = false;
     w->pushes++;
     w->p->pushes++;
-    send_frame(w, json_pack("{s:s, s:I, s:s, s:I}", "type", "snapshot", "id", (json_int_t)w->id,
-                            "version", w->sent_version, "revision", (json_int_t)rev),
-               c->text, strlen(c->text));
-    mesh_log_debug("push: %s version %s (revision %lld)", w->node, w->sent_version,
-                   (long long)rev);
-}
-
-/* The class cache for what <set> holds now: dropped whenever the set was reloaded. */
-static struct compiled **class_cache(struct mesh_control_push *p,
-                                     const struct mesh_resource_set *set)
-{
-    if (!set || p->cache_gen != p->set_gen) {
-        compiled_free(p->cache);
-        p->cache = NULL;
-        p->cache_gen = set ? p->set_gen : 0;
-    }
-    return &p->cache;
+    w->p->deltas += delta;
+    send_frame(w, h, body, delta ? c->delta_len : c->text_len);
+    mesh_log_debug("push: %s version %s (revision %lld%s)", w->node, w->sent_version,
+                   (long long)rev, delta ? ", endpoints only" : "");
 }
 
 static void push_all(struct mesh_control_push *p)
@@ -342,19 +383,20 @@ static void push_all(struct mesh_control_push *p)
     int64_t rev = 0;
     struct mesh_resource_set *set = current_set(p, &rev, why, sizeof(why));
     p->rounds++;
+    p->last_round_ms = mono_ms();
     p->polled_rev = rev;
     p->pushed_rev = rev;
-    struct compiled **cache = class_cache(p, set);
+    sync_classes(p, set);
     struct mesh_list *pos, *tmp;
     mesh_list_foreach_safe(pos, tmp, &p->watchers)
     {
         struct watcher *w = mesh_list_entry(pos, struct watcher, link);
         if (w->s)
-            push_one(w, compile_for(cache, w, set, why), rev);
+            push_one(w, class_of(p, w, set, why), set, rev);
     }
-    if (!set) {
-        compiled_free(*cache); /* a store failure is not worth keeping */
-        *cache = NULL;
+    if (!set) { /* a store failure is not worth keeping */
+        mesh_push_class_free_all(p->cache);
+        p->cache = NULL;
     }
 }
 
@@ -367,20 +409,19 @@ static void on_debounce(evutil_socket_t fd, short what, void *arg)
     push_all(p);
 }
 
+/*
+ * A change is pushed at once when no round ran in the last <debounce_ms>; changes that come
+ * within that time after a round wait for its end and go out together, in one round (the
+ * store is read when the round runs). So a lone change costs no delay, and a burst costs
+ * one round per <debounce_ms>.
+ */
 static void arm_debounce(struct mesh_control_push *p)
 {
-    if (!p->debounce)
-        return; /* no watcher: the next one compiles what is there */
-    uint64_t now = mono_ms(), cap = (uint64_t)p->debounce_ms * 10u;
-    if (!p->debounce_armed) {
-        p->debounce_armed = true;
-        p->debounce_first_ms = now;
-    }
-    /* quiet for debounce_ms, but never later than 10 x debounce_ms after the first change */
-    uint64_t at = now + p->debounce_ms, limit = p->debounce_first_ms + cap;
-    if (at > limit)
-        at = limit > now ? limit : now;
-    uint64_t ms = at - now;
+    if (!p->debounce || p->debounce_armed)
+        return; /* no watcher (the next one compiles what is there), or a round is due */
+    uint64_t now = mono_ms(), at = p->last_round_ms + p->debounce_ms;
+    uint64_t ms = at > now ? at - now : 0;
+    p->debounce_armed = true;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     evtimer_add(p->debounce, &tv);
 }
@@ -408,7 +449,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         int64_t rev = 0;
         if (mesh_store_revision(p->st, &rev, NULL) == MESH_OK && rev != p->polled_rev) {
             p->polled_rev = rev;
-            p->dirty = true;
             arm_debounce(p);
         }
     }
@@ -618,11 +658,11 @@ static void ep_watch(struct mesh_control_push *p, struct mesh_stream *s, const c
     char why[1024] = "";
     int64_t rev = 0;
     struct mesh_resource_set *set = current_set(p, &rev, why, sizeof(why));
-    struct compiled **cache = class_cache(p, set);
-    push_one(w, compile_for(cache, w, set, why), rev);
+    sync_classes(p, set);
+    push_one(w, class_of(p, w, set, why), set, rev);
     if (!set) {
-        compiled_free(*cache);
-        *cache = NULL;
+        mesh_push_class_free_all(p->cache);
+        p->cache = NULL;
     }
 }
 
@@ -736,10 +776,10 @@ static void ep_proxies(struct mesh_control_push *p, struct mesh_stream *s)
     }
     int64_t rev = 0;
     mesh_store_revision(p->st, &rev, NULL);
-    reply_json(s, 200, json_pack("{s:I, s:I, s:I, s:I, s:o}", "revision", (json_int_t)rev,
+    reply_json(s, 200, json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}", "revision", (json_int_t)rev,
                                  "pushedRevision", (json_int_t)p->pushed_rev, "rounds",
                                  (json_int_t)p->rounds, "pushes", (json_int_t)p->pushes,
-                                 "proxies", arr));
+                                 "deltas", (json_int_t)p->deltas, "proxies", arr));
 }
 
 static bool is_path(const char *path, size_t plen, const char *want)
@@ -793,7 +833,6 @@ void mesh_control_push_handle(void *arg, struct mesh_stream *s)
 
 void mesh_control_push_changed(struct mesh_control_push *p)
 {
-    p->dirty = true;
     arm_debounce(p);
 }
 
@@ -805,14 +844,16 @@ void mesh_control_push_shutdown(void *arg)
 
 struct mesh_control_push *mesh_control_push_new(struct mesh_store *st,
                                                 struct mesh_control_api *api,
-                                                unsigned debounce_ms)
+                                                unsigned debounce_ms, bool registry_only)
 {
     struct mesh_control_push *p = mesh_xcalloc(1, sizeof(*p));
     p->st = st;
     p->api = api;
     p->debounce_ms = debounce_ms;
+    p->registry_only = registry_only;
     atomic_init(&p->closing, false);
     mesh_list_init(&p->watchers);
+    p->eds_scope = json_object();
     return p;
 }
 
@@ -829,7 +870,8 @@ void mesh_control_push_free(struct mesh_control_push *p)
         watcher_free(w);
     }
     timers_stop(p);
-    compiled_free(p->cache);
+    mesh_push_class_free_all(p->cache);
+    json_decref(p->eds_scope);
     if (p->set_valid)
         mesh_resource_set_free(&p->set);
     free(p);

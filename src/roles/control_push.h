@@ -27,13 +27,14 @@ struct mesh_stream;
 #define MESH_PUSH_DEFAULT_DEBOUNCE_MS 100u
 
 /**
- * A push over <st> and <api> (both borrowed: they must outlive it). A change is pushed
- * once no other change came for <debounce_ms> (0: pushed at the next turn of the loop),
- * and never later than 10 x <debounce_ms> after the first one.
+ * A push over <st> and <api> (both borrowed: they must outlive it). A change is pushed at
+ * once when no push round ran in the last <debounce_ms>, else at the end of that time with
+ * every change made meanwhile (at most one round per <debounce_ms>). <registry_only> is the
+ * mesh's outbound traffic policy for proxies whose Sidecar sets none (docs/compile.md).
  */
 struct mesh_control_push *mesh_control_push_new(struct mesh_store *st,
                                                 struct mesh_control_api *api,
-                                                unsigned debounce_ms);
+                                                unsigned debounce_ms, bool registry_only);
 /** After the worker has stopped (every watch stream is gone by then). NULL is fine. */
 void mesh_control_push_free(struct mesh_control_push *p);
 

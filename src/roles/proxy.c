@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "core/runtime.h"
 #include "core/snapshot.h"
+#include "core/snapshot_delta.h"
 #include "roles/push_client.h"
 #include "roles/token.h"
 #include "roles/role.h"
@@ -72,6 +73,17 @@ static struct mesh_snapshot *load_config(const struct mesh_opts *o, struct mesh_
     return mesh_snapshot_load_file(o->snapshot, err);
 }
 
+/*
+ * The first snapshot is kept only to name the listeners in the ready line (serve.c); once
+ * another serves, keeping it would hold a whole snapshot for the life of the process.
+ */
+static void drop_keep(struct proxy_role *p)
+{
+    mesh_snapshot_unref(p->keep);
+    p->keep = NULL;
+    p->sv.snap = NULL;
+}
+
 static void on_hup(void *arg)
 {
     struct proxy_role *p = arg;
@@ -92,6 +104,7 @@ static void on_hup(void *arg)
         mesh_log_error("reload refused, the previous snapshot keeps serving:\n%s", buf);
         return;
     }
+    drop_keep(p);
     struct mesh_snapshot *cur = mesh_runtime_snapshot(p->rt);
     mesh_log_info("reloaded snapshot version %s", cur->version);
     mesh_snapshot_unref(cur);
@@ -149,13 +162,11 @@ static int push_apply(void *arg, const char *json, size_t len, const char *versi
         if (mesh_runtime_swap(p->rt, s, &err) != MESH_OK) {
             mesh_snapshot_unref(s);
             rc = -1;
+        } else {
+            drop_keep(p);
         }
     } else if (s) {
         rc = start_runtime(p, s, &err);
-        /* without --dns the DNS proxy starts on the default address once a pushed
-         * snapshot brings a dns table (a failure to bind is a warning, not a NACK) */
-        if (rc == 0 && !p->dns)
-            (void)mesh_sidecar_dns_start(&p->dns, p->base, p->o, &p->rt, p->keep);
         if (rc == 0)
             event_base_loopbreak(p->base); /* the main function starts serving */
     }
@@ -169,6 +180,39 @@ static int push_apply(void *arg, const char *json, size_t len, const char *versi
         return -1;
     }
     mesh_log_info("applied snapshot version %s from the control plane", version);
+    return 0;
+}
+
+static int push_apply_delta(void *arg, const char *json, size_t len, const char *base,
+                            const char *version, char *why, size_t why_size)
+{
+    struct proxy_role *p = arg;
+    if (!p->rt)
+        return 1;
+    struct mesh_snapshot *cur = mesh_runtime_snapshot(p->rt);
+    if (strcmp(cur->version, base) != 0) {
+        mesh_snapshot_unref(cur);
+        return 1;
+    }
+    struct mesh_err err;
+    struct mesh_snapshot *s = mesh_snapshot_apply_delta(cur, json, len, version, &err);
+    mesh_snapshot_unref(cur);
+    if (s && mesh_runtime_swap(p->rt, s, &err) != MESH_OK) {
+        mesh_snapshot_unref(s);
+        s = NULL;
+    }
+    if (!s) {
+        mesh_err_format(&err, why, why_size);
+        size_t n = strlen(why);
+        while (n && (why[n - 1] == '\n' || why[n - 1] == ' '))
+            why[--n] = '\0';
+        mesh_log_error("endpoint update to version %s refused, version %s keeps serving: %s",
+                       version, base, why);
+        return -1;
+    }
+    drop_keep(p);
+    mesh_log_info("applied snapshot version %s from the control plane (endpoints only)",
+                  version);
     return 0;
 }
 
@@ -198,7 +242,8 @@ static int start_push(struct proxy_role *p)
                                        .role = strcmp(o->role, "gateway") == 0 ? "gateway"
                                                                                : "sidecar",
                                        .listen = o->listen, .token = token,
-                                       .apply = push_apply, .arg = p};
+                                       .apply = push_apply, .apply_delta = push_apply_delta,
+                                       .arg = p};
     p->push = mesh_push_client_new(&cfg);
     if (token) {
         explicit_bzero(token, strlen(token));
@@ -468,6 +513,8 @@ int mesh_role_proxy_run(const struct mesh_opts *o)
     if (!rc && p.rt && p.reg)
         mesh_register_begin(p.reg); /* once serving: no traffic before the first snapshot */
     if (!rc && p.rt) {
+        if (!p.sv.snap) /* a second snapshot came in the same turn as the first */
+            p.sv.snap = p.keep = mesh_runtime_snapshot(p.rt);
         mesh_log_info("meshd %s: %u workers", o->role, p.n_workers);
         rc = mesh_serve_run(&p.sv);
     }

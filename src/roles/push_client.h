@@ -21,6 +21,15 @@ struct mesh_push_client;
 typedef int mesh_push_apply_fn(void *arg, const char *json, size_t len, const char *version,
                                char *why, size_t why_size);
 
+/**
+ * Applies a delta (<json>: {"clusters": [...]}, <len> bytes) that turns version <base> into
+ * <version>. Returns 0 when it now serves (ACK), -1 with <why> (NACK), 1 when what it serves
+ * is not <base>: the client then reconnects at once, and a new watch starts with the whole
+ * snapshot.
+ */
+typedef int mesh_push_delta_fn(void *arg, const char *json, size_t len, const char *base,
+                               const char *version, char *why, size_t why_size);
+
 struct mesh_push_client_cfg {
     struct event_base *base;
     const char *host;        /* numeric address of the control plane */
@@ -31,6 +40,7 @@ struct mesh_push_client_cfg {
     const char *listen;      /* the outbound listener "ADDR:PORT", or NULL (the default) */
     const char *token;       /* bearer token (copied), or NULL */
     mesh_push_apply_fn *apply;
+    mesh_push_delta_fn *apply_delta; /* NULL: every delta makes the client reconnect */
     void *arg;
 };
 
@@ -41,7 +51,7 @@ void mesh_push_client_free(struct mesh_push_client *c);
 
 /** Snapshots applied and refused so far, and reconnects (for logs and tests). */
 struct mesh_push_client_stats {
-    uint64_t applied, refused, connects, failures;
+    uint64_t applied, refused, connects, failures, deltas;
 };
 void mesh_push_client_stats(const struct mesh_push_client *c, struct mesh_push_client_stats *out);
 

@@ -57,6 +57,12 @@ int mesh_push_parser_next(struct mesh_push_parser *p, struct mesh_push_frame *f,
     if (!nl) {
         if (avail > MESH_PUSH_MAX_HEADER)
             return fail(p, why, why_size, "a header line is longer than 64 KiB");
+        if (!avail && p->cap > MESH_PUSH_MAX_HEADER) {
+            /* all consumed: do not keep a whole snapshot's buffer between frames */
+            free(p->buf);
+            p->buf = NULL;
+            p->off = p->len = p->cap = 0;
+        }
         return 0;
     }
     size_t hlen = (size_t)(nl - start);

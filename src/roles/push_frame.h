@@ -7,6 +7,8 @@
  *   {"type":"snapshot","id":3,"version":"9f2c...","revision":12,"length":5012}\n
  *   {...5012 bytes of snapshot JSON...}\n
  *   {"type":"ping"}\n
+ *   {"type":"delta","id":3,"version":"c-7a...","base":"9f2c...","revision":13,"length":310}\n
+ *   {"clusters":[...the clusters that changed...]}\n
  *
  * Also here: the sidecar's reconnect backoff, a pure function so that it can be tested.
  */

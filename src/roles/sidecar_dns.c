@@ -1,8 +1,8 @@
 /*
  * Glue between the sidecar role and the DNS proxy (src/core/dns.c): flags,
- * /etc/resolv.conf, and the lookup in the snapshot's dns table. The proxy
- * runs on the main loop, where snapshots are swapped too, so the entry it
- * gets stays valid while it writes the answer.
+ * when it runs by default, /etc/resolv.conf, and the lookup in the snapshot's
+ * dns table. The proxy runs on the main loop, where snapshots are swapped
+ * too, so the entry it gets stays valid while it writes the answer.
  */
 #include "core/common.h"
 #include <stdio.h>
@@ -22,7 +22,7 @@ static bool lookup(void *arg, const char *name, size_t len, struct mesh_dns_addr
 {
     struct mesh_runtime *const *rt = arg;
     if (!*rt)
-        return false;
+        return false; /* no snapshot yet: every name is forwarded */
     struct mesh_snapshot *s = mesh_runtime_snapshot(*rt);
     const struct mesh_dns_entry *e = mesh_dns_lookup(&s->dns, name, len);
     if (e) {
@@ -36,18 +36,45 @@ static bool lookup(void *arg, const char *name, size_t len, struct mesh_dns_addr
     return e != NULL;
 }
 
+enum mesh_sidecar_dns_mode mesh_sidecar_dns_mode(const struct mesh_opts *o,
+                                                 const struct mesh_snapshot *snap)
+{
+    if (o->dns)
+        return strcmp(o->dns, "off") == 0 ? MESH_SIDECAR_DNS_OFF : MESH_SIDECAR_DNS_FLAG;
+    if (!o->role || strcmp(o->role, "sidecar") != 0)
+        return MESH_SIDECAR_DNS_OFF;
+    if (o->control || o->config_dir) {
+        char host[64];
+        uint16_t port = 0;
+        if (!o->listen)
+            return MESH_SIDECAR_DNS_DEFAULT;
+        return mesh_addr_split(o->listen, host, sizeof(host), &port) == 0 &&
+                       port == MESH_SIDECAR_CAPTURE_PORT
+                   ? MESH_SIDECAR_DNS_DEFAULT
+                   : MESH_SIDECAR_DNS_OFF;
+    }
+    for (size_t i = 0; snap && i < snap->n_listeners; i++)
+        if (snap->listeners[i].port == MESH_SIDECAR_CAPTURE_PORT)
+            return MESH_SIDECAR_DNS_DEFAULT;
+    return MESH_SIDECAR_DNS_OFF;
+}
+
 int mesh_sidecar_dns_start(struct mesh_dns **out, struct event_base *base,
                            const struct mesh_opts *o, struct mesh_runtime *const *rt,
                            const struct mesh_snapshot *snap)
 {
     *out = NULL;
-    bool implicit = !o->dns;
-    if (implicit && !(o->role && strcmp(o->role, "sidecar") == 0 && snap && snap->dns.n))
+    /* with --control the decision is taken once, before the first snapshot */
+    if (o->control && snap)
+        return 0;
+    enum mesh_sidecar_dns_mode mode = mesh_sidecar_dns_mode(o, snap);
+    if (mode == MESH_SIDECAR_DNS_OFF)
         return 0;
     struct mesh_dns_config c;
     mesh_dns_config_init(&c);
-    if (o->dns && mesh_addr_parse(o->dns, &c.listen, &c.listen_len)) {
-        fprintf(stderr, "meshd: --dns %s: expected ADDR:PORT with a numeric address\n", o->dns);
+    if (mode == MESH_SIDECAR_DNS_FLAG && mesh_addr_parse(o->dns, &c.listen, &c.listen_len)) {
+        fprintf(stderr, "meshd: --dns %s: expected ADDR:PORT with a numeric address, or off\n",
+                o->dns);
         return -1;
     }
     if (o->dns_upstream && mesh_addr_parse(o->dns_upstream, &c.upstream, &c.upstream_len)) {
@@ -70,8 +97,9 @@ int mesh_sidecar_dns_start(struct mesh_dns **out, struct event_base *base,
     if (!*out) {
         char buf[512];
         mesh_err_format(&err, buf, sizeof(buf));
-        if (implicit) {
-            mesh_log_warn("dns proxy not started (the snapshot has a dns table): %s", buf);
+        if (mode == MESH_SIDECAR_DNS_DEFAULT) {
+            mesh_log_warn("dns proxy not started (on by default in a pod; --dns off turns it "
+                          "off): %s", buf);
             return 0;
         }
         fprintf(stderr, "meshd: --dns %s: %s", o->dns, buf);

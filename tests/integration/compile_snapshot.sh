@@ -82,4 +82,5 @@ expect_eq "$("${CURL[@]}" "${H[@]}" "$(mesh_url /newer)")" "hello from v1" \
 expect_eq "$("${CURL[@]}" "${H[@]}" "$(mesh_url /healthz)")" "fine" "directResponse"
 expect_eq "$("${CURL[@]}" "${H[@]}" -H 'end-user: jason' "$(mesh_url /v2/x)")" "hello from v1" \
     "the header route comes first: end-user jason -> subset v1 even on /v2/"
-expect_eq "$(http_code "$(mesh_url /)" -H "Host: unknown.example")" "404" "unknown host: 404"
+expect_eq "$(http_code "$(mesh_url /)" -H "Host: unknown.example")" "502" \
+    "unknown host sent straight to the listener: 502 (ALLOW_ANY would pass it through to itself)"

@@ -88,7 +88,7 @@ expect_eq "$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -H 'Host: revie
 expect_eq "$(curl -s --max-time 5 --http2-prior-knowledge -H 'Host: reviews' \
     "http://127.0.0.1:$MESH_PORT/x")" "hello from v1" "HTTP/2 through the compiled snapshot"
 expect_eq "$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -H 'Host: unknown' \
-    "http://127.0.0.1:$MESH_PORT/x")" 404 "a host no service names gets 404 NR"
+    "http://127.0.0.1:$MESH_PORT/x")" 502 "a host no service names gets 502 (ALLOW_ANY: no loop to itself)"
 
 # SIGHUP recompiles: move all traffic to v2
 write_mesh 100

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The sidecar's DNS proxy: meshd with a snapshot "dns" table, dnsmasq as the pod's resolver,
 # dig as the application. Mesh names get their virtual IPs (short, name.ns, FQDN, any case,
-# A and AAAA, UDP and TCP), other names the resolver's answer; a dead resolver gives
-# SERVFAIL; SIGHUP's new table answers at once. As root, the same in network namespaces with
-# `meshd iptables`: an unmodified dig in the pod asks its resolver and meshd answers.
+# A and AAAA, UDP and TCP), other names the resolver's answer, over the protocol they came
+# by (an answer too big for UDP reaches a TCP client whole); a dead resolver gives SERVFAIL;
+# SIGHUP's new table answers at once, a snapshot without one forwards everything. The
+# default: no proxy for a sidecar on loopback; with --control it runs before the first
+# snapshot. As root, the same in network namespaces with `meshd iptables`: an unmodified
+# dig in the pod asks its resolver and meshd answers, on by default there (no --dns), also
+# before any snapshot has come from a control plane.
 # Needs dig and dnsmasq: skipped (77) otherwise.
 source "$(dirname "$0")/lib.sh"
 
@@ -31,18 +35,21 @@ snapshot()
 }
 
 # start_dnsmasq NAME ADDR [netns]: a resolver knowing external.example (192.0.2.44) and
+# big.example (four TXT records of 200 bytes: too big for a UDP answer without EDNS) and
 # nothing else, on a free port (ADDR:DNSMASQ_PORT) unless in a namespace (port 53 there).
+BIG_TXT=$(head -c 200 /dev/zero | tr '\0' t)
 start_dnsmasq()
 {
-    local name=$1 addr=$2 ns=${3:-} log=$T_DIR/dnsmasq-$1.log port tries pid
-    local run=()
+    local name=$1 addr=$2 ns=${3:-} log=$T_DIR/dnsmasq-$1.log port tries pid k
+    local run=() txt=()
+    for k in a b c d; do txt+=("--txt-record=big.example,$k$BIG_TXT"); done
     [ -n "$ns" ] && run=(ip netns exec "$ns")
     for ((tries = 0; tries < 5; tries++)); do
         if [ -n "$ns" ]; then port=53; else port=$(free_port) || return 1; fi
         "${run[@]}" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
             --bind-interfaces --listen-address="$addr" --port="$port" --pid-file= \
             --user="$(id -un)" --group="$(id -gn)" --log-facility=- \
-            --address=/external.example/192.0.2.44 >"$log" 2>&1 &
+            --address=/external.example/192.0.2.44 "${txt[@]}" >"$log" 2>&1 &
         pid=$!
         track "$pid" other "dnsmasq $name" "$log"
         if wait_for 10 dnsmasq_answers "$addr" "$port" "$pid" "${run[@]}"; then
@@ -74,7 +81,7 @@ q()
 
 dns_port_of()
 {
-    sed -n 's/.*dns proxy on 127\.0\.0\.1:\([0-9][0-9]*\) .*/\1/p' "$1" | head -n 1
+    sed -n 's/.*dns proxy on 127\.0\.0\.1:\([0-9][0-9]*\) .*/\1/p' "$1" 2>/dev/null | head -n 1
 }
 
 has_dns_port()
@@ -119,12 +126,60 @@ expect_eq "$(q "$DNS" +noall +answer external.example A)" "$direct" \
 expect_eq "$(q "$DNS" +short +bufsize=1232 external.example A)" 192.0.2.44 \
     "with EDNS (forwarded as sent)"
 
+# ---- TCP is forwarded over TCP: an answer too big for UDP -----------------------------------
+# (forwarded over UDP, the TCP client would get the truncated answer: TC set, 2 records)
+full=$(q "$DNS" +tcp +noedns +noall +comments big.example TXT)
+expect_match "$full" "flags: qr aa rd ra;.* ANSWER: 4," \
+    "a TCP query is forwarded over TCP: the whole answer, not the one truncated for UDP"
+full=$(q "$DNS" +notcp +noedns +ignore +noall +comments big.example TXT)
+expect_match "$full" "flags: qr aa tc rd ra;" \
+    "over UDP the resolver's truncated answer is relayed as it was (TC set: dig retries on TCP)"
+expect_eq "$(q "$DNS" +notcp +noedns +short big.example TXT | wc -l)" 4 \
+    "... and dig's retry over TCP gets all four records"
+
 # ---- a new table on SIGHUP ----------------------------------------------------------------
 snapshot "$SNAP" 240.240.0.9
 kill -HUP "$MESHD_PID"
 reloaded() { [ "$(q "$DNS" +short reviews A)" = 240.240.0.9 ]; }
 check "SIGHUP: the new virtual IP answers" wait_for 10 reloaded
 stop_meshd
+
+# ---- a snapshot without a dns table: everything is forwarded; a table on SIGHUP answers -------
+NODNS=$T_DIR/nodns.json
+write_snapshot "$NODNS" --endpoint 127.0.0.1:9
+start_meshd "$NODNS" --dns 127.0.0.1:0 --dns-upstream "127.0.0.1:$UP" ||
+    bail_out "meshd without a dns table starts"
+wait_for 10 has_dns_port "$MESHD_LOG" || bail_out "meshd without a dns table logs its dns port"
+DNS=$(dns_port_of "$MESHD_LOG")
+expect_match "$(q "$DNS" +noall +comments reviews A)" "status: (REFUSED|NXDOMAIN)" \
+    "no dns table: a mesh name is the resolver's to answer"
+expect_eq "$(q "$DNS" +short external.example A)" 192.0.2.44 "no dns table: other names forwarded"
+cp "$SNAP" "$NODNS"
+kill -HUP "$MESHD_PID"
+check "SIGHUP brings a table: the mesh name is answered" wait_for 10 reloaded
+stop_meshd
+
+# ---- the default on loopback: no DNS proxy (several sidecars on one host) -------------------
+start_meshd "$SNAP" || bail_out "meshd without --dns starts"
+expect_no_match "$(cat "$MESHD_LOG")" "dns proxy" \
+    "without --dns, a sidecar on loopback (nothing redirects DNS to it) has no DNS proxy"
+stop_meshd
+
+# ---- --control: the proxy runs before the first snapshot and forwards every name ------------
+early_log=$T_DIR/early.log
+"$MESH_BIN" --role=sidecar --control "127.0.0.1:$(free_port)" --node default/early \
+    --listen 127.0.0.1:0 --admin 127.0.0.1:0 --health 127.0.0.1:0 --concurrency 1 \
+    --dns 127.0.0.1:0 --dns-upstream "127.0.0.1:$UP" >"$early_log" 2>&1 &
+early=$!
+track "$early" meshd "sidecar without a control plane" "$early_log"
+wait_for 10 has_dns_port "$early_log" || bail_out "the sidecar's DNS proxy runs before a snapshot" \
+    "$(tail -n 20 "$early_log")"
+DNS=$(dns_port_of "$early_log")
+expect_eq "$(q "$DNS" +short external.example A)" 192.0.2.44 \
+    "before the first snapshot: other names are forwarded"
+expect_match "$(q "$DNS" +noall +comments reviews A)" "status: (REFUSED|NXDOMAIN)" \
+    "... and so are mesh names (no table yet)"
+stop_meshd "$early"
 
 # ---- a dead resolver: SERVFAIL after 5 s; mesh names still answered ----------------------
 dead=$(free_port)
@@ -183,20 +238,22 @@ printf 'search default.svc.cluster.local svc.cluster.local cluster.local\nnamese
     >"/etc/netns/$POD/resolv.conf"
 start_dnsmasq cluster 10.244.2.2 "$PEER"
 
-# the sidecar runs as the proxy uid, so its own queries to 10.244.2.2:53 go out untouched
+# the sidecar runs as the proxy uid, so its own queries to 10.244.2.2:53 go out untouched;
+# its outbound listener is the capture port 15001, so without --dns its DNS proxy is on
 chmod a+rx "$T_DIR"
-chmod a+r "$SNAP"
+sed 's/"port":0,"route_config"/"port":15001,"route_config"/' "$SNAP" >"$T_DIR/pod.json"
+chmod a+r "$T_DIR/pod.json"
 ready=$T_DIR/meshd-pod.ready log=$T_DIR/meshd-pod.log
 : >"$ready"
 ip netns exec "$POD" setpriv --reuid 1337 --regid 1337 --clear-groups "$MESH_BIN" \
-    --role=sidecar --snapshot "$SNAP" --concurrency 1 --dns 127.0.0.1:15053 --ready-fd 3 \
+    --role=sidecar --snapshot "$T_DIR/pod.json" --concurrency 1 --ready-fd 3 \
     3>"$ready" >"$log" 2>&1 &
 pod_meshd=$!
 track "$pod_meshd" meshd "meshd in the pod" "$log"
 wait_for 10 ready_line_complete "$ready" "$pod_meshd" || bail_out "meshd in the pod ready" \
     "$(tail -n 20 "$log")"
-expect_match "$(cat "$log")" "other names to 10\.244\.2\.2:53" \
-    "the sidecar took its upstream from the pod's resolv.conf"
+expect_match "$(cat "$log")" "dns proxy on 127\.0\.0\.1:15053 .*other names to 10\.244\.2\.2:53" \
+    "in a pod (listener on 15001) the DNS proxy is on by default, upstream from resolv.conf"
 
 out=$(ip netns exec "$POD" "$MESH_BIN" iptables 2>&1)
 expect_eq "$?" 0 "meshd iptables in the pod"
@@ -212,6 +269,27 @@ expect_eq "$(ip netns exec "$POD" setpriv --reuid 1337 --regid 1337 --clear-grou
 expect_match "$(ip netns exec "$POD" setpriv --reuid 1337 --regid 1337 --clear-groups \
     dig +time=8 +tries=1 +noall +comments reviews A 2>&1)" "status: (REFUSED|NXDOMAIN)" \
     "...and the resolver knows no mesh name: the proxy uid is not captured"
+expect_eq "$(ip netns exec "$POD" dig +time=8 +tries=1 +noedns +tcp +short big.example TXT 2>&1 |
+    wc -l)" 4 "an answer too big for UDP reaches the pod's TCP client whole"
+stop_meshd "$pod_meshd"
+
+# a sidecar fed by a control plane (none answers here): no --dns, no --listen; its DNS proxy
+# runs from the start and forwards every name until a snapshot comes
+ctl_log=$T_DIR/meshd-pod-control.log
+ip netns exec "$POD" setpriv --reuid 1337 --regid 1337 --clear-groups "$MESH_BIN" \
+    --role=sidecar --control 10.244.2.2:1 --node default/pod --concurrency 1 \
+    >"$ctl_log" 2>&1 &
+pod_meshd=$!
+track "$pod_meshd" meshd "meshd in the pod, waiting for a control plane" "$ctl_log"
+pod_dns_up() { grep -q 'dns proxy on 127\.0\.0\.1:15053 ' "$ctl_log"; }
+check "with --control and no snapshot yet, the pod's DNS proxy is on (default 15053)" \
+    wait_for 10 pod_dns_up
+expect_eq "$(ip netns exec "$POD" dig +time=8 +tries=1 +short external.example A 2>&1)" \
+    192.0.2.44 "... an unmodified dig in the pod gets the resolver's answer through it"
+expect_match "$(ip netns exec "$POD" dig +time=8 +tries=1 +noall +comments reviews A 2>&1)" \
+    "status: (REFUSED|NXDOMAIN)" "... and mesh names are forwarded too (no table yet)"
+expect_match "$(ip netns exec "$POD" curl -s --max-time 5 http://127.0.0.1:15021/healthz/ready)" \
+    "not ready" "... while the sidecar is not ready"
 out=$(ip netns exec "$POD" "$MESH_BIN" iptables --cleanup 2>&1)
 expect_eq "$?" 0 "meshd iptables --cleanup in the pod"
 expect_match "$(ip netns exec "$POD" dig +time=8 +tries=1 +noall +comments reviews A 2>&1)" \

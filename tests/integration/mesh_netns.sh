@@ -6,8 +6,8 @@
 # and registers its workload. No route leads out of 10.244.0.0/16.
 #
 # An unmodified `curl http://reviews:9080/` in pod A, as an ordinary user: its DNS query is
-# answered by A's sidecar (the DNS proxy started by the first pushed snapshot: no --dns in
-# pod A), its connection to the virtual IP is redirected to A's 15001, A's sidecar routes it
+# answered by A's sidecar (its DNS proxy, on by default in a pod: no --dns in pod A), its
+# connection to the virtual IP is redirected to A's 15001, A's sidecar routes it
 # by the VirtualService and sends it over HTTP/2 to a reviews pod, whose iptables hand it
 # to its sidecar's 15006, which gives it to the application on 127.0.0.1:9081 over
 # HTTP/1.1. Checked: both sidecars counted it, the application answered, the 80/20 split
@@ -15,63 +15,16 @@
 # and moves everything to v2.
 # Needs root, ip netns, iptables-restore, curl and setpriv: skipped (77) otherwise.
 source "$(dirname "$0")/lib.sh"
+# shellcheck source=scripts/lib/netns.sh
+source "$MESH_SRCDIR/scripts/lib/netns.sh"
 
-for tool in ip iptables-restore curl setpriv; do
-    if ! have_cmd "$tool"; then
-        echo "1..0 # SKIP $tool not found"
-        trap - EXIT
-        rm -rf "$T_DIR"
-        exit 77
-    fi
-done
-if [ "$(id -u)" -ne 0 ]; then
-    echo "1..0 # SKIP needs root (network namespaces, iptables)"
-    trap - EXIT
-    rm -rf "$T_DIR"
-    exit 77
-fi
-
-P=meshd-mn-$$
-HUB=$P-hub
-declare -A NS=([a]=$P-a [b1]=$P-b1 [b2]=$P-b2)
-declare -A IP=([a]=10.244.1.1 [b1]=10.244.2.1 [b2]=10.244.3.1)
-ns_cleanup()
-{
-    local k
-    for k in hub a b1 b2; do
-        ip netns del "$P-$k" 2>/dev/null
-        rm -rf "/etc/netns/$P-$k"
-    done
-    rmdir /etc/netns 2>/dev/null
-}
-trap 'ns_cleanup; t_cleanup' EXIT
-if ! ip netns add "$HUB" 2>"$T_DIR/netns.err"; then
-    echo "1..0 # SKIP ip netns add failed: $(cat "$T_DIR/netns.err")"
-    trap - EXIT
-    rm -rf "$T_DIR"
-    exit 77
-fi
-ip -n "$HUB" link set lo up
-ip -n "$HUB" link add br0 type bridge || bail_out "a bridge in the hub"
-ip -n "$HUB" addr add 10.244.0.1/16 dev br0
-ip -n "$HUB" link set br0 up
-for k in a b1 b2; do
-    ns=${NS[$k]}
-    ip netns add "$ns" || bail_out "ip netns add $ns"
-    # each pod's veth is created inside it, its peer inside the hub: nothing on the host
-    ip link add "mn$$$k" netns "$ns" type veth peer name "mh$$$k" netns "$HUB" ||
-        bail_out "veth for pod $k"
-    ip -n "$HUB" link set "mh$$$k" master br0 up
-    ip -n "$ns" link set lo up
-    ip -n "$ns" addr add "${IP[$k]}/16" dev "mn$$$k"
-    ip -n "$ns" link set "mn$$$k" up
-    # virtual IPs need a route for connect() to start; iptables redirects them before it
-    ip -n "$ns" route add 240.240.0.0/16 via 10.244.0.1
-    # `ip netns exec` shows this file as the pod's /etc/resolv.conf
-    mkdir -p "/etc/netns/$ns"
-    printf 'search default.svc.cluster.local svc.cluster.local cluster.local\n%s\n%s\n' \
-        'nameserver 10.244.0.1' 'options timeout:2 attempts:1' >"/etc/netns/$ns/resolv.conf"
-done
+netns_test_setup "meshd-mn-$$" curl
+HUB=$NETNS_HUB
+netns_pod a 10.244.1.1 || bail_out "pod a"
+netns_pod b1 10.244.2.1 || bail_out "pod b1"
+netns_pod b2 10.244.3.1 || bail_out "pod b2"
+declare -A NS=() IP=()
+for k in a b1 b2; do NS[$k]=${NETNS[$k]} IP[$k]=${NETNS_IP[$k]}; done
 # not for commands started with '&': $! must be the process itself, not a subshell
 in_ns() { ip netns exec "$@"; }
 
@@ -163,10 +116,10 @@ for k in b1 b2; do
     wait_for 10 test -s "$ready" || bail_out "reviews $v starts" "$(cat "$T_DIR/app-$k.log")"
     start_pod "$k" "reviews-$v" "app=reviews,version=$v" reviews 9081 --dns 127.0.0.1:15053
 done
-# no --dns: the DNS proxy starts on 127.0.0.1:15053 when the pushed snapshot has a dns table
+# no --dns: in a pod (the outbound listener on 15001) the DNS proxy is on, on 127.0.0.1:15053
 start_pod a client "app=client" client 8080
 expect_match "$(cat "${SC_LOG[a]}")" "dns proxy on 127\.0\.0\.1:15053" \
-    "pod A's sidecar started its DNS proxy from the pushed snapshot (no --dns)"
+    "pod A's sidecar runs its DNS proxy by default (no --dns)"
 
 # admin PODKEY PATH: the sidecar's admin (127.0.0.1:15000 in its pod; loopback is not captured)
 admin() { in_ns "${NS[$1]}" curl -s --max-time 5 "http://127.0.0.1:15000$2"; }

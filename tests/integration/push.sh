@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Push (docs/control.md "Push"): a control plane, two sidecars and a gateway on loopback
 # that take their snapshots from it. The first snapshot routes; a new VirtualService reaches
-# both sidecars; a change only one proxy sees is pushed to it alone; a snapshot the gateway
+# both sidecars; a change only one proxy sees is pushed to it alone; an EndpointSlice update
+# travels as a delta whose version a whole compile confirms; a snapshot the gateway
 # refuses is a NACK while the old one serves; the control plane killed with SIGKILL and
 # restarted on its port gets every sidecar back to SYNCED; /healthz/ready and
 # --exit-on-app-exit.
@@ -140,6 +141,14 @@ wait_for 10 status_is nsa/a SYNCED && wait_for 10 status_is nsb/b SYNCED &&
 table=$(ctl proxy-status)
 expect_match "$table" $'NAME +ROLE +STATUS.*\n(.*\n)?nsa/a +sidecar +SYNCED' \
     "proxy-status prints a table with the sidecar, its role and SYNCED"
+# one HTTP/2 connection per proxy: the watch and its ACKs share it (an ACK was sent: SYNCED)
+if have_cmd ss; then
+    conns() { ss -Htnp state established "( dport = :$API )" | grep -c "pid=$1,"; }
+    expect_eq "$(conns "${SC_PID[a]}")/$(conns "${SC_PID[b]}")" 1/1 \
+        "each sidecar holds one connection to the control plane (watch and ACKs on HTTP/2)"
+else
+    skip "one connection per sidecar" "ss (iproute2) is not installed"
+fi
 A0=$(field nsa/a sent)
 B0=$(field nsb/b sent)
 BP0=$(field nsb/b pushes)
@@ -189,10 +198,56 @@ wait_for 10 says a local.nsa.mesh "hello from v3" &&
 wait_for 10 status_is nsa/a SYNCED
 expect_eq "$(field nsb/b sent)/$(field nsb/b pushes)" "$B1/$BP1" \
     "sidecar b, which cannot see it, was sent nothing (same version, same push count)"
-expect_eq "$(http_code "http://127.0.0.1:${SC_PORT[b]}/" -H 'Host: local.nsa.mesh')" 404 \
+expect_eq "$(http_code "http://127.0.0.1:${SC_PORT[b]}/" -H 'Host: local.nsa.mesh')" 502 \
     "and sidecar b does not route it"
 [ "$BP1" -gt "$BP0" ] && ok "(the earlier change did push to b: $BP0 -> $BP1)" ||
     not_ok "the push counter moves when b is pushed" "$BP0 -> $BP1"
+
+# ---- an endpoint change travels as a delta (the changed clusters only) ----
+slice() {
+    apply <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: ratings, namespace: default}
+spec:
+  clusterIP: 10.96.7.7
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ratings-a, namespace: default, labels: {kubernetes.io/service-name: ratings}}
+addressType: IPv4
+ports: [{name: http, port: $1}]
+endpoints: [{addresses: [127.0.0.1]}]
+YAML
+}
+slice "$V1" || not_ok "the ratings Service applies" "$(cat "$T_DIR/apply.err")"
+wait_for 10 says a ratings.default "hello from v1" && wait_for 10 says b ratings.default "hello from v1" &&
+    ok "a new Service and its EndpointSlice reach both sidecars" ||
+    not_ok "the ratings Service reaches the sidecars" "got: $(via a ratings.default)"
+wait_for 10 status_is nsa/a SYNCED
+D0=$(proxies | jq -r .deltas)
+slice "$V3" || not_ok "the EndpointSlice update applies" "$(cat "$T_DIR/apply.err")"
+wait_for 10 says a ratings.default "hello from v3" && wait_for 10 says b ratings.default "hello from v3" &&
+    ok "an EndpointSlice update reaches both sidecars" ||
+    not_ok "the EndpointSlice update reaches the sidecars" "got: $(via a ratings.default)"
+wait_for 10 status_is nsa/a SYNCED && wait_for 10 status_is nsb/b SYNCED &&
+    ok "proxy-status: SYNCED after the endpoint change" ||
+    not_ok "SYNCED after the endpoint change" "$(ctl proxy-status)"
+D1=$(proxies | jq -r .deltas)
+expect_eq "$((D1 - D0))" 2 "the control plane sent each sidecar a delta, not the snapshot"
+A2=$(field nsa/a sent)
+expect_match "$(cat "${SC_LOG[a]}")" "applied snapshot version $A2 from the control plane \\(endpoints only\\)" \
+    "sidecar a applied the delta's version"
+expect_eq "$(field nsa/a acked)" "$A2" "and acknowledged it"
+# the delta's version is the one a whole compile gives: a new proxy of the same class
+# (compiled whole) gets the same version, and the control plane saw no disagreement
+start_proxy a2 nsa/a2 app=a || not_ok "a second sidecar of a's class starts" "$(tail -n 5 "${SC_LOG[a2]}")"
+expect_eq "$(field nsa/a2 sent)" "$A2" "a whole compile gives the version the delta announced"
+expect_eq "$(via a2 ratings.default)" "hello from v3" "and the same endpoints"
+expect_eq "$(grep -c 'the endpoint update gave version' "$CP_LOG")" 0 \
+    "the control plane's endpoint path never disagreed with a whole compile"
+kill -TERM "${SC_PID[a2]}" 2>/dev/null; wait "${SC_PID[a2]}" 2>/dev/null
 
 # ---- a snapshot the proxy refuses: NACK, the old one keeps serving ----
 GW1=$(free_port) || bail_out "a free port"
@@ -280,6 +335,17 @@ fi
 
 # the sidecars leave the table when they go
 stop_meshd "${SC_PID[b]}"
-# (the control plane notices at its next ping: every 5 s over HTTP/1.1)
+# (a drained sidecar closes its HTTP/2 connection: the control plane sees it at once)
 wait_for 15 bash -c "! $(printf '%q ' "$MESH_BIN") ctl proxy-status --server http://127.0.0.1:$API -o json | grep -q nsb/b" &&
     ok "a sidecar that stops leaves proxy-status" || not_ok "b leaves proxy-status" "$(ctl proxy-status)"
+# a sidecar killed with SIGKILL: the kernel closes its connection, the watch stream ends
+# at once (no ping has to fail first)
+kill -KILL "${SC_PID[a]}"
+wait_exit "${SC_PID[a]}" 10
+T_KIND[${SC_PID[a]}]=other
+T_CHECKED+=("${SC_PID[a]}")
+wait_for 5 bash -c "! $(printf '%q ' "$MESH_BIN") ctl proxy-status --server http://127.0.0.1:$API -o json | grep -q nsa/a" &&
+    ok "a sidecar killed with SIGKILL leaves proxy-status promptly" ||
+    not_ok "a killed sidecar leaves proxy-status" "$(ctl proxy-status)"
+expect_match "$(cat "$CP_LOG")" "push: nsa/a \\(watch [0-9]+\\) disconnected" \
+    "the control plane logs the killed sidecar's disconnect"

@@ -232,6 +232,9 @@ static void start_call(struct app *app, struct evhttp_request *down)
     struct timeval tv = { app->timeout_ms / 1000, (app->timeout_ms % 1000) * 1000 };
     evhttp_connection_set_timeout_tv(p->up, &tv);
     evhttp_connection_set_retries(p->up, 0);
+    /* the demo's pods are IPv4 only: an AAAA query would get NODATA, on which evdns walks the
+     * search list, and the demo has no cluster resolver to refuse the other names quickly */
+    evhttp_connection_set_family(p->up, AF_INET);
     evhttp_request_set_error_cb(up, call_error_cb);
     struct evkeyvalq *h = evhttp_request_get_output_headers(up);
     evhttp_add_header(h, "Host", app->call_host ? app->call_host : host);

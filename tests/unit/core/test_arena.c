@@ -16,6 +16,11 @@
 
 static struct mesh_arena *a;
 
+static void free_it_later(void *p)
+{
+    free(p);
+}
+
 static void setup(void)
 {
     a = mesh_arena_new(4096, 64 * 1024);
@@ -52,6 +57,51 @@ Test(arena, strndup_copies_and_terminates)
     char *s = mesh_arena_strndup(a, "hello world", 5);
     cr_assert_not_null(s);
     cr_expect_str_eq(s, "hello");
+}
+
+Test(arena, strings_pack_and_blocks_stay_aligned)
+{
+    char *s1 = mesh_arena_strndup(a, "10.0.0.1", 8);
+    char *s2 = mesh_arena_strndup(a, "10.0.0.1:80", 11);
+    cr_assert(s1 && s2);
+    cr_expect_eq(s2, s1 + 9, "strings are not padded to 16 bytes");
+    cr_expect_str_eq(s1, "10.0.0.1");
+    cr_expect_str_eq(s2, "10.0.0.1:80");
+    void *p = mesh_arena_alloc(a, 24);
+    cr_assert_not_null(p);
+    cr_expect_eq((uintptr_t)p & 15u, 0, "a block after a string is aligned");
+    cr_expect((char *)p >= s2 + 12);
+    memset(p, 0xab, 24);
+    cr_expect_str_eq(s2, "10.0.0.1:80");
+    cr_expect_eq(mesh_arena_used(a), 9 + 12 + 32);
+}
+
+Test(arena, mapped_arena_allocates_big_and_small)
+{
+    struct mesh_arena *m = mesh_arena_new_mapped(64 * 1024);
+    char *first = mesh_arena_alloc(m, 100);
+    cr_assert_not_null(first);
+    memset(first, 1, 100);
+    char *big = mesh_arena_alloc(m, 300 * 1024); /* its own mapping */
+    cr_assert_not_null(big);
+    memset(big, 2, 300 * 1024);
+    cr_expect_eq(mesh_arena_alloc(m, 16), first + 112, "the big block left the chunk alone");
+    for (int i = 0; i < 200; i++) { /* spills into more chunks */
+        unsigned char *p = mesh_arena_calloc(m, 1, 1000);
+        cr_assert_not_null(p);
+        cr_assert_eq((uintptr_t)p & 15u, 0);
+        cr_assert_eq(p[0] | p[999], 0);
+        memset(p, 3, 1000);
+        char *s = mesh_arena_strndup(m, "abc", 3);
+        cr_assert_not_null(s);
+        cr_assert_str_eq(s, "abc");
+    }
+    cr_expect_eq(big[300 * 1024 - 1], 2);
+    cr_assert_eq(mesh_arena_defer(m, free_it_later, mesh_xmalloc(10)), 0);
+    mesh_arena_free(m);
+#ifdef HAVE_LSAN
+    cr_expect_eq(__lsan_do_recoverable_leak_check(), 0, "mapped arena leaked");
+#endif
 }
 
 Test(arena, budget_exceeded_returns_null)

@@ -242,7 +242,8 @@ COMPILE_TEST(no_sidecar_sees_everything_exported)
     load(SIDECAR_MESH);
     compile_in("default");
     cr_expect_eq(json_array_size(vhosts()), 4);
-    cr_expect_eq(json_array_size(json_object_get(snap, "clusters")), 4);
+    cr_expect_eq(json_array_size(json_object_get(snap, "clusters")), 5,
+                 "4 services and the PassthroughCluster (ALLOW_ANY)");
 }
 
 #define CANARY                                                                                     \

@@ -3,12 +3,16 @@
  * names with compression (good, looping, forward, into the header), every
  * truncation of a real answer, oversized names and lying counts; then a real
  * server on an event base, with a table built here and a fake upstream
- * resolver on a UDP socket of the test, queried over UDP and TCP.
+ * resolver on a UDP socket and a TCP listener of the test (same port), queried
+ * over UDP and TCP: a TCP query must go upstream over TCP.
  */
 #include "core/common.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/listener.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -270,15 +274,27 @@ static bool test_lookup(void *arg, const char *name, size_t len, struct mesh_dns
     return false;
 }
 
-enum upstream_mode { UP_ANSWER, UP_SILENT, UP_WRONG_QUESTION };
+/* UP_TRUNCATE: over UDP an empty answer with TC set (too big for UDP), over TCP the real
+ * one. UP_TCP_CLOSE: TCP connections are closed when a query arrives (UDP answers).
+ * UP_TCP_RUNT: over TCP a frame shorter than a DNS header. */
+enum upstream_mode {
+    UP_ANSWER, UP_SILENT, UP_WRONG_QUESTION, UP_TRUNCATE, UP_TCP_CLOSE, UP_TCP_RUNT
+};
+
+struct fake_conn {
+    struct bufferevent *bev;
+    struct fake_conn *next;
+};
 
 struct fixture {
     struct event_base *base;
     struct mesh_dns *dns;
-    int up_fd;                   /* the fake upstream resolver */
+    int up_fd;                   /* the fake upstream resolver, UDP */
     struct event *up_ev;
+    struct evconnlistener *up_listener; /* ... and TCP on the same port */
+    struct fake_conn *up_conns;
     enum upstream_mode mode;
-    int up_queries;
+    int up_queries, up_tcp_queries, up_tcp_accepted, up_tcp_eof;
     uint16_t up_last_id;
     int lookups;
     struct sockaddr_in server;
@@ -286,7 +302,33 @@ struct fixture {
 
 static struct fixture fx;
 
-/* The fake resolver: answers A 192.0.2.1 to any question (or misbehaves on purpose). */
+/* The fake resolver's answer to <b> (<n> bytes) into <out>; 0 for none. */
+static size_t fake_answer(const uint8_t *b, size_t n, bool tcp, uint8_t *out, size_t cap)
+{
+    struct mesh_dns_header h;
+    struct mesh_dns_question q;
+    cr_assert_eq(mesh_dns_parse(b, n, &h, &q), MESH_DNS_OK, "forwarded as received");
+    fx.up_last_id = h.id;
+    if (fx.mode == UP_SILENT)
+        return 0;
+    size_t on;
+    if (fx.mode == UP_WRONG_QUESTION) {
+        on = mesh_dns_build_query(out, cap, h.id, "evil.example", q.type, true);
+        out[2] |= 0x80;
+    } else if (fx.mode == UP_TRUNCATE && !tcp) {
+        on = mesh_dns_build_answer(out, cap, b, &h, &q, NULL, 4, 0, 300);
+        out[2] |= 0x02; /* TC */
+        out[2] &= (uint8_t)~0x04;
+    } else {
+        struct in_addr a;
+        inet_pton(AF_INET, "192.0.2.1", &a);
+        on = mesh_dns_build_answer(out, cap, b, &h, &q, &a, 4, 1, 300);
+        out[2] &= (uint8_t)~0x04; /* not authoritative: a recursive answer */
+    }
+    return on;
+}
+
+/* The fake resolver over UDP: answers A 192.0.2.1 to any question (or misbehaves). */
 static void on_fake_upstream(evutil_socket_t fd, short what, void *arg)
 {
     uint8_t b[4096];
@@ -295,25 +337,75 @@ static void on_fake_upstream(evutil_socket_t fd, short what, void *arg)
     ssize_t n = recvfrom(fd, b, sizeof(b), 0, (struct sockaddr *)&from, &fl);
     if (n <= 0)
         return;
-    struct mesh_dns_header h;
-    struct mesh_dns_question q;
-    cr_assert_eq(mesh_dns_parse(b, (size_t)n, &h, &q), MESH_DNS_OK, "forwarded as received");
     fx.up_queries++;
-    fx.up_last_id = h.id;
-    if (fx.mode == UP_SILENT)
-        return;
     uint8_t out[512];
-    size_t on;
-    if (fx.mode == UP_WRONG_QUESTION) {
-        on = mesh_dns_build_query(out, sizeof(out), h.id, "evil.example", q.type, true);
-        out[2] |= 0x80;
-    } else {
-        struct in_addr a;
-        inet_pton(AF_INET, "192.0.2.1", &a);
-        on = mesh_dns_build_answer(out, sizeof(out), b, &h, &q, &a, 4, 1, 300);
-        out[2] &= (uint8_t)~0x04; /* not authoritative: a recursive answer */
+    size_t on = fake_answer(b, (size_t)n, false, out, sizeof(out));
+    if (on)
+        sendto(fd, out, on, 0, (struct sockaddr *)&from, fl);
+}
+
+static void fake_conn_close(struct fake_conn *fc)
+{
+    struct fake_conn **pp = &fx.up_conns;
+    while (*pp != fc)
+        pp = &(*pp)->next;
+    *pp = fc->next;
+    bufferevent_free(fc->bev);
+    free(fc);
+}
+
+/* ... over TCP: the same, length-prefixed. */
+static void on_fake_tcp_read(struct bufferevent *bev, void *arg)
+{
+    struct fake_conn *fc = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        uint8_t lp[2], b[4096];
+        if (evbuffer_copyout(in, lp, 2) < 2)
+            return;
+        size_t len = (size_t)lp[0] << 8 | lp[1];
+        cr_assert_leq(len, sizeof(b));
+        if (evbuffer_get_length(in) < len + 2)
+            return;
+        evbuffer_drain(in, 2);
+        evbuffer_remove(in, b, len);
+        fx.up_tcp_queries++;
+        if (fx.mode == UP_TCP_CLOSE) {
+            fake_conn_close(fc);
+            return;
+        }
+        if (fx.mode == UP_TCP_RUNT) {
+            const uint8_t runt[] = {0, 4, 0xde, 0xad, 0xbe, 0xef};
+            bufferevent_write(bev, runt, sizeof(runt));
+            continue;
+        }
+        uint8_t out[514];
+        size_t on = fake_answer(b, len, true, out + 2, sizeof(out) - 2);
+        if (on) {
+            out[0] = (uint8_t)(on >> 8);
+            out[1] = (uint8_t)on;
+            bufferevent_write(bev, out, on + 2);
+        }
     }
-    sendto(fd, out, on, 0, (struct sockaddr *)&from, fl);
+}
+
+static void on_fake_tcp_event(struct bufferevent *bev, short what, void *arg)
+{
+    if (what & BEV_EVENT_EOF)
+        fx.up_tcp_eof++;
+    fake_conn_close(arg);
+}
+
+static void on_fake_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                           int salen, void *arg)
+{
+    struct fake_conn *fc = calloc(1, sizeof(*fc));
+    fc->bev = bufferevent_socket_new(fx.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    fc->next = fx.up_conns;
+    fx.up_conns = fc;
+    fx.up_tcp_accepted++;
+    bufferevent_setcb(fc->bev, on_fake_tcp_read, NULL, on_fake_tcp_event, fc);
+    bufferevent_enable(fc->bev, EV_READ | EV_WRITE);
 }
 
 static void setup(unsigned timeout_ms, unsigned max_inflight)
@@ -330,11 +422,23 @@ static void setup(unsigned timeout_ms, unsigned max_inflight)
     inet_pton(AF_INET6, "fd00::9", &table[2].v6[0]);
 
     fx.base = event_base_new();
-    fx.up_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    struct sockaddr_in up = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t ul = sizeof(up);
-    cr_assert_eq(bind(fx.up_fd, (struct sockaddr *)&up, ul), 0);
-    cr_assert_eq(getsockname(fx.up_fd, (struct sockaddr *)&up, &ul), 0);
+    struct sockaddr_in up;
+    socklen_t ul;
+    /* UDP on a free port, then TCP on the same one (taken by chance: another port) */
+    for (int tries = 0; !fx.up_listener; tries++) {
+        cr_assert_lt(tries, 20, "a port free for both UDP and TCP");
+        if (tries)
+            close(fx.up_fd);
+        fx.up_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+        up = (struct sockaddr_in){.sin_family = AF_INET,
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        ul = sizeof(up);
+        cr_assert_eq(bind(fx.up_fd, (struct sockaddr *)&up, ul), 0);
+        cr_assert_eq(getsockname(fx.up_fd, (struct sockaddr *)&up, &ul), 0);
+        fx.up_listener = evconnlistener_new_bind(fx.base, on_fake_accept, NULL,
+                                                 LEV_OPT_CLOSE_ON_FREE, 16,
+                                                 (struct sockaddr *)&up, (int)ul);
+    }
     fx.up_ev = event_new(fx.base, fx.up_fd, EV_READ | EV_PERSIST, on_fake_upstream, NULL);
     event_add(fx.up_ev, NULL);
 
@@ -364,6 +468,10 @@ static void setup(unsigned timeout_ms, unsigned max_inflight)
 static void teardown(void)
 {
     mesh_dns_stop(fx.dns);
+    while (fx.up_conns)
+        fake_conn_close(fx.up_conns);
+    if (fx.up_listener)
+        evconnlistener_free(fx.up_listener);
     event_free(fx.up_ev);
     close(fx.up_fd);
     event_base_free(fx.base);
@@ -684,25 +792,144 @@ LEAK_TEST(dns_server, tcp)
     send(fd, zero, 2, 0);
     cr_assert(closed_by_peer(fd));
     close(fd);
+    /* the forwarded queries went upstream over TCP, both on one connection */
+    cr_assert_eq(fx.up_queries, 0, "nothing over UDP");
+    cr_assert_eq(fx.up_tcp_queries, 2);
+    cr_assert_eq(fx.up_tcp_accepted, 1);
+    struct mesh_dns_stats st;
+    mesh_dns_get_stats(fx.dns, &st);
+    cr_assert_eq(st.forwarded_tcp, 2);
+    cr_assert_eq(st.upstream_tcp_conns, 1);
+    cr_assert_eq(st.relayed, 2);
     teardown();
 }
 
+/* An answer too big for UDP: the UDP client gets the truncated one (TC set, it retries over
+ * TCP, as a stub does); the TCP client gets the whole answer, fetched over TCP. */
+LEAK_TEST(dns_server, tcp_client_never_gets_a_truncated_udp_answer)
+{
+    setup(5000, 16);
+    fx.mode = UP_TRUNCATE;
+    int ufd = udp_client();
+    uint8_t r[4096];
+    char addr[64];
+    size_t n = ask_udp(ufd, "big.example.com", MESH_DNS_TYPE_A, 0x0101, r, sizeof(r));
+    struct mesh_dns_header h;
+    cr_assert_eq(mesh_dns_parse(r, n, &h, NULL), MESH_DNS_OK);
+    cr_assert(h.flags & MESH_DNS_TC, "over UDP: the truncated answer, as the resolver sent it");
+    cr_assert_eq(h.ancount, 0);
+    int fd = tcp_client();
+    tcp_send_query(fd, "big.example.com", 0x0202);
+    n = tcp_answer(fd, r, sizeof(r));
+    cr_assert_eq(mesh_dns_parse(r, n, &h, NULL), MESH_DNS_OK);
+    cr_assert_eq(h.id, 0x0202);
+    cr_assert_eq(h.flags & MESH_DNS_TC, 0, "over TCP: never the truncated answer");
+    first_addr(r, n, addr, sizeof(addr));
+    cr_assert_str_eq(addr, "192.0.2.1");
+    cr_assert_eq(fx.up_queries, 1, "UDP asked once");
+    cr_assert_eq(fx.up_tcp_queries, 1, "TCP asked over TCP");
+    close(fd);
+    close(ufd);
+    teardown();
+}
+
+/* Asks <name> over the TCP connection <fd> and checks the answer: id <id>, then SERVFAIL
+ * (<addr> NULL) or the first address <addr>. */
+static void expect_tcp(int fd, const char *name, uint16_t id, const char *addr)
+{
+    uint8_t r[4096];
+    char got[64];
+    tcp_send_query(fd, name, id);
+    size_t n = tcp_answer(fd, r, sizeof(r)); /* await bounds it to 10 s */
+    struct mesh_dns_header h;
+    struct mesh_dns_question q;
+    cr_assert_eq(mesh_dns_parse(r, n, &h, &q), MESH_DNS_OK);
+    cr_assert_eq(h.id, id);
+    cr_assert_str_eq(q.name, name);
+    if (!addr) {
+        cr_assert_eq(h.flags & 0xf, MESH_DNS_SERVFAIL, "%s (%u): SERVFAIL", name, id);
+        return;
+    }
+    first_addr(r, n, got, sizeof(got));
+    cr_assert_str_eq(got, addr);
+}
+
+/* The upstream closes the TCP connection without answering, or sends a frame too short for
+ * a message: SERVFAIL at once (well before the 60 s timeout), and the next query opens a
+ * new connection. */
+LEAK_TEST(dns_server, tcp_upstream_closes)
+{
+    setup(60000, 16);
+    int fd = tcp_client();
+    fx.mode = UP_TCP_CLOSE;
+    expect_tcp(fd, "www.example.com", 7, NULL);
+    fx.mode = UP_ANSWER;
+    expect_tcp(fd, "www.example.com", 8, "192.0.2.1");
+    cr_assert_eq(fx.up_tcp_accepted, 2);
+    fx.mode = UP_TCP_RUNT;
+    expect_tcp(fd, "www.example.com", 9, NULL);
+    fx.mode = UP_ANSWER;
+    expect_tcp(fd, "www.example.com", 10, "192.0.2.1");
+    cr_assert_eq(fx.up_tcp_accepted, 3);
+    struct mesh_dns_stats st;
+    mesh_dns_get_stats(fx.dns, &st);
+    cr_assert_eq(st.upstream_tcp_conns, 3);
+    cr_assert_eq(st.timeouts, 0);
+    close(fd);
+    teardown();
+}
+
+/* No TCP at the upstream (connection refused): SERVFAIL at once; UDP still works. */
+LEAK_TEST(dns_server, tcp_upstream_refuses)
+{
+    setup(60000, 16);
+    evconnlistener_free(fx.up_listener);
+    fx.up_listener = NULL;
+    int fd = tcp_client();
+    expect_tcp(fd, "www.example.com", 1, NULL);
+    expect_tcp(fd, "www.example.com", 2, NULL); /* again: a refusal leaves nothing behind */
+    int ufd = udp_client();
+    uint8_t r[512];
+    char addr[64];
+    size_t n = ask_udp(ufd, "www.example.com", MESH_DNS_TYPE_A, 3, r, sizeof(r));
+    first_addr(r, n, addr, sizeof(addr));
+    cr_assert_str_eq(addr, "192.0.2.1");
+    close(ufd);
+    close(fd);
+    teardown();
+}
+
+/* The client leaves with a query upstream (to the proxy, as a half-close: it waits for the
+ * answer): the timeout answers, then the connection and its upstream one close, and the
+ * query's slot is free again (the only slot here: the next query gets it). */
 LEAK_TEST(dns_server, tcp_client_gone_before_the_answer)
 {
-    setup(200, 16);
+    setup(200, 1);
     fx.mode = UP_SILENT;
     int fd = tcp_client();
     tcp_send_query(fd, "www.example.com", 1);
-    for (int i = 0; i < 2000 && fx.up_queries < 1; i++) {
+    for (int i = 0; i < 2000 && fx.up_tcp_queries < 1; i++) {
         event_base_loop(fx.base, EVLOOP_NONBLOCK);
         poll(NULL, 0, 1);
     }
-    cr_assert_eq(fx.up_queries, 1);
+    cr_assert_eq(fx.up_tcp_queries, 1);
     close(fd);
-    spin(400); /* the timeout fires for a connection that is gone: nothing to write to */
+    for (int i = 0; i < 2000 && fx.up_tcp_eof < 1; i++) {
+        event_base_loop(fx.base, EVLOOP_NONBLOCK);
+        poll(NULL, 0, 1);
+    }
+    cr_assert_eq(fx.up_tcp_eof, 1, "the upstream connection closed with the client's");
+    fx.mode = UP_ANSWER;
+    int ufd = udp_client();
+    uint8_t r[512];
+    char addr[64];
+    size_t n = ask_udp(ufd, "www.example.com", MESH_DNS_TYPE_A, 2, r, sizeof(r));
+    first_addr(r, n, addr, sizeof(addr));
+    cr_assert_str_eq(addr, "192.0.2.1", "the slot was free again");
     struct mesh_dns_stats st;
     mesh_dns_get_stats(fx.dns, &st);
     cr_assert_eq(st.timeouts, 1);
+    close(ufd);
     teardown();
 }
 

@@ -773,6 +773,81 @@ LB_TEST(outlier_state_survives_reload)
     fx_free(&f);
 }
 
+/* ---- Lazy bindings and old snapshots ---- */
+
+/* Two clusters, "c" and "d", of two endpoints each. */
+static struct mesh_snapshot *parse_two(void)
+{
+    const char *doc =
+        "{\"version\": \"v1\", \"listeners\": [{\"name\": \"l\", \"address\": \"127.0.0.1\","
+        " \"port\": 0, \"route_config\": \"rc\"}], \"route_configs\": [{\"name\": \"rc\","
+        " \"virtual_hosts\": [{\"name\": \"vh\", \"domains\": [\"*\"], \"routes\": [{\"match\":"
+        " {\"prefix\": \"/\"}, \"route\": {\"cluster\": \"c\"}}]}]}], \"clusters\": ["
+        "{\"name\": \"c\", \"endpoints\": [{\"address\": \"10.0.0.1\", \"port\": 80},"
+        " {\"address\": \"10.0.0.2\", \"port\": 80}]},"
+        "{\"name\": \"d\", \"endpoints\": [{\"address\": \"10.0.1.1\", \"port\": 80},"
+        " {\"address\": \"10.0.1.2\", \"port\": 80}]}]}";
+    struct mesh_snapshot *s = mesh_snapshot_parse(doc, strlen(doc), &err);
+    mesh_err_format(&err, errbuf, sizeof(errbuf));
+    cr_assert_not_null(s, "%s", errbuf);
+    return s;
+}
+
+static void mark_freed(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+LB_TEST(clusters_bind_on_first_use_and_keep_their_state)
+{
+    struct fx f;
+    fx_init(&f, parse_two());
+    struct mesh_snapshot *s1 = f.snap;
+    /* a worker bound to a snapshot holds no state for a cluster that saw no request */
+    cr_expect_null(mesh_lb_cluster_find(f.sh, "c"));
+    cr_expect_null(mesh_lb_cluster_find(f.sh, "d"));
+    struct mesh_lb_cluster_info ci;
+    mesh_lb_cluster_info(f.sh, &s1->clusters[1], &ci);
+    cr_expect_eq(ci.rq_active, 0);
+    const struct mesh_endpoint *ep = mesh_lb_pick(&f.s, &s1->clusters[0]); /* stays in flight */
+    cr_assert_not_null(ep);
+    cr_expect_not_null(mesh_lb_cluster_find(f.sh, "c"));
+    cr_expect_null(mesh_lb_cluster_find(f.sh, "d"));
+
+    /* a reload binds "c" at once (it has state), "d" still not */
+    struct mesh_snapshot *s2 = parse_two();
+    mesh_lb_worker_snapshot(f.w.lb, s2);
+    f.w.snap = s2;
+    f.snap = s2; /* fx_free drops s2; the test drops s1 below */
+    bool s1_freed = false;
+    cr_assert_eq(mesh_arena_defer(s1->arena, mark_freed, &s1_freed), 0);
+    mesh_lb_cluster_info(f.sh, &s2->clusters[0], &ci);
+    cr_expect_eq(ci.rq_active, 1, "the request in flight under the old snapshot counts");
+    cr_expect_null(mesh_lb_cluster_find(f.sh, "d"));
+
+    /* the old snapshot is still held (the stream): the sweep keeps its binding */
+    mesh_lb_worker_sweep(f.w.lb);
+    cr_expect_not(s1_freed);
+    f.s.endpoint = ep;
+    mesh_lb_done(&f.s, 200, 0);
+    mesh_lb_cluster_info(f.sh, &s2->clusters[0], &ci);
+    cr_expect_eq(ci.rq_active, 0);
+
+    /* its last holder gone, the sweep frees it at once (not LB_BINDS reloads later) */
+    mesh_snapshot_unref(s1);
+    cr_expect_not(s1_freed);
+    mesh_lb_worker_sweep(f.w.lb);
+    cr_expect(s1_freed, "the binding kept the old snapshot alive");
+    /* and the state of "c" lives on in the new binding */
+    cr_expect_not_null(mesh_lb_cluster_find(f.sh, "c"));
+    f.s.snap = s2;
+    f.s.endpoint = NULL;
+    f.s.cluster = &s2->clusters[1];
+    cr_assert_not_null(mesh_lb_pick(&f.s, &s2->clusters[1]));
+    cr_expect_not_null(mesh_lb_cluster_find(f.sh, "d"));
+    fx_free(&f);
+}
+
 /* ---- Retries, limits, passthrough ---- */
 
 LB_TEST(retry_avoids_tried_endpoints)

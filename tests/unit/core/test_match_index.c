@@ -262,7 +262,10 @@ LEAK_TEST(match_index, index_picks_what_a_scan_in_order_picks)
         struct mesh_snapshot *s = load_doc(b.p);
         cr_assert_not_null(s, "table %d did not load: %s\n%s", t, errbuf, b.p);
         const struct mesh_vhost *vh = &s->route_configs[0].vhosts[0];
-        cr_assert_not_null(vh->index);
+        if (vh->n_routes > 1) /* a single route is scanned */
+            cr_assert_not_null(vh->index);
+        else
+            cr_assert_null(vh->index);
         for (int q = 0; q < 200; q++) {
             char path[160];
             random_request(path, sizeof(path), keys, n_keys);

@@ -226,14 +226,66 @@ SNAPSHOT_TEST(every_field_is_read)
     mesh_snapshot_unref(s);
 }
 
-SNAPSHOT_TEST(json_is_reserialised_sorted_and_indented)
+SNAPSHOT_TEST(json_is_kept_sorted_compact_and_compressed)
 {
     struct mesh_snapshot *s = parse(minimal);
     cr_assert_not_null(s, "%s", errbuf);
-    cr_assert_not_null(s->json);
-    cr_expect(strncmp(s->json, "{\n  \"clusters\": [", 17) == 0, "%s", s->json);
+    char *text = mesh_snapshot_dump(s, false);
+    cr_assert_not_null(text);
+    cr_expect_eq(strlen(text), s->json_len);
+    cr_expect(strncmp(text, "{\"clusters\":[", 13) == 0, "%s", text);
+    cr_expect_null(strchr(text, '\n'), "compact: %s", text);
     /* keys sorted: "version" comes after "route_configs" */
-    cr_expect(strstr(s->json, "\"route_configs\"") < strstr(s->json, "\"version\""));
+    cr_expect(strstr(text, "\"route_configs\"") < strstr(text, "\"version\""));
+    free(text);
+    mesh_snapshot_unref(s);
+}
+
+SNAPSHOT_TEST(dump_is_sorted_and_indented)
+{
+    struct mesh_snapshot *s = parse(minimal);
+    cr_assert_not_null(s, "%s", errbuf);
+    char *text = mesh_snapshot_dump(s, true);
+    cr_assert_not_null(text);
+    cr_expect(strncmp(text, "{\n  \"clusters\": [", 17) == 0, "%s", text);
+    cr_expect(strstr(text, "\"route_configs\"") < strstr(text, "\"version\""));
+    /* the same document: it parses again into the same compact text */
+    struct mesh_snapshot *again = parse(text);
+    cr_assert_not_null(again, "%s", errbuf);
+    char *a = mesh_snapshot_dump(s, false), *b = mesh_snapshot_dump(again, false);
+    cr_assert(a && b);
+    cr_expect_str_eq(a, b);
+    free(a);
+    free(b);
+    mesh_snapshot_unref(again);
+    free(text);
+    mesh_snapshot_unref(s);
+}
+
+SNAPSHOT_TEST(big_repetitive_document_is_kept_small)
+{
+    /* 500 clusters of one endpoint each: the kept copy is a small part of the text */
+    size_t cap = 500 * 200 + 256, n = 0;
+    char *doc = malloc(cap);
+    cr_assert_not_null(doc);
+    n += (size_t)snprintf(doc + n, cap - n, "{\"version\": \"v\", \"listeners\": [{\"name\": \"l\", "
+                          "\"address\": \"127.0.0.1\", \"port\": 0, \"handler\": \"h\"}], \"clusters\": [");
+    for (int i = 0; i < 500; i++)
+        n += (size_t)snprintf(doc + n, cap - n,
+                              "%s{\"name\": \"outbound|80||svc%d.ns%d.svc.cluster.local\", "
+                              "\"endpoints\": [{\"address\": \"10.1.%d.%d\", \"port\": 8080}]}",
+                              i ? ", " : "", i, i % 10, i / 256, i % 256);
+    n += (size_t)snprintf(doc + n, cap - n, "]}");
+    cr_assert_lt(n, cap);
+    struct mesh_snapshot *s = parse(doc);
+    free(doc);
+    cr_assert_not_null(s, "%s", errbuf);
+    cr_expect_lt(s->json_lz_len * 4, s->json_len, "%zu of %zu", s->json_lz_len, s->json_len);
+    char *text = mesh_snapshot_dump(s, false);
+    cr_assert_not_null(text);
+    cr_expect_not_null(strstr(text, "\"address\":\"10.1.1.243\""));
+    cr_expect_not_null(strstr(text, "svc499.ns9.svc.cluster.local"));
+    free(text);
     mesh_snapshot_unref(s);
 }
 
