@@ -89,7 +89,10 @@ const struct mesh_cluster *mesh_snap_find_cluster(struct mesh_snap_ctx *c, const
 
 /* The parts, in the order the root parses them (referenced objects first). */
 void mesh_snap_parse_clusters(struct mesh_snap_ctx *c, struct mesh_snapshot *s, json_t *arr,
-                              const char *path);                     /* snapshot_cluster.c */
+                              const char *path);
+/* One cluster object into <cl>, whose index is set (a delta: snapshot_delta.c). */
+void mesh_snap_parse_cluster(struct mesh_snap_ctx *c, struct mesh_cluster *cl, json_t *o,
+                             const char *path);                     /* snapshot_cluster.c */
 void mesh_snap_parse_route_configs(struct mesh_snap_ctx *c, struct mesh_snapshot *s,
                                    json_t *arr, const char *path);   /* snapshot_route.c */
 void mesh_snap_parse_match(struct mesh_snap_ctx *c, struct mesh_route_match *m, json_t *o,

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include "core/arena.h"
 #include "core/lz.h"
+#include "core/snapshot_delta.h"
 #include "core/snapshot.h"
 #include "core/snapshot-int.h"
 
@@ -502,6 +503,8 @@ static void trim_heap(size_t len)
 
 char *mesh_snapshot_dump(const struct mesh_snapshot *s, bool indent)
 {
+    if (s->parent)
+        return mesh_snapshot_delta_dump(s, indent);
     char *text = malloc(s->json_len + 1);
     if (!text)
         return NULL;
@@ -595,7 +598,9 @@ void mesh_snapshot_unref(struct mesh_snapshot *s)
     if (atomic_fetch_sub_explicit(&s->refcnt, 1, memory_order_acq_rel) != 1)
         return;
     size_t size = mesh_arena_used(s->arena);
+    struct mesh_snapshot *parent = s->parent;
     mesh_arena_free(s->arena); /* <s> itself lives in the arena */
+    mesh_snapshot_unref(parent); /* a derived snapshot's routes and listeners */
     /* a big snapshot goes once per swap, after what its successor's load left behind
      * (the push's buffer, the old one's pools): give the heap's free pages back too */
     trim_heap(size);

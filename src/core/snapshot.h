@@ -108,6 +108,15 @@ struct mesh_snapshot {
      * read it with mesh_snapshot_dump(), for /config_dump */
     const unsigned char *json_lz;
     size_t json_lz_len, json_len;
+    /*
+     * A snapshot derived by a delta (snapshot_delta.h) has clusters of its own and shares
+     * everything else with <parent>, which it holds a reference to; its document is the
+     * parent's with <delta> ({"clusters": [...]}, compact) applied (no json_lz of its own);
+     * <depth> counts the deltas since a whole load. NULL / 0 for a loaded snapshot.
+     */
+    struct mesh_snapshot *parent;
+    const char *delta;
+    unsigned depth;
 };
 
 /**

@@ -325,6 +325,12 @@ static void parse_cluster(struct mesh_snap_ctx *c, struct mesh_cluster *cl, json
         mesh_snap_oom();
 }
 
+void mesh_snap_parse_cluster(struct mesh_snap_ctx *c, struct mesh_cluster *cl, json_t *o,
+                             const char *path)
+{
+    parse_cluster(c, cl, o, path);
+}
+
 void mesh_snap_parse_clusters(struct mesh_snap_ctx *c, struct mesh_snapshot *s, json_t *arr,
                            const char *path)
 {

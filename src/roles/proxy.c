@@ -57,7 +57,11 @@ struct proxy_role {
     struct mesh_push_client *push;
     struct mesh_register *reg;   /* --register: the workload's lease (sidecar_register.h) */
     struct mesh_dns *dns;        /* the DNS proxy (sidecar_dns.c), or NULL */
+    struct event *flatten;       /* after deltas: load the snapshot whole again (push_apply_delta) */
 };
+
+/* Quiet time after the last delta before a derived snapshot is loaded whole again. */
+#define FLATTEN_AFTER_MS 5000
 
 static struct mesh_snapshot *load_config(const struct mesh_opts *o, struct mesh_err *err)
 {
@@ -183,6 +187,31 @@ static int push_apply(void *arg, const char *json, size_t len, const char *versi
     return 0;
 }
 
+/*
+ * A derived snapshot (snapshot_delta.h) keeps its parents, each with a clusters array; once
+ * the deltas stop for a while it is loaded whole again (same version, same content), off
+ * the path of any change, and the chain goes.
+ */
+static void on_flatten(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_role *p = arg;
+    struct mesh_snapshot *cur = mesh_runtime_snapshot(p->rt);
+    if (cur->depth > 0) {
+        struct mesh_err err;
+        struct mesh_snapshot *flat = mesh_snapshot_flatten(cur, &err);
+        if (flat && mesh_runtime_swap(p->rt, flat, &err) != MESH_OK) {
+            mesh_snapshot_unref(flat);
+            flat = NULL;
+        }
+        if (flat)
+            mesh_log_debug("snapshot version %s loaded whole after %u endpoint updates",
+                           cur->version, cur->depth);
+        else
+            mesh_err_print(&err, stderr); /* keeps serving the derived one */
+    }
+    mesh_snapshot_unref(cur);
+}
+
 static int push_apply_delta(void *arg, const char *json, size_t len, const char *base,
                             const char *version, char *why, size_t why_size)
 {
@@ -211,6 +240,12 @@ static int push_apply_delta(void *arg, const char *json, size_t len, const char 
         return -1;
     }
     drop_keep(p);
+    if (!p->flatten)
+        p->flatten = evtimer_new(p->base, on_flatten, p);
+    if (p->flatten) {
+        struct timeval tv = {FLATTEN_AFTER_MS / 1000, (FLATTEN_AFTER_MS % 1000) * 1000};
+        evtimer_add(p->flatten, &tv); /* pushed back by each delta */
+    }
     mesh_log_info("applied snapshot version %s from the control plane (endpoints only)",
                   version);
     return 0;
@@ -526,6 +561,8 @@ int mesh_role_proxy_run(const struct mesh_opts *o)
         evhttp_free(p.health);
     if (p.app_ev)
         event_free(p.app_ev);
+    if (p.flatten)
+        event_free(p.flatten);
     if (p.app_fd >= 0)
         close(p.app_fd);
     if (p.keep)

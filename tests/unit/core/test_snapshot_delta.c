@@ -1,5 +1,7 @@
 /* The proxy's side of an endpoint delta (snapshot_delta.h): clusters replaced by name. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "core/snapshot.h"
 #include "core/snapshot_delta.h"
@@ -58,9 +60,62 @@ Test(snapshot_delta, replaces_the_named_clusters)
     cr_expect_eq(c->endpoints[0].port, 9090);
     /* the other cluster and the route are as they were; the old snapshot is untouched */
     cr_expect_eq(mesh_snapshot_find_cluster(s, "pay")->n_endpoints, 1);
-    cr_expect_str_eq(s->route_configs[0].vhosts[0].routes[0].cluster->name, CART);
     cr_expect_eq(mesh_snapshot_find_cluster(cur, CART)->n_endpoints, 2);
     cr_expect_str_eq(cur->version, "c-old");
+    /* derived: the routes are shared, and reach the new cluster through its index */
+    cr_expect_eq(s->parent, cur);
+    cr_expect_eq(s->depth, 1);
+    cr_expect_eq(s->route_configs, cur->route_configs);
+    const struct mesh_cluster *via_route =
+        mesh_snapshot_cluster(s, s->route_configs[0].vhosts[0].routes[0].cluster);
+    cr_expect_eq(via_route, c);
+    cr_expect_eq(mesh_snapshot_cluster(cur, cur->route_configs[0].vhosts[0].routes[0].cluster)
+                     ->n_endpoints, 2);
+    /* its document is the parent's with the delta, for /config_dump */
+    char *doc = mesh_snapshot_dump(s, false);
+    cr_assert(doc);
+    cr_expect(strstr(doc, "\"10.1.0.8\""), "%s", doc);
+    cr_expect_null(strstr(doc, "\"10.1.0.2\""), "%s", doc);
+    cr_expect(strstr(doc, "\"version\":\"c-new\""), "%s", doc);
+    free(doc);
+    /* the old snapshot may go first: the derived one holds it */
+    mesh_snapshot_unref(cur);
+    cur = NULL;
+    cr_expect_str_eq(mesh_snapshot_find_cluster(s, "pay")->endpoints[0].address, "10.2.0.1");
+    /* loaded whole again: the same document, no parent */
+    struct mesh_snapshot *flat = mesh_snapshot_flatten(s, &err);
+    cr_assert(flat, "%s", why(&err));
+    cr_expect_null(flat->parent);
+    cr_expect_eq(flat->depth, 0);
+    cr_expect_str_eq(flat->version, "c-new");
+    char *a = mesh_snapshot_dump(s, true), *b = mesh_snapshot_dump(flat, true);
+    cr_expect_str_eq(a, b);
+    free(a);
+    free(b);
+    mesh_snapshot_unref(flat);
+    mesh_snapshot_unref(s);
+}
+
+Test(snapshot_delta, a_long_chain_is_loaded_whole)
+{
+    struct mesh_snapshot *s = mesh_snapshot_ref(cur);
+    for (unsigned k = 1; k <= MESH_SNAPSHOT_MAX_DEPTH + 1; k++) {
+        char d[256], v[16];
+        snprintf(d, sizeof(d), "{\"clusters\":[{\"name\":\"pay\",\"endpoints\":[{\"address\":"
+                 "\"10.2.0.%u\",\"port\":8080}]}]}", k + 1);
+        snprintf(v, sizeof(v), "c-%u", k);
+        struct mesh_err err;
+        struct mesh_snapshot *next = mesh_snapshot_apply_delta(s, d, strlen(d), v, &err);
+        cr_assert(next, "%s", why(&err));
+        mesh_snapshot_unref(s);
+        s = next;
+        cr_expect_eq(s->depth, k <= MESH_SNAPSHOT_MAX_DEPTH ? k : 0u, "delta %u", k);
+        char want[16];
+        snprintf(want, sizeof(want), "10.2.0.%u", k + 1);
+        cr_expect_str_eq(mesh_snapshot_find_cluster(s, "pay")->endpoints[0].address, want);
+        cr_expect_eq(mesh_snapshot_find_cluster(s, CART)->n_endpoints, 2);
+    }
+    cr_expect_null(s->parent);
     mesh_snapshot_unref(s);
 }
 
@@ -73,6 +128,9 @@ Test(snapshot_delta, refuses_what_it_cannot_apply)
     cr_expect_null(mesh_snapshot_apply_delta(cur, "{\"clusters\":3}", 14, "c-x", &err));
     cr_expect(strstr(why(&err), "expected {\"clusters\": [...]}"), "%s", why(&err));
     cr_expect_null(mesh_snapshot_apply_delta(cur, "{", 1, "c-x", &err));
+    const char *twice = "{\"clusters\":[{\"name\":\"pay\"},{\"name\":\"pay\"}]}";
+    cr_expect_null(mesh_snapshot_apply_delta(cur, twice, strlen(twice), "c-x", &err));
+    cr_expect(strstr(why(&err), "in the delta twice"), "%s", why(&err));
     /* an invalid cluster is the loader's error, with its path */
     const char *bad = "{\"clusters\":[{\"name\":\"" CART "\",\"endpoints\":[{\"address\":"
                       "\"10.1.0.8\",\"port\":70000}]}]}";
