@@ -119,3 +119,38 @@ netns_test_setup()
     rm -rf "$T_DIR"
     exit 77
 }
+
+# netns_test_cp [ADDR:PORT [ARGS...]]: for the TAP tests, `meshd --role=control` in the hub on
+# ADDR:PORT (default 10.244.0.1:0, any port) with its data in $T_DIR/data and ARGS; waits
+# for its ready line; sets CP_PID, CP_LOG, API (its port) and API_ADDR (ADDR:PORT). The
+# first start copies the token for the sidecars (uid 1337) to $T_DIR/token.sidecar. Call it
+# again to restart on the same data (kill the old one first). `ctl ARGS...` runs `meshd
+# ctl` against it as the operator; `apply` applies the YAML on stdin (output in
+# $T_DIR/apply.out).
+NETNS_CP_SEQ=0
+netns_test_cp()
+{
+    local listen=${1:-10.244.0.1:0}
+    [ $# -gt 0 ] && shift
+    NETNS_CP_SEQ=$((NETNS_CP_SEQ + 1))
+    local ready=$T_DIR/cp-$NETNS_CP_SEQ.ready
+    CP_LOG=$T_DIR/cp-$NETNS_CP_SEQ.log
+    : >"$ready"
+    ip netns exec "$NETNS_HUB" "$MESH_BIN" --role=control --data-dir "$T_DIR/data" \
+        --listen "$listen" --admin 127.0.0.1:0 --ready-fd 3 "$@" 3>"$ready" >"$CP_LOG" 2>&1 &
+    CP_PID=$!
+    track "$CP_PID" meshd "control plane #$NETNS_CP_SEQ" "$CP_LOG"
+    wait_for 20 ready_line_complete "$ready" "$CP_PID" || return 1
+    API=$(sed -n 's/.* api=\([0-9]*\).*/\1/p' "$ready")
+    [ -n "$API" ] || { echo "no api port in the ready line: $(cat "$ready")" >>"$CP_LOG"; return 1; }
+    API_ADDR=${listen%:*}:$API
+    [ -f "$T_DIR/token.sidecar" ] && return 0
+    chmod a+rx "$T_DIR" &&
+        install -o 1337 -g 1337 -m 600 "$T_DIR/data/token" "$T_DIR/token.sidecar"
+}
+ctl()
+{
+    ip netns exec "$NETNS_HUB" "$MESH_BIN" ctl "$@" --server "http://$API_ADDR" \
+        --token-file "$T_DIR/data/token"
+}
+apply() { ctl apply -f - >"$T_DIR/apply.out" 2>&1; }

@@ -29,26 +29,7 @@ for k in a b1 b2; do NS[$k]=${NETNS[$k]} IP[$k]=${NETNS_IP[$k]}; done
 in_ns() { ip netns exec "$@"; }
 
 # ---- the control plane in the hub ------------------------------------------------------
-DATA=$T_DIR/data
-ready=$T_DIR/cp.ready CP_LOG=$T_DIR/cp.log
-: >"$ready"
-ip netns exec "$HUB" "$MESH_BIN" --role=control --data-dir "$DATA" --listen 10.244.0.1:0 \
-    --admin 127.0.0.1:0 --debounce-ms 20 --ready-fd 3 3>"$ready" >"$CP_LOG" 2>&1 &
-CP_PID=$!
-track "$CP_PID" meshd "control plane" "$CP_LOG"
-wait_for 20 ready_line_complete "$ready" "$CP_PID" ||
-    bail_out "the control plane starts" "$(tail -n 20 "$CP_LOG")"
-API=$(sed -n 's/.* api=\([0-9]*\).*/\1/p' "$ready")
-[ -n "$API" ] || bail_out "the control plane's ready line names its api port" "$(cat "$ready")"
-# the sidecars read the token as uid 1337
-chmod a+rx "$T_DIR"
-install -o 1337 -g 1337 -m 600 "$DATA/token" "$T_DIR/token.sidecar" || bail_out "token copy"
-
-ctl()
-{
-    in_ns "$HUB" "$MESH_BIN" ctl "$@" --server "http://10.244.0.1:$API" --token-file "$DATA/token"
-}
-apply() { ctl apply -f - >"$T_DIR/apply.out" 2>&1; }
+netns_test_cp 10.244.0.1:0 --debounce-ms 20 || bail_out "the control plane starts" "$(tail -n 20 "$CP_LOG")"
 
 apply <<'YAML' || bail_out "the reviews Service and its routing apply" "$(cat "$T_DIR/apply.out")"
 apiVersion: v1

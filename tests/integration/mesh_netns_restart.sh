@@ -28,27 +28,9 @@ netns_pod b1 10.244.2.1 || bail_out "pod b1"
 netns_pod b2 10.244.3.1 || bail_out "pod b2"
 # not for commands started with '&': $! must be the process itself
 in_ns() { ip netns exec "$@"; }
-chmod a+rx "$T_DIR"
-
-DATA=$T_DIR/data
-API=10.244.0.1:15010 # the hub is ours: a fixed port, so the restart gets the same one
-CP_SEQ=0
-start_cp()
-{
-    CP_SEQ=$((CP_SEQ + 1))
-    local ready=$T_DIR/cp-$CP_SEQ.ready
-    CP_LOG=$T_DIR/cp-$CP_SEQ.log
-    : >"$ready"
-    ip netns exec "$NETNS_HUB" "$MESH_BIN" --role=control --data-dir "$DATA" --listen "$API" \
-        --admin 127.0.0.1:0 --debounce-ms 100 --ready-fd 3 3>"$ready" >"$CP_LOG" 2>&1 &
-    CP_PID=$!
-    track "$CP_PID" meshd "control plane #$CP_SEQ" "$CP_LOG"
-    wait_for 20 ready_line_complete "$ready" "$CP_PID"
-}
-ctl() { in_ns "$NETNS_HUB" "$MESH_BIN" ctl "$@" --server "http://$API" --token-file "$DATA/token"; }
-
+# the hub is ours: a fixed port, so the restart gets the same one
+start_cp() { netns_test_cp 10.244.0.1:15010 --debounce-ms 100; }
 start_cp || bail_out "the control plane starts" "$(tail -n 20 "$CP_LOG")"
-install -o 1337 -g 1337 -m 600 "$DATA/token" "$T_DIR/token.sidecar" || bail_out "token copy"
 ctl apply -f - >"$T_DIR/apply.out" 2>&1 <<'YAML' || bail_out "service b applies" "$(cat "$T_DIR/apply.out")"
 apiVersion: v1
 kind: Service
@@ -73,7 +55,7 @@ start_sidecar()
     : >"$ready"
     # shellcheck disable=SC2086 # SC_ARGS holds words without spaces
     ip netns exec "$ns" setpriv --reuid 1337 --regid 1337 --clear-groups \
-        "$MESH_BIN" --role=sidecar --control "$API" --control-token "$T_DIR/token.sidecar" \
+        "$MESH_BIN" --role=sidecar --control "$API_ADDR" --control-token "$T_DIR/token.sidecar" \
         --concurrency 1 --ready-fd 3 ${SC_ARGS[$k]} 3>"$ready" >"${SC_LOG[$k]}" 2>&1 &
     SC_PID[$k]=$!
     track "${SC_PID[$k]}" meshd "sidecar $k #${SC_RUN[$k]}" "${SC_LOG[$k]}"
@@ -173,7 +155,7 @@ wait_exit "$CP_PID" 10 >/dev/null
 lost_cp() { grep -q 'push: .*control plane' "${SC_LOG[a]}"; }
 check "A's sidecar noticed its control plane is gone" wait_for 15 lost_cp
 check "requests go on without a control plane" more_load "$RATE"
-start_cp || bail_out "the control plane restarts on $API" "$(tail -n 20 "$CP_LOG")"
+start_cp || bail_out "the control plane restarts on $API_ADDR" "$(tail -n 20 "$CP_LOG")"
 if wait_for 30 synced; then
     ok "after the restart the three sidecars reconnected: proxy-status SYNCED"
 else

@@ -41,25 +41,7 @@ track "$!" backend "the external server" "$T_DIR/external.log"
 wait_for 10 test -s "$ready" || bail_out "the external server starts" "$(cat "$T_DIR/external.log")"
 
 # ---- the control plane in the hub ------------------------------------------------------------
-DATA=$T_DIR/data
-ready=$T_DIR/cp.ready CP_LOG=$T_DIR/cp.log
-: >"$ready"
-ip netns exec "$HUB" "$MESH_BIN" --role=control --data-dir "$DATA" --listen 10.244.0.1:0 \
-    --admin 127.0.0.1:0 --debounce-ms 20 --ready-fd 3 3>"$ready" >"$CP_LOG" 2>&1 &
-CP_PID=$!
-track "$CP_PID" meshd "control plane" "$CP_LOG"
-wait_for 20 ready_line_complete "$ready" "$CP_PID" ||
-    bail_out "the control plane starts" "$(tail -n 20 "$CP_LOG")"
-API=$(sed -n 's/.* api=\([0-9]*\).*/\1/p' "$ready")
-[ -n "$API" ] || bail_out "the control plane's ready line names its api port" "$(cat "$ready")"
-chmod a+rx "$T_DIR"
-install -o 1337 -g 1337 -m 600 "$DATA/token" "$T_DIR/token.sidecar" || bail_out "token copy"
-
-ctl()
-{
-    in_ns "$HUB" "$MESH_BIN" ctl "$@" --server "http://10.244.0.1:$API" --token-file "$DATA/token"
-}
-apply() { ctl apply -f - >"$T_DIR/apply.out" 2>&1; }
+netns_test_cp 10.244.0.1:0 --debounce-ms 20 || bail_out "the control plane starts" "$(tail -n 20 "$CP_LOG")"
 
 apply <<'YAML' || bail_out "the registry applies" "$(cat "$T_DIR/apply.out")"
 apiVersion: v1
@@ -164,14 +146,7 @@ expect_eq "$(tcp_ping 9)" "ping-9" "raw TCP passes again"
 
 # ---- the mesh-wide default: the control plane's --outbound-traffic-policy ---------------------
 stop_meshd "$CP_PID"
-ready=$T_DIR/cp2.ready CP_LOG=$T_DIR/cp2.log
-: >"$ready"
-ip netns exec "$HUB" "$MESH_BIN" --role=control --data-dir "$DATA" --listen "10.244.0.1:$API" \
-    --admin 127.0.0.1:0 --outbound-traffic-policy REGISTRY_ONLY --ready-fd 3 3>"$ready" \
-    >"$CP_LOG" 2>&1 &
-CP_PID=$!
-track "$CP_PID" meshd "control plane (REGISTRY_ONLY)" "$CP_LOG"
-wait_for 20 ready_line_complete "$ready" "$CP_PID" ||
+netns_test_cp "10.244.0.1:$API" --outbound-traffic-policy REGISTRY_ONLY ||
     bail_out "the control plane restarts with --outbound-traffic-policy" "$(tail -n 20 "$CP_LOG")"
 check "--outbound-traffic-policy REGISTRY_ONLY on the control plane: the reconnected sidecar refuses" \
     wait_for 20 refused
