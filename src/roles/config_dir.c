@@ -37,6 +37,7 @@ char *mesh_config_dir_compile(const struct mesh_opts *o, struct mesh_err *err)
         return NULL;
     }
     node.labels = labels;
+    node.registry_only = o->registry_only; /* --outbound-traffic-policy */
     /* --listen moves the outbound listener (tests use port 0) */
     char addr[64];
     if (o->listen) {

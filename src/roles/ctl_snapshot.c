@@ -38,6 +38,8 @@ static void snapshot_usage(FILE *f)
             "      --locality R/Z/S   the proxy's region/zone/subzone for locality load\n"
             "                         balancing (default: from the topology labels)\n"
             "      --snapshot-version V  version string (default: a hash of the content)\n"
+            "      --outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY  the mesh's default, as\n"
+            "                         the control plane's flag of that name (ALLOW_ANY)\n"
             "  -q, --quiet            print errors only (no warnings, no notes)\n\n"
             "exit status: 0 printed, 1 the files have errors or no snapshot can be built, "
             "2 usage errors\n");
@@ -100,6 +102,7 @@ int mesh_ctl_snapshot(int argc, char **argv)
         {"admin", required_argument, NULL, 'a'},
         {"gateway-address", required_argument, NULL, 'g'},
         {"locality", required_argument, NULL, 'L'},
+        {"outbound-traffic-policy", required_argument, NULL, 'P'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -110,6 +113,7 @@ int mesh_ctl_snapshot(int argc, char **argv)
     bool quiet = false;
     const char *node_arg = NULL, *labels_arg = NULL, *role = "sidecar", *version = NULL;
     const char *outbound = NULL, *admin = NULL, *gw_addr = NULL, *locality = NULL;
+    const char *policy = NULL;
     const char *server = NULL, *token_file = NULL, *inbound = NULL;
     int ch, rc = 2;
     optind = 1;
@@ -129,6 +133,7 @@ int mesh_ctl_snapshot(int argc, char **argv)
         case 'a': admin = optarg; break;
         case 'g': gw_addr = optarg; break;
         case 'L': locality = optarg; break;
+        case 'P': policy = optarg; break;
         case 'q': quiet = true; break;
         case 'h':
             snapshot_usage(stdout);
@@ -202,6 +207,12 @@ int mesh_ctl_snapshot(int argc, char **argv)
         goto out;
     }
     node.locality = locality;
+    if (policy && strcmp(policy, "ALLOW_ANY") != 0 && strcmp(policy, "REGISTRY_ONLY") != 0) {
+        rc = usage_error("--outbound-traffic-policy: expected ALLOW_ANY or REGISTRY_ONLY, got",
+                         policy);
+        goto out;
+    }
+    node.registry_only = policy && strcmp(policy, "REGISTRY_ONLY") == 0;
 
     struct mesh_resource_set set;
     mesh_resource_set_init(&set);

@@ -24,8 +24,8 @@ struct mesh_opts {
     const char *health;         /* --health ADDR:PORT: /healthz/ready (default 127.0.0.1:15021) */
     int exit_on_app_exit;       /* --exit-on-app-exit PID: drain and exit when it ends; 0 none */
     int debounce_ms;            /* --debounce-ms N (control): -1 = the default (100) */
-    bool registry_only;         /* --outbound-traffic-policy REGISTRY_ONLY (control): the mesh's
-                                   default for proxies whose Sidecar sets none */
+    bool registry_only;         /* --outbound-traffic-policy REGISTRY_ONLY (control, --config-dir):
+                                   the mesh's default for proxies whose Sidecar sets none */
     int drain_grace_ms;         /* --drain-grace-ms N (proxies): -1 = default (serve.h) */
     const char *dns;            /* --dns ADDR:PORT (sidecar): the DNS proxy (docs/sidecar.md) */
     const char *dns_upstream;   /* --dns-upstream ADDR:PORT: instead of /etc/resolv.conf's */

@@ -84,3 +84,13 @@ expect_eq "$("${CURL[@]}" "${H[@]}" -H 'end-user: jason' "$(mesh_url /v2/x)")" "
     "the header route comes first: end-user jason -> subset v1 even on /v2/"
 expect_eq "$(http_code "$(mesh_url /)" -H "Host: unknown.example")" "502" \
     "unknown host sent straight to the listener: 502 (ALLOW_ANY would pass it through to itself)"
+
+# the mesh's outbound traffic policy, as the control plane's flag of that name sets it
+check "ctl snapshot --outbound-traffic-policy REGISTRY_ONLY" \
+    snap "$T_DIR/snap-ro.json" --outbound-traffic-policy REGISTRY_ONLY
+expect_eq "$(jq -r '.listeners[0].unmatched.action' "$T_DIR/snap-ro.json")" refuse \
+    "... refuses unknown destinations"
+expect_eq "$(jq -r '.listeners[0].unmatched.action' "$T_DIR/snap.json")" passthrough \
+    "without it, ALLOW_ANY: they pass through"
+expect_eq "$("$MESH_BIN" ctl snapshot --node shop/client --outbound-traffic-policy ANY \
+    -f "$T_DIR/mesh" >/dev/null 2>&1; echo $?)" 2 "a bad policy is a usage error (2)"
