@@ -20,8 +20,9 @@ struct mesh_register;
 #define MESH_REGISTER_LEAVE_TIMEOUT_MS 2000u
 /*
  * The most it then waits, still serving, for the control plane to confirm that every proxy
- * applied a snapshot without it (--drain-grace-ms; usually done after the control plane's
- * debounce, 100 ms, plus the push: ~150 ms on loopback). Istio's drain duration is 5 s too.
+ * applied a snapshot without it (--drain-grace-ms; usually done within the push, tens of
+ * milliseconds, or up to the control plane's debounce, 100 ms, more when a round just ran).
+ * Istio's drain duration is 5 s too.
  */
 #define MESH_REGISTER_DRAIN_GRACE_MS 5000u
 
