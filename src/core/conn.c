@@ -34,8 +34,17 @@ static void conn_free(struct mesh_conn *c)
     evbuffer_free(c->out);
     if (c->h1_body)
         evbuffer_free(c->h1_body);
-    if (c->fd >= 0)
+    if (c->fd >= 0) {
+        /*
+         * Input left unread makes close() send a reset, which can also destroy what we
+         * wrote last (an error reply): drop what has already arrived, a bounded amount,
+         * so that the peer sees a clean end of stream.
+         */
+        char sink[4096];
+        for (int i = 0; i < 16 && recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+            ;
         close(c->fd);
+    }
     free(c);
     w->n_conns--;
     MESH_STAT_DEC(&w->stats, downstream_cx_active);
