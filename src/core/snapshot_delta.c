@@ -29,15 +29,6 @@ static json_t *delta_clusters(const char *json, size_t len, json_t **doc, struct
     return changed;
 }
 
-/* Position of the cluster named <name> in <s>, or SIZE_MAX. */
-static size_t cluster_index(const struct mesh_snapshot *s, const char *name)
-{
-    for (size_t i = 0; name && i < s->n_clusters; i++)
-        if (strcmp(s->clusters[i].name, name) == 0)
-            return i;
-    return SIZE_MAX;
-}
-
 /* <s>'s document with the clusters of <changed> in place and <version>; NULL with <err>. */
 static json_t *patched_doc(const struct mesh_snapshot *s, json_t *changed, const char *version,
                            struct mesh_err *err)
@@ -80,7 +71,8 @@ static bool resolve_names(const struct mesh_snapshot *cur, json_t *changed, size
         char path[48];
         snprintf(path, sizeof(path), "delta.clusters[%zu]", i);
         const char *name = json_string_value(json_object_get(cl, "name"));
-        idx[i] = cluster_index(cur, name);
+        const struct mesh_cluster *c = name ? mesh_snapshot_find_cluster(cur, name) : NULL;
+        idx[i] = c ? c->index : SIZE_MAX;
         if (idx[i] == SIZE_MAX) {
             mesh_err_add(err, 0, 0, path, "%s%s",
                          name ? "no such cluster in the snapshot: " : "a cluster without a name",
@@ -127,11 +119,7 @@ static struct mesh_snapshot *derive(struct mesh_snapshot *cur, json_t *changed,
     json_array_foreach(changed, i, o) {
         char path[48];
         snprintf(path, sizeof(path), "delta.clusters[%zu]", i);
-        struct mesh_cluster fresh = {.index = idx[i]};
-        if (!json_is_object(o)) {
-            mesh_snap_fail(&c, path, "must be an object");
-            continue;
-        }
+        struct mesh_cluster fresh = {.index = idx[i]}; /* an object: resolve_names saw its name */
         mesh_snap_parse_cluster(&c, &fresh, o, path);
         s->clusters[idx[i]] = fresh;
     }

@@ -88,6 +88,28 @@ static void drop_keep(struct proxy_role *p)
     p->sv.snap = NULL;
 }
 
+/* Serves <s> from now on (takes it, also on failure): MESH_OK, or why not in <err>. */
+static int swap_in(struct proxy_role *p, struct mesh_snapshot *s, struct mesh_err *err)
+{
+    if (!s)
+        return MESH_EINVAL;
+    if (mesh_runtime_swap(p->rt, s, err) != MESH_OK) {
+        mesh_snapshot_unref(s);
+        return MESH_EINVAL;
+    }
+    drop_keep(p);
+    return MESH_OK;
+}
+
+/* <err> on one line, for a NACK: the trailing newline and spaces go. */
+static void refusal(const struct mesh_err *err, char *why, size_t size)
+{
+    mesh_err_format(err, why, size);
+    size_t n = strlen(why);
+    while (n && (why[n - 1] == '\n' || why[n - 1] == ' '))
+        why[--n] = '\0';
+}
+
 static void on_hup(void *arg)
 {
     struct proxy_role *p = arg;
@@ -97,18 +119,12 @@ static void on_hup(void *arg)
     }
     struct mesh_err err;
     mesh_err_init(&err, p->o->snapshot ? p->o->snapshot : p->o->config_dir);
-    struct mesh_snapshot *s = load_config(p->o, &err);
-    if (s && mesh_runtime_swap(p->rt, s, &err) != MESH_OK) {
-        mesh_snapshot_unref(s);
-        s = NULL;
-    }
-    if (!s) {
+    if (swap_in(p, load_config(p->o, &err), &err) != MESH_OK) {
         char buf[4096];
         mesh_err_format(&err, buf, sizeof(buf));
         mesh_log_error("reload refused, the previous snapshot keeps serving:\n%s", buf);
         return;
     }
-    drop_keep(p);
     struct mesh_snapshot *cur = mesh_runtime_snapshot(p->rt);
     mesh_log_info("reloaded snapshot version %s", cur->version);
     mesh_snapshot_unref(cur);
@@ -163,22 +179,14 @@ static int push_apply(void *arg, const char *json, size_t len, const char *versi
     struct mesh_snapshot *s = mesh_snapshot_parse(json, len, &err);
     int rc = s ? 0 : -1;
     if (s && p->rt) {
-        if (mesh_runtime_swap(p->rt, s, &err) != MESH_OK) {
-            mesh_snapshot_unref(s);
-            rc = -1;
-        } else {
-            drop_keep(p);
-        }
+        rc = swap_in(p, s, &err) == MESH_OK ? 0 : -1;
     } else if (s) {
         rc = start_runtime(p, s, &err);
         if (rc == 0)
             event_base_loopbreak(p->base); /* the main function starts serving */
     }
     if (rc != 0) {
-        mesh_err_format(&err, why, why_size);
-        size_t n = strlen(why);
-        while (n && (why[n - 1] == '\n' || why[n - 1] == ' '))
-            why[--n] = '\0';
+        refusal(&err, why, why_size);
         mesh_log_error("snapshot version %s refused%s: %s", version,
                        p->rt ? ", the previous one keeps serving" : "", why);
         return -1;
@@ -198,12 +206,7 @@ static void on_flatten(evutil_socket_t fd, short what, void *arg)
     struct mesh_snapshot *cur = mesh_runtime_snapshot(p->rt);
     if (cur->depth > 0) {
         struct mesh_err err;
-        struct mesh_snapshot *flat = mesh_snapshot_flatten(cur, &err);
-        if (flat && mesh_runtime_swap(p->rt, flat, &err) != MESH_OK) {
-            mesh_snapshot_unref(flat);
-            flat = NULL;
-        }
-        if (flat)
+        if (swap_in(p, mesh_snapshot_flatten(cur, &err), &err) == MESH_OK)
             mesh_log_debug("snapshot version %s loaded whole after %u endpoint updates",
                            cur->version, cur->depth);
         else
@@ -226,20 +229,12 @@ static int push_apply_delta(void *arg, const char *json, size_t len, const char 
     struct mesh_err err;
     struct mesh_snapshot *s = mesh_snapshot_apply_delta(cur, json, len, version, &err);
     mesh_snapshot_unref(cur);
-    if (s && mesh_runtime_swap(p->rt, s, &err) != MESH_OK) {
-        mesh_snapshot_unref(s);
-        s = NULL;
-    }
-    if (!s) {
-        mesh_err_format(&err, why, why_size);
-        size_t n = strlen(why);
-        while (n && (why[n - 1] == '\n' || why[n - 1] == ' '))
-            why[--n] = '\0';
+    if (swap_in(p, s, &err) != MESH_OK) {
+        refusal(&err, why, why_size);
         mesh_log_error("endpoint update to version %s refused, version %s keeps serving: %s",
                        version, base, why);
         return -1;
     }
-    drop_keep(p);
     if (!p->flatten)
         p->flatten = evtimer_new(p->base, on_flatten, p);
     if (p->flatten) {

@@ -80,6 +80,9 @@ static void compile_whole(struct mesh_push_class *c, const struct mesh_resource_
     if (set) {
         struct mesh_node node;
         to_node(c, &node);
+        /* the content version is summed below with the cluster hashes this class keeps:
+         * a placeholder spares the compiler hashing the tree a first time */
+        node.version = "-";
         struct mesh_diags d;
         mesh_diags_init(&d);
         if (mesh_compile(set, &node, &snap, &d) != MESH_OK)
@@ -99,10 +102,12 @@ static void compile_whole(struct mesh_push_class *c, const struct mesh_resource_
             const char *name = json_string_value(json_object_get(cl, "name"));
             json_object_set_new(c->cluster_hashes, name ? name : "", json_integer((json_int_t)h));
         }
-        const char *version = json_string_value(json_object_get(snap, "version"));
+        char version[24];
+        mesh_compile_version_text(c->sum, version); /* what mesh_compile would have written */
+        json_object_set_new(snap, "version", json_string(version));
         c->text = json_dumps(snap, JSON_COMPACT);
         if (c->text) {
-            c->version = mesh_xstrdup(version ? version : "");
+            c->version = mesh_xstrdup(version);
             c->text_len = strlen(c->text);
         } else {
             snprintf(why, sizeof(why), "out of memory serialising the snapshot");

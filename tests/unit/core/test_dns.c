@@ -805,7 +805,7 @@ LEAK_TEST(dns_server, tcp)
 }
 
 /* An answer too big for UDP: the UDP client gets the truncated one (TC set, it retries over
- * TCP, as a stub does); the TCP client gets the whole answer, fetched over TCP. */
+ * TCP, as a resolver library does); the TCP client gets the whole answer, fetched over TCP. */
 LEAK_TEST(dns_server, tcp_client_never_gets_a_truncated_udp_answer)
 {
     setup(5000, 16);
