@@ -21,6 +21,8 @@
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=scripts/lib/netns.sh
 source "$MESH_SRCDIR/scripts/lib/netns.sh"
+# shellcheck source=tests/integration/load_lib.sh
+source "$(dirname "$0")/load_lib.sh"
 
 netns_test_setup "meshd-nr-$$" curl
 netns_pod a 10.244.1.1 || bail_out "pod a"
@@ -84,9 +86,6 @@ stat_a() { admin a /stats | sed -n "s/^$1: *\([0-9]*\)$/\1/p"; }
 requests_a() { stat_a downstream_rq_total; }
 # retries at A: Istio's default retry policy would hide a request sent to a gone endpoint
 retries_a() { echo $(($(stat_a upstream_rq_retry) + $(stat_a upstream_rq_retry_reused))); }
-requests_above() { local n; n=$(requests_a); [ -n "$n" ] && [ "$n" -gt "$1" ]; }
-# more_load N: A's sidecar has served N more requests (the load goes on)
-more_load() { wait_for 20 requests_above $(($(requests_a) + $1)); }
 synced()
 {
     [ "$(ctl proxy-status -o json 2>/dev/null | grep -o '"status": *"SYNCED"' | wc -l)" = 3 ]
@@ -104,46 +103,12 @@ for ((i = 0; i < BATCH; i++)); do
     printf 'url = "http://b:9080/"\noutput = "/dev/null"\n'
 done >"$T_DIR/batch.cfg"
 chmod a+r "$T_DIR/batch.cfg"
-# loader TAG K: batches until the stop file (0) or the bound (1); one line per request
-loader()
+# one curl run as an ordinary user in pod A, by name; the pod that served is x-backend
+load_batch()
 {
-    local out=$T_DIR/load-$1-$2.out i
-    for ((i = 0; i < MAX_BATCHES; i++)); do
-        [ -e "$T_DIR/stop-$1" ] && return 0
-        in_ns "${NETNS[a]}" setpriv --reuid 65534 --regid 65534 --clear-groups \
-            curl -s -K "$T_DIR/batch.cfg" -m 5 --rate "$RATE/s" \
-            -w '%{http_code} %header{x-backend}\n' >>"$out" 2>/dev/null
-    done
-    return 1
-}
-start_load()
-{
-    local k
-    LOAD_PIDS=()
-    for k in 1 2; do
-        : >"$T_DIR/load-$1-$k.out"
-        loader "$1" "$k" &
-        LOAD_PIDS+=($!)
-        track "$!" other "load $1-$k" /dev/null
-    done
-    more_load 50 || not_ok "the load $1 starts"
-}
-# stop_load TAG: the load runs on a little, then stops; sets TOTAL, FAILED, SERVED
-stop_load()
-{
-    local pid st=0
-    more_load "$RATE" || not_ok "the load $1 goes on after the event"
-    touch "$T_DIR/stop-$1"
-    for pid in "${LOAD_PIDS[@]}"; do
-        wait_exit "$pid" 30 || not_ok "loader $1 stops"
-        [ "${T_STATUS[$pid]:-1}" -eq 0 ] || st=1
-    done
-    expect_eq "$st" 0 "load $1: ran until the test stopped it (it covered the whole event)"
-    cat "$T_DIR"/load-"$1"-*.out >"$T_DIR/load-$1.all"
-    TOTAL=$(wc -l <"$T_DIR/load-$1.all")
-    FAILED=$(grep -cv '^2[0-9][0-9] ' "$T_DIR/load-$1.all")
-    SERVED=$(awk '{print $2}' "$T_DIR/load-$1.all" | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}')
-    diag "load $1: $TOTAL requests, $FAILED failed; served by: $SERVED"
+    in_ns "${NETNS[a]}" setpriv --reuid 65534 --regid 65534 --clear-groups \
+        curl -s -K "$T_DIR/batch.cfg" -m 5 --rate "$RATE/s" \
+        -w '%{http_code} %header{x-backend}\n' >>"$1" 2>/dev/null
 }
 
 # ---- 1. kill -9 of the control plane under load ----------------------------------------

@@ -21,6 +21,8 @@
 #     --drain-grace-ms 0 shows what the grace is for (retries, or failures without them).
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/integration/load_lib.sh
+source "$(dirname "$0")/load_lib.sh"
 
 have_cmd curl || bail_out "curl is installed"
 if ! have_cmd jq || ! have_cmd nghttpd; then
@@ -119,65 +121,18 @@ all_synced()
         [ "$(jq '.proxies | length' <<<"$js")" -eq "$want" ]
 }
 
-# ---- the load -------------------------------------------------------------------
-# start_load TAG: two loaders, each a loop of curl runs of $BATCH requests at $RATE/s through
-# sidecar a, until stop_load (or $MAX_BATCHES runs: the bound), one line per request
-# ("CODE SIZE", 000 = a connection error) in load-TAG-{1,2}.out. Sets LOAD_PIDS.
+# ---- the load (load_lib.sh) ------------------------------------------------------
+# Each request goes to sidecar a; the pods' answers differ in size (100 + the pod's
+# number): that names the pod that served.
 BATCH=20
 MAX_BATCHES=$((RATE * 40 / BATCH)) # 40 s
-loader()
+load_batch()
 {
-    local tag=$1 k=$2 i
-    for ((i = 0; i < MAX_BATCHES; i++)); do
-        [ -e "$T_DIR/stop-$tag" ] && return 0
-        curl -s -K "$T_DIR/batch.cfg" -m 5 --rate "$RATE/s" \
-            -H "Host: b.default.svc.cluster.local" \
-            -w '%{http_code} %{size_download}\n' >>"$T_DIR/load-$tag-$k.out" 2>/dev/null
-    done
-    return 1 # the bound ended it, not the test
-}
-start_load()
-{
-    local tag=$1 i k
-    : >"$T_DIR/batch.cfg"
-    for ((i = 0; i < BATCH; i++)); do
-        printf 'url = "http://127.0.0.1:%s/"\noutput = "/dev/null"\n' "${SC_PORT[a]}" \
-            >>"$T_DIR/batch.cfg"
-    done
-    LOAD_PIDS=()
-    for k in 1 2; do
-        : >"$T_DIR/load-$tag-$k.out"
-        loader "$tag" "$k" &
-        LOAD_PIDS+=($!)
-        track "$!" other "load $tag-$k" /dev/null
-    done
-    LOAD_BASE=$(requests_a)
-    wait_for 10 requests_above $((LOAD_BASE + 50)) || not_ok "the load $tag starts"
+    curl -s -K "$T_DIR/batch.cfg" -m 5 --rate "$RATE/s" -H "Host: b.default.svc.cluster.local" \
+        -w '%{http_code} %{size_download}\n' 2>/dev/null |
+        awk '{print $1, ($2 > 100 ? "b-" $2 - 100 : "")}' >>"$1"
 }
 requests_a() { stat_a downstream_rq_total; }
-# requests_above N: sidecar a has received more than N requests (for wait_for)
-requests_above() { local n; n=$(requests_a); [ -n "$n" ] && [ "$n" -gt "$1" ]; }
-# more_load N: waits until a has served N more requests (the load went on meanwhile)
-more_load() { wait_for 20 requests_above $(($(requests_a) + $1)); }
-# stop_load TAG: lets the load run on a little, stops it; sets TOTAL, FAILED (non-2xx and
-# connection errors) and SERVED (requests per pod).
-stop_load()
-{
-    local tag=$1 pid st=0
-    more_load "$RATE" || not_ok "the load $tag goes on after the event"
-    touch "$T_DIR/stop-$tag"
-    for pid in "${LOAD_PIDS[@]}"; do
-        wait_exit "$pid" 30 || not_ok "loader $tag stops"
-        [ "${T_STATUS[$pid]:-1}" -eq 0 ] || st=1
-    done
-    expect_eq "$st" 0 "load $tag: ran until the test stopped it (it covered the whole event)"
-    cat "$T_DIR"/load-"$tag"-*.out >"$T_DIR/load-$tag.all"
-    TOTAL=$(wc -l <"$T_DIR/load-$tag.all")
-    FAILED=$(grep -cv '^2[0-9][0-9] ' "$T_DIR/load-$tag.all")
-    SERVED=$(awk '$2 > 100 {print "b-" $2 - 100}' "$T_DIR/load-$tag.all" | sort | uniq -c |
-        awk '{printf "%s=%s ", $2, $1}')
-    diag "load $tag: $TOTAL requests, $FAILED failed; served by: $SERVED"
-}
 
 # stop_pod NAME: the old pod's shutdown. SIGTERM to the sidecar (readiness at once 503);
 # the application stops accepting when the sidecar starts draining (the moment the pod would
@@ -227,6 +182,9 @@ expect_match "$(curl -s -m 5 -o /dev/null -w '%{http_code} %{size_download}' \
 R0=$(retries_a)
 
 # ---- 1. rolling restart under load ----------------------------------------------
+for ((i = 0; i < BATCH; i++)); do
+    printf 'url = "http://127.0.0.1:%s/"\noutput = "/dev/null"\n' "${SC_PORT[a]}"
+done >"$T_DIR/batch.cfg"
 start_load roll
 declare -A NEXT=([b-1]=b-3 [b-2]=b-4)
 for old in b-1 b-2; do
