@@ -38,6 +38,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
+#include "tool_util.h"
 
 #define ANSWER_MAX 512 /* bytes of a callee's answer kept in ours */
 
@@ -267,28 +268,6 @@ static void request_cb(struct evhttp_request *req, void *arg)
         reply(app, req, NULL);
 }
 
-static int write_ready_file(const char *path, int port)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "port=%d\n", port);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
-{
-    (void)sig;
-    (void)what;
-    event_base_loopexit(arg, NULL);
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mesh-demo-app --name NAME [--listen ADDR:PORT] [--call URL] "
@@ -424,8 +403,8 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    sigterm = evsignal_new(app.base, SIGTERM, signal_cb, app.base);
-    sigint = evsignal_new(app.base, SIGINT, signal_cb, app.base);
+    sigterm = evsignal_new(app.base, SIGTERM, tool_signal_cb, app.base);
+    sigint = evsignal_new(app.base, SIGINT, tool_signal_cb, app.base);
     http = evhttp_new(app.base);
     app.reaper = evtimer_new(app.base, reaper_cb, &app);
     if (!app.reaper || !sigterm || !sigint || !http || evsignal_add(sigterm, NULL) ||
@@ -440,7 +419,7 @@ int main(int argc, char **argv)
         goto out;
     }
     port = bound_port(bs);
-    if (ready && write_ready_file(ready, port) != 0) {
+    if (ready && tool_write_ready_file(ready, port, -1) != 0) {
         fprintf(stderr, "mesh-demo-app: cannot write %s: %s\n", ready, strerror(errno));
         goto out;
     }

@@ -65,6 +65,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <http_parser.h>
+#include "tool_util.h"
 
 #define OUT_HIGH (1u << 20)     /* stop producing or reading above this much unsent output */
 #define OUT_LOW (256u << 10)    /* resume below this */
@@ -910,30 +911,6 @@ static struct evconnlistener *listen_on(struct event_base *base, const char *add
     return l;
 }
 
-static int write_ready_file(const char *path, int port, int echo_port)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "port=%d\n", port);
-    if (echo_port >= 0)
-        fprintf(f, "echo_port=%d\n", echo_port);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
-{
-    (void)sig;
-    (void)what;
-    event_base_loopexit(arg, NULL);
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mesh-test-backend [--listen ADDR:PORT] [--ready-file F] [--name NAME]\n"
@@ -983,8 +960,8 @@ int main(int argc, char **argv)
     s.base = event_base_new();
     if (!s.base)
         return 1;
-    struct event *sigterm = evsignal_new(s.base, SIGTERM, signal_cb, s.base);
-    struct event *sigint = evsignal_new(s.base, SIGINT, signal_cb, s.base);
+    struct event *sigterm = evsignal_new(s.base, SIGTERM, tool_signal_cb, s.base);
+    struct event *sigint = evsignal_new(s.base, SIGINT, tool_signal_cb, s.base);
     struct evconnlistener *http = NULL, *echo = NULL;
     int port = -1, echo_port = -1;
     if (!sigterm || !sigint || evsignal_add(sigterm, NULL) || evsignal_add(sigint, NULL))
@@ -999,7 +976,7 @@ int main(int argc, char **argv)
     }
     if (echo_addr && !(echo = listen_on(s.base, echo_addr, accept_echo, &s, &echo_port)))
         goto out;
-    if (ready && write_ready_file(ready, port, echo_port) != 0) {
+    if (ready && tool_write_ready_file(ready, port, echo_port) != 0) {
         fprintf(stderr, "mesh-test-backend: cannot write %s: %s\n", ready, strerror(errno));
         goto out;
     }
