@@ -58,6 +58,8 @@ static struct chunk *chunk_new(const struct mesh_arena *a, size_t size)
         if (c == MAP_FAILED)
             return NULL;
     } else {
+        if (size > SIZE_MAX - sizeof(*c)) /* a huge request must fail, not wrap */
+            return NULL;
         c = malloc(sizeof(*c) + size);
         if (!c)
             return NULL;

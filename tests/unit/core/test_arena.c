@@ -127,6 +127,17 @@ Test(arena, unlimited_budget_grows)
     mesh_arena_free(u);
 }
 
+Test(arena, unlimited_budget_refuses_sizes_that_wrap)
+{
+    /* no budget to stop them: the chunk header must not wrap the size into a tiny block */
+    struct mesh_arena *u = mesh_arena_new(4096, 0);
+    cr_expect_null(mesh_arena_alloc(u, SIZE_MAX - 40));
+    cr_expect_null(mesh_arena_strndup(u, "x", SIZE_MAX - 1));
+    cr_expect_null(mesh_arena_calloc(u, 1, SIZE_MAX - 40));
+    cr_expect_not_null(mesh_arena_alloc(u, 16), "and the arena still works");
+    mesh_arena_free(u);
+}
+
 Test(arena, big_blocks_do_not_waste_the_current_chunk)
 {
     char *small1 = mesh_arena_alloc(a, 16);
