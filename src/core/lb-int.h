@@ -20,6 +20,7 @@
 #ifndef MESH_CORE_LB_INT_H
 #define MESH_CORE_LB_INT_H
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include "core/lb.h"
@@ -107,8 +108,11 @@ struct mesh_lb_worker {
     struct lb_bind *binds[LB_BINDS];   /* most recently bound first */
     uint64_t rand;
     bool sweep_armed;                  /* a sweep of old bindings is due (lb.c) */
-    struct mesh_endpoint **passthrough; /* interned TCP passthrough endpoints (owned) */
-    size_t n_passthrough;
+    /* mesh_lb_pick_tcp() of a passthrough cluster: the original destination of the last
+     * connection picked for, valid until the next pick (its caller keeps a copy). One slot,
+     * not a list: the destinations a worker meets are unbounded. */
+    struct mesh_endpoint pt_ep;
+    char pt_addr[INET6_ADDRSTRLEN], pt_key[INET6_ADDRSTRLEN + 10];
 };
 
 uint64_t mesh_lb_now_ms(struct mesh_lb_shared *sh);

@@ -313,12 +313,6 @@ void mesh_lb_worker_free(struct mesh_lb_worker *wl)
     for (size_t i = 0; i < LB_BINDS; i++)
         if (wl->binds[i])
             bind_free(wl, wl->binds[i]);
-    for (size_t i = 0; i < wl->n_passthrough; i++) {
-        free((char *)wl->passthrough[i]->key);
-        free((char *)wl->passthrough[i]->address);
-        free(wl->passthrough[i]);
-    }
-    free(wl->passthrough);
     free(wl);
 }
 
@@ -834,23 +828,16 @@ static const struct mesh_endpoint *passthrough_stream(struct mesh_stream *s)
     return ep->address && ep->key ? ep : NULL;
 }
 
-/* TCP has no arena: destinations are interned per worker (as many as distinct destinations). */
+/* TCP has no arena: the worker's one slot (see lb-int.h); the connection copies it. */
 static const struct mesh_endpoint *passthrough_conn(struct mesh_lb_worker *wl,
                                                     const struct mesh_conn *c)
 {
-    char addr[INET6_ADDRSTRLEN], key[INET6_ADDRSTRLEN + 10];
-    struct mesh_endpoint tmp;
-    if (!c || !passthrough_fill(&tmp, &c->dst, c->dst_len, addr, sizeof(addr), key, sizeof(key)))
+    struct mesh_endpoint *ep = &wl->pt_ep;
+    if (!c || !passthrough_fill(ep, &c->dst, c->dst_len, wl->pt_addr, sizeof(wl->pt_addr),
+                                wl->pt_key, sizeof(wl->pt_key)))
         return NULL;
-    for (size_t i = 0; i < wl->n_passthrough; i++)
-        if (strcmp(wl->passthrough[i]->key, key) == 0)
-            return wl->passthrough[i];
-    struct mesh_endpoint *ep = mesh_xcalloc(1, sizeof(*ep));
-    *ep = tmp;
-    ep->address = mesh_xstrdup(addr);
-    ep->key = mesh_xstrdup(key);
-    wl->passthrough = mesh_xrealloc(wl->passthrough, (wl->n_passthrough + 1) * sizeof(*ep));
-    wl->passthrough[wl->n_passthrough++] = ep;
+    ep->address = wl->pt_addr;
+    ep->key = wl->pt_key;
     return ep;
 }
 

@@ -51,6 +51,9 @@ void mesh_lb_retry_release(struct mesh_worker *w, const struct mesh_cluster *cl)
 /*
  * The same choice for a TCP connection (tcp_routes): no request, so hash
  * policies hash the source address of <c>. Matched by one mesh_lb_done_tcp().
+ * For a passthrough cluster the endpoint (the connection's original destination)
+ * lives in one slot of the worker, valid until its next pick: a caller that keeps it
+ * copies it (tcp_proxy.c does).
  */
 const struct mesh_endpoint *mesh_lb_pick_tcp(struct mesh_worker *w, const struct mesh_cluster *cl,
                                              const struct mesh_conn *c);

@@ -214,47 +214,57 @@ LB_TEST(loader_outlier_defaults)
 
 LB_TEST(loader_errors_name_path_and_reason)
 {
-    const char *ep = "{\"address\": \"10.0.0.1\", \"port\": 80}";
-    cr_expect_null(parse_cluster("\"lb_policy\": \"fastest\"", ep));
-    EXPECT_ERROR("clusters[0].lb_policy", "must be \"round_robin\"");
-    cr_expect_null(parse_cluster("\"hash_policy\": {\"header\": \"x\"}", ep));
-    EXPECT_ERROR("clusters[0].hash_policy", "only with lb_policy");
-    cr_expect_null(parse_cluster(
-        "\"lb_policy\": \"ring_hash\", \"hash_policy\": {\"header\": \"x\", \"source_ip\": true}", ep));
-    EXPECT_ERROR("clusters[0].hash_policy", "exactly one of");
-    cr_expect_null(parse_cluster("\"lb_policy\": \"ring_hash\", \"hash_policy\": {\"hedaer\": \"x\"}", ep));
-    EXPECT_ERROR("clusters[0].hash_policy.hedaer", "unknown field");
-    cr_expect_null(parse_cluster("\"lb_policy\": \"ring_hash\", \"hash_policy\": {\"cookie\": {}}", ep));
-    EXPECT_ERROR("clusters[0].hash_policy.cookie.name", "is required");
-    cr_expect_null(parse_cluster(
-        "\"lb_policy\": \"ring_hash\", \"hash_policy\": {\"cookie\": {\"name\": \"a;b\"}}", ep));
-    EXPECT_ERROR("clusters[0].hash_policy.cookie.name", "cookie name");
-    cr_expect_null(parse_cluster("\"lb_policy\": \"ring_hash\", \"ring_size\": 0", ep));
-    EXPECT_ERROR("clusters[0].ring_size", "between");
-    cr_expect_null(parse_cluster("\"lb_policy\": \"maglev\", \"maglev_table_size\": 1000", ep));
-    EXPECT_ERROR("clusters[0].maglev_table_size", "prime");
-    cr_expect_null(parse_cluster("\"maglev_table_size\": 7", ep));
-    EXPECT_ERROR("clusters[0].maglev_table_size", "only with lb_policy \"maglev\"");
-    cr_expect_null(parse_cluster("\"lb_policy\": \"maglev\", \"maglev_table_size\": 2",
-                                 "{\"address\": \"10.0.0.1\", \"port\": 80},"
-                                 "{\"address\": \"10.0.0.2\", \"port\": 80}"));
-    EXPECT_ERROR("clusters[0].maglev_table_size", "larger than the number of endpoints");
-    cr_expect_null(parse_cluster("\"outlier_detection\": {\"max_ejection_percent\": 101}", ep));
-    EXPECT_ERROR("clusters[0].outlier_detection.max_ejection_percent", "between 0 and 100");
-    cr_expect_null(parse_cluster("\"outlier_detection\": {\"interval_ms\": 0}", ep));
-    EXPECT_ERROR("clusters[0].outlier_detection.interval_ms", "between");
-    cr_expect_null(parse_cluster("\"outlier_detection\": {\"consecutive_500\": 1}", ep));
-    EXPECT_ERROR("clusters[0].outlier_detection.consecutive_500", "unknown field");
-    cr_expect_null(parse_cluster("\"tcp_keepalive\": {\"probes\": 200}", ep));
-    EXPECT_ERROR("clusters[0].tcp_keepalive.probes", "between 1 and 127");
-    cr_expect_null(parse_cluster("\"lb_policy\": \"passthrough\"", ep));
-    EXPECT_ERROR("clusters[0].endpoints", "must be empty");
-    cr_expect_null(parse_cluster("\"max_requests\": 0", ep));
-    EXPECT_ERROR("clusters[0].max_requests", "between 1");
-    cr_expect_null(parse_cluster("", "{\"address\": \"10.0.0.1\", \"port\": 80, \"priority\": -1}"));
-    EXPECT_ERROR("clusters[0].endpoints[0].priority", "between");
-    cr_expect_null(parse_cluster("", "{\"address\": \"10.0.0.1\", \"port\": 80, \"locality\": 3}"));
-    EXPECT_ERROR("clusters[0].endpoints[0].locality", "string");
+#define EP "{\"address\": \"10.0.0.1\", \"port\": 80}"
+    static const struct {
+        const char *extra, *eps, *path, *msg;
+    } cases[] = {
+        {"\"lb_policy\": \"fastest\"", EP,
+         "clusters[0].lb_policy", "must be \"round_robin\""},
+        {"\"hash_policy\": {\"header\": \"x\"}", EP,
+         "clusters[0].hash_policy", "only with lb_policy"},
+        {"\"lb_policy\": \"ring_hash\", \"hash_policy\": {\"header\": \"x\", \"source_ip\": true}",
+         EP,
+         "clusters[0].hash_policy", "exactly one of"},
+        {"\"lb_policy\": \"ring_hash\", \"hash_policy\": {\"hedaer\": \"x\"}", EP,
+         "clusters[0].hash_policy.hedaer", "unknown field"},
+        {"\"lb_policy\": \"ring_hash\", \"hash_policy\": {\"cookie\": {}}", EP,
+         "clusters[0].hash_policy.cookie.name", "is required"},
+        {"\"lb_policy\": \"ring_hash\", \"hash_policy\": {\"cookie\": {\"name\": \"a;b\"}}", EP,
+         "clusters[0].hash_policy.cookie.name", "cookie name"},
+        {"\"lb_policy\": \"ring_hash\", \"ring_size\": 0", EP,
+         "clusters[0].ring_size", "between"},
+        {"\"lb_policy\": \"maglev\", \"maglev_table_size\": 1000", EP,
+         "clusters[0].maglev_table_size", "prime"},
+        {"\"maglev_table_size\": 7", EP,
+         "clusters[0].maglev_table_size", "only with lb_policy \"maglev\""},
+        {"\"lb_policy\": \"maglev\", \"maglev_table_size\": 2",
+         EP ", {\"address\": \"10.0.0.2\", \"port\": 80}",
+         "clusters[0].maglev_table_size", "larger than the number of endpoints"},
+        {"\"outlier_detection\": {\"max_ejection_percent\": 101}", EP,
+         "clusters[0].outlier_detection.max_ejection_percent", "between 0 and 100"},
+        {"\"outlier_detection\": {\"interval_ms\": 0}", EP,
+         "clusters[0].outlier_detection.interval_ms", "between"},
+        {"\"outlier_detection\": {\"consecutive_500\": 1}", EP,
+         "clusters[0].outlier_detection.consecutive_500", "unknown field"},
+        {"\"tcp_keepalive\": {\"probes\": 200}", EP,
+         "clusters[0].tcp_keepalive.probes", "between 1 and 127"},
+        {"\"lb_policy\": \"passthrough\"", EP,
+         "clusters[0].endpoints", "must be empty"},
+        {"\"max_requests\": 0", EP,
+         "clusters[0].max_requests", "between 1"},
+        {"", "{\"address\": \"10.0.0.1\", \"port\": 80, \"priority\": -1}",
+         "clusters[0].endpoints[0].priority", "between"},
+        {"", "{\"address\": \"10.0.0.1\", \"port\": 80, \"locality\": 3}",
+         "clusters[0].endpoints[0].locality", "string"},
+    };
+#undef EP
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct mesh_snapshot *s = parse_cluster(cases[i].extra, cases[i].eps);
+        cr_expect_null(s, "cases[%zu] (%s) was accepted", i, cases[i].extra);
+        if (s)
+            mesh_snapshot_unref(s);
+        EXPECT_ERROR(cases[i].path, cases[i].msg);
+    }
 }
 
 /* ---- Round robin, random, least request ---- */
@@ -922,12 +932,28 @@ LB_TEST(passthrough_uses_original_destination)
     f.s.endpoint = ep;
     mesh_lb_done(&f.s, 200, 0);
     const struct mesh_endpoint *t1 = mesh_lb_pick_tcp(&f.w, CL(&f), &f.conn);
-    const struct mesh_endpoint *t2 = mesh_lb_pick_tcp(&f.w, CL(&f), &f.conn);
     cr_assert_not_null(t1);
-    cr_expect_eq(t1, t2); /* interned */
     cr_expect_str_eq(t1->key, "127.0.0.5:4321");
+    cr_expect_str_eq(t1->address, "127.0.0.5");
+    cr_expect_eq(t1->port, 4321);
     mesh_lb_done_tcp(&f.w, CL(&f), t1, true);
+    /* TCP destinations are not kept: one slot per worker, each pick overwrites it */
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&f.conn.dst;
+    memset(in6, 0, sizeof(*in6));
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(80);
+    inet_pton(AF_INET6, "2001:db8::7", &in6->sin6_addr);
+    f.conn.dst_len = sizeof(*in6);
+    const struct mesh_endpoint *t2 = mesh_lb_pick_tcp(&f.w, CL(&f), &f.conn);
+    cr_assert_not_null(t2);
+    cr_expect_eq(t1, t2);
+    cr_expect_str_eq(t2->key, "[2001:db8::7]:80");
     mesh_lb_done_tcp(&f.w, CL(&f), t2, false);
+    f.conn.dst_len = 0;
+    cr_expect_null(mesh_lb_pick_tcp(&f.w, CL(&f), &f.conn), "no destination known");
+    struct mesh_lb_cluster_info ci;
+    mesh_lb_cluster_info(f.sh, CL(&f), &ci);
+    cr_expect_eq(ci.rq_active, 0, "every pick was matched by its done");
     fx_free(&f);
 }
 
