@@ -443,6 +443,7 @@ struct mesh_worker {
     struct event_base *base;
     pthread_t thread;
     struct mesh_snapshot *snap;        /* reference: what new streams use */
+    uint64_t loop_warn_ms;             /* next passthrough-loop warning (mesh_l4_loop_warn) */
     int *listen_fds;                   /* one per snapshot listener */
     struct event **listen_evs;
     size_t n_listen;

@@ -423,13 +423,13 @@ static void loop_reply(struct mesh_stream *s, const char *cluster)
     mesh_l4_dst_str(s->conn, dst, sizeof(dst));
     int hl = (int)MESH_MIN(s->req.authority_len, 100u);
     const char *host = s->req.authority ? s->req.authority : "";
-    MESH_STAT_INC(&s->w->stats, passthrough_loop);
     snprintf(why, sizeof(why),
              "the request for host \"%.*s\" has no original destination (the connection to "
              "%s was not redirected to this proxy): passing it through (cluster %s) would loop "
              "back to the proxy",
              hl, host, dst, cluster);
-    mesh_log_warn("%s: %s", s->conn->peer_ip, why);
+    mesh_log(mesh_l4_loop_warn(s->w) ? MESH_LOG_WARN : MESH_LOG_DEBUG, "%s: %s",
+             s->conn->peer_ip, why);
     mesh_proxy_local_reply(s, 502, MESH_RF_NR, why);
 }
 

@@ -327,7 +327,39 @@ static void arm_timer(struct mesh_l4_conn *l, uint64_t ms)
     evtimer_add(l->timer, &tv);
 }
 
-static enum mesh_l4_verdict unmatched_tcp(struct mesh_conn *c, const struct mesh_listener_cfg *lc);
+static enum mesh_l4_verdict unmatched_tcp(struct mesh_conn *c, const struct mesh_listener_cfg *lc,
+                                          int self);
+
+/* A worker warns about refused passthrough loops at most this often (passthrough_loop counts
+ * every one): a client that keeps dialling the listener must not fill the log. */
+#define L4_LOOP_WARN_MS 10000
+
+bool mesh_l4_loop_warn(struct mesh_worker *w)
+{
+    MESH_STAT_INC(&w->stats, passthrough_loop);
+    uint64_t now = now_ms(w);
+    if (now < w->loop_warn_ms)
+        return false;
+    w->loop_warn_ms = now + L4_LOOP_WARN_MS;
+    return true;
+}
+
+/* The loop guard: passing <c> through (cluster <cluster>) would reach this proxy. Closes it. */
+static void loop_refused(struct mesh_conn *c, const char *cluster)
+{
+    bool warn = mesh_l4_loop_warn(c->w);
+    if (warn || mesh_log_enabled(MESH_LOG_DEBUG)) {
+        char dst[INET6_ADDRSTRLEN + 8];
+        mesh_l4_dst_str(c, dst, sizeof(dst));
+        mesh_log(warn ? MESH_LOG_WARN : MESH_LOG_DEBUG,
+                 "tcp %s -> %s: no original destination (the connection was not redirected to "
+                 "this proxy): passing it through (cluster %s) would loop back to the proxy; "
+                 "closing%s",
+                 c->peer_ip, dst, cluster,
+                 warn ? " (warned at most every 10 s per worker; passthrough_loop counts all)" : "");
+    }
+    mesh_conn_close(c);
+}
 
 /*
  * With "unmatched", a connection no TCP route takes is HTTP when its original
@@ -335,14 +367,16 @@ static enum mesh_l4_verdict unmatched_tcp(struct mesh_conn *c, const struct mesh
  * (the client addressed the listener itself, as applications on loopback do).
  * Everything else is TCP towards an unknown destination.
  */
-static bool unmatched_is_http(const struct mesh_conn *c, const struct mesh_unmatched *u)
+static bool unmatched_is_http(const struct mesh_conn *c, const struct mesh_unmatched *u,
+                              int *self)
 {
     uint16_t port = 0;
     const uint8_t *addr;
     sa_family_t fam;
     if (dst_of(&c->dst, c->dst_len, &addr, &fam, &port) && mesh_l4_http_port(u, port))
         return true;
-    return mesh_l4_dst_is_self(c, c->w->snap);
+    *self = mesh_l4_dst_is_self(c, c->w->snap);
+    return *self;
 }
 
 /*
@@ -353,14 +387,15 @@ static bool unmatched_is_http(const struct mesh_conn *c, const struct mesh_unmat
 static enum mesh_l4_verdict no_route(struct mesh_conn *c, const struct mesh_listener_cfg *lc)
 {
     const struct mesh_unmatched *u = &lc->l4->unmatched;
-    if (lc->route_config && (u->action == MESH_UNMATCHED_NONE || unmatched_is_http(c, u))) {
+    int self = -1; /* mesh_l4_dst_is_self() (a getsockname), once; -1: not asked */
+    if (lc->route_config && (u->action == MESH_UNMATCHED_NONE || unmatched_is_http(c, u, &self))) {
         mesh_l4_free(c);
         c->proto = MESH_CONN_SNIFF;
         mesh_conn_idle_arm(c);
         return MESH_L4_HTTP;
     }
     if (u->action != MESH_UNMATCHED_NONE)
-        return unmatched_tcp(c, lc);
+        return unmatched_tcp(c, lc, self);
     MESH_STAT_INC(&c->w->stats, tcp_cx_no_route);
     mesh_log_debug("listener %s: no tcp route for the connection from %s: closing", lc->name,
                    c->peer_ip);
@@ -544,6 +579,17 @@ static void up_on_read(evutil_socket_t fd, short what, void *arg)
 
 static void connect_to(struct mesh_l4_conn *l);
 
+/* <ep> (a passthrough, valid until the load balancer's next pick) copied into <l>. */
+static const struct mesh_endpoint *own_copy(struct mesh_l4_conn *l, const struct mesh_endpoint *ep)
+{
+    l->own_ep = *ep;
+    snprintf(l->own_addr, sizeof(l->own_addr), "%s", ep->address);
+    snprintf(l->own_key, sizeof(l->own_key), "%s", ep->key);
+    l->own_ep.address = l->own_addr;
+    l->own_ep.key = l->own_key;
+    return &l->own_ep;
+}
+
 /* Opens the upstream connection for the route <r> (chosen at accept or after the ClientHello). */
 static void start_route(struct mesh_l4_conn *l, const struct mesh_tcp_route *r)
 {
@@ -569,13 +615,7 @@ static void start_route(struct mesh_l4_conn *l, const struct mesh_tcp_route *r)
     }
     l->cluster = cl = mesh_snapshot_cluster(l->snap, cl);
     if (cl->lb_policy == MESH_LBP_PASSTHROUGH && mesh_l4_dst_is_self(c, l->snap)) {
-        char dst[INET6_ADDRSTRLEN + 8];
-        mesh_l4_dst_str(c, dst, sizeof(dst));
-        MESH_STAT_INC(&w->stats, passthrough_loop);
-        mesh_log_warn("tcp %s -> %s: cluster %s passes through to the original destination, "
-                      "which is this proxy (the connection was not redirected): closing",
-                      c->peer_ip, dst, cl->name);
-        mesh_conn_close(c);
+        loop_refused(c, cl->name);
         return;
     }
     const struct mesh_endpoint *ep = mesh_lb_pick_tcp(w, cl, c);
@@ -585,7 +625,8 @@ static void start_route(struct mesh_l4_conn *l, const struct mesh_tcp_route *r)
         mesh_conn_close(c);
         return;
     }
-    l->ep = ep;
+    /* a passthrough endpoint is the load balancer's until its next pick: ours from here */
+    l->ep = cl->lb_policy == MESH_LBP_PASSTHROUGH ? own_copy(l, ep) : ep;
     l->lb_owed = true;
     connect_to(l);
 }
@@ -659,12 +700,15 @@ static bool own_endpoint(struct mesh_l4_conn *l)
 }
 
 /* No route, no HTTP: the listener's "unmatched" action (Istio's outboundTrafficPolicy). */
-static enum mesh_l4_verdict unmatched_tcp(struct mesh_conn *c, const struct mesh_listener_cfg *lc)
+/* <self>: mesh_l4_dst_is_self() if no_route() asked it already, else -1. */
+static enum mesh_l4_verdict unmatched_tcp(struct mesh_conn *c, const struct mesh_listener_cfg *lc,
+                                          int self)
 {
     const struct mesh_unmatched *u = &lc->l4->unmatched;
     struct mesh_worker *w = c->w;
-    char dst[INET6_ADDRSTRLEN + 8];
-    mesh_l4_dst_str(c, dst, sizeof(dst));
+    char dst[INET6_ADDRSTRLEN + 8] = "";
+    if (mesh_log_enabled(MESH_LOG_DEBUG))
+        mesh_l4_dst_str(c, dst, sizeof(dst));
     if (u->action == MESH_UNMATCHED_REFUSE) {
         MESH_STAT_INC(&w->stats, blackhole_cx_total);
         mesh_log_debug("listener %s: %s -> %s: the destination is not in the mesh registry "
@@ -673,12 +717,8 @@ static enum mesh_l4_verdict unmatched_tcp(struct mesh_conn *c, const struct mesh
         mesh_conn_close(c);
         return MESH_L4_TAKEN;
     }
-    if (mesh_l4_dst_is_self(c, w->snap)) {
-        MESH_STAT_INC(&w->stats, passthrough_loop);
-        mesh_log_warn("listener %s: %s -> %s: no original destination (the connection was not "
-                      "redirected to this proxy): passing it through would loop; closing",
-                      lc->name, c->peer_ip, dst);
-        mesh_conn_close(c);
+    if (self < 0 ? mesh_l4_dst_is_self(c, w->snap) : self) {
+        loop_refused(c, u->cluster ? u->cluster->name : "-");
         return MESH_L4_TAKEN;
     }
     struct mesh_l4_conn *l = c->l4 ? c->l4 : l4_new(c, lc);

@@ -52,6 +52,12 @@ const struct mesh_tcp_route *mesh_l4_walk(const struct mesh_listener_l4 *l4,
  * loopback destinations), or when there is no destination at all.
  */
 bool mesh_l4_dst_is_self(const struct mesh_conn *c, const struct mesh_snapshot *snap);
+/*
+ * A passthrough refused because it would loop (counted in passthrough_loop): true when the
+ * worker should warn about it, at most once every 10 s, so that a client that keeps
+ * dialling the listener does not fill the log (the rest go at debug level).
+ */
+bool mesh_l4_loop_warn(struct mesh_worker *w);
 /** Is <port> one of u->http_ports (a binary search)? */
 bool mesh_l4_http_port(const struct mesh_unmatched *u, uint16_t port);
 /** "10.0.0.1:80" / "[::1]:80" of c->dst, or "(unknown)", into <buf>. */
