@@ -415,7 +415,7 @@ static void handle_query(struct mesh_dns *d, struct tcp_conn *c, const union cli
 {
     struct mesh_dns_header h;
     struct mesh_dns_question q;
-    uint8_t out[512];
+    uint8_t out[512]; /* UDP without EDNS; errors */
     size_t n;
     d->st.queries++;
     enum mesh_dns_status st = mesh_dns_parse(msg, len, &h, &q);
@@ -438,17 +438,24 @@ static void handle_query(struct mesh_dns *d, struct tcp_conn *c, const union cli
     bool ours = (q.type == MESH_DNS_TYPE_A || q.type == MESH_DNS_TYPE_AAAA) &&
                 q.klass == MESH_DNS_CLASS_IN && lookup(d, &q, &a);
     if (ours) {
-        /* a mesh name without an address of this family: NOERROR, no answer (NODATA) */
-        if (q.type == MESH_DNS_TYPE_A)
-            n = mesh_dns_build_answer(out, sizeof(out), msg, &h, &q, a.v4, 4, a.n_v4,
-                                      d->cfg.ttl);
-        else
-            n = mesh_dns_build_answer(out, sizeof(out), msg, &h, &q, a.v6, 16, a.n_v6,
-                                      d->cfg.ttl);
-        if ((q.type == MESH_DNS_TYPE_A ? a.n_v4 : a.n_v6) == 0)
+        /* a mesh name without an address of this family: NOERROR, no answer (NODATA).
+         * Over UDP what does not fit in 512 bytes is cut with TC set; over TCP the
+         * answer holds every address (up to a DNS message's 64 KiB) */
+        bool v4 = q.type == MESH_DNS_TYPE_A;
+        size_t cap = c ? 0xffff : sizeof(out);
+        uint8_t *buf = c ? malloc(cap) : out;
+        if (!buf) {
+            buf = out;
+            cap = sizeof(out);
+        }
+        n = mesh_dns_build_answer(buf, cap, msg, &h, &q, v4 ? (const void *)a.v4 : a.v6,
+                                  v4 ? 4 : 16, v4 ? a.n_v4 : a.n_v6, d->cfg.ttl);
+        if ((v4 ? a.n_v4 : a.n_v6) == 0)
             d->st.nodata++;
         d->st.answered++;
-        reply(d, c, from, fromlen, out, n);
+        reply(d, c, from, fromlen, buf, n);
+        if (buf != out)
+            free(buf);
         return;
     }
     if (!forward(d, c, from, fromlen, msg, len, &h, &q)) {
@@ -592,6 +599,11 @@ static bool up_tcp_open(struct tcp_conn *c)
     }
     bufferevent_setcb(c->up, on_up_read, NULL, on_up_event, c);
     bufferevent_setwatermark(c->up, EV_READ, 0, MESH_DNS_MSG_MAX + 2);
+    /* a connect that hangs, or an upstream that stopped reading, is over once the queries
+     * it holds timed out: else the client's next queries pile up in its output */
+    struct timeval wt = {.tv_sec = d->cfg.timeout_ms / 1000,
+                         .tv_usec = (suseconds_t)(d->cfg.timeout_ms % 1000) * 1000};
+    bufferevent_set_timeouts(c->up, NULL, &wt);
     bufferevent_enable(c->up, EV_READ | EV_WRITE);
     d->st.upstream_tcp_conns++;
     return true;
@@ -633,8 +645,9 @@ static void on_tcp_event(struct bufferevent *bev, short what, void *arg)
         bufferevent_disable(bev, EV_READ);
         return;
     }
-    /* an idle timeout while answers are still coming is not idle */
-    if ((what & BEV_EVENT_TIMEOUT) && c->pending) {
+    /* an idle read timeout while answers are still coming is not idle; a write timeout is
+     * a client that stopped reading (maybe after a half-close): it goes */
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->pending) {
         bufferevent_enable(bev, EV_READ);
         return;
     }
@@ -664,7 +677,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     d->n_conns++;
     d->st.tcp_conns++;
     struct timeval idle = {.tv_sec = TCP_IDLE_S};
-    bufferevent_set_timeouts(bev, &idle, NULL);
+    bufferevent_set_timeouts(bev, &idle, &idle);
     bufferevent_setwatermark(bev, EV_READ, 0, MESH_DNS_MSG_MAX + 2);
     bufferevent_setcb(bev, on_tcp_read, on_tcp_write, on_tcp_event, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
@@ -706,8 +719,9 @@ struct mesh_dns *mesh_dns_start(struct event_base *base, const struct mesh_dns_c
 {
     char where[80];
     addr_text(&cfg->listen, where, sizeof(where));
-    if (cfg->max_inflight == 0 || cfg->max_inflight >= NIL) {
-        mesh_err_add(err, 0, 0, "dns", "max_inflight must be 1 or more");
+    /* at most one slot per 16-bit upstream id: forward() draws ids until a free one */
+    if (cfg->max_inflight == 0 || cfg->max_inflight > 65536) {
+        mesh_err_add(err, 0, 0, "dns", "max_inflight must be 1 to 65536");
         return NULL;
     }
     struct mesh_dns *d = mesh_xcalloc(1, sizeof(*d));

@@ -86,8 +86,9 @@ size_t mesh_dns_build_query(uint8_t *out, size_t cap, uint16_t id, const char *n
 /**
  * The answer to the query <qmsg> (parsed into <h>, <q>): its question copied,
  * then <n> records of <q>->type, each <rdlen> bytes of <rdata> in a row, TTL
- * <ttl>, as many as fit in <cap>. Returns the length, or 0 when even the
- * question does not fit.
+ * <ttl>, as many as fit in <cap> (with TC set when some do not: the client
+ * retries over TCP). Returns the length, or 0 when even the question does not
+ * fit.
  */
 size_t mesh_dns_build_answer(uint8_t *out, size_t cap, const uint8_t *qmsg,
                              const struct mesh_dns_header *h, const struct mesh_dns_question *q,
@@ -129,7 +130,7 @@ struct mesh_dns_config {
     char search[MESH_DNS_MAX_SEARCH][MESH_DNS_NAME_MAX + 1];
     uint32_t ttl;                       /* 30 */
     unsigned timeout_ms;                /* 5000: then SERVFAIL */
-    unsigned max_inflight;              /* 1024 forwarded queries; beyond: SERVFAIL */
+    unsigned max_inflight;              /* 1024 forwarded queries (<= 65536); beyond: SERVFAIL */
     unsigned max_tcp_conns;             /* 128 */
 };
 

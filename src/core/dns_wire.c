@@ -222,6 +222,8 @@ size_t mesh_dns_build_answer(uint8_t *out, size_t cap, const uint8_t *qmsg,
         an++;
     }
     answer_header(out, h, true, MESH_DNS_NOERROR, 1, (uint16_t)an);
+    if (an < n) /* not all fit: the client asks again over TCP (RFC 7766) */
+        put16(out + 2, (uint16_t)(get16(out + 2) | MESH_DNS_TC));
     return off;
 }
 

@@ -233,9 +233,11 @@ LEAK_TEST(dns_wire, builds_queries_and_answers)
     cr_assert_eq(mesh_dns_parse(a, an, &h2, NULL), MESH_DNS_OK);
     cr_assert_eq(h2.ancount, 2);
     /* only what fits: one record in n + 16 bytes */
+    cr_assert_eq(a[2] & (MESH_DNS_TC >> 8), 0, "all of them fit: not truncated");
     an = mesh_dns_build_answer(a, n + 20, m, &h, &q, vips, 4, 2, 30);
     cr_assert_eq(an, n + 16);
     cr_assert_eq(a[7], 1);
+    cr_assert_eq(a[2] & (MESH_DNS_TC >> 8), MESH_DNS_TC >> 8, "one left out: TC set");
     /* errors */
     an = mesh_dns_build_error(a, sizeof(a), m, &h, &q, MESH_DNS_SERVFAIL);
     cr_assert_eq(an, n);
@@ -513,6 +515,23 @@ static void spin(int ms)
     }
 }
 
+/* Spins the loop until *<count> reaches <want>, at most about 2 s; false if it never did. */
+static bool spin_until(const int *count, int want)
+{
+    for (int i = 0; i < 2000 && *count < want; i++) {
+        event_base_loop(fx.base, EVLOOP_NONBLOCK);
+        poll(NULL, 0, 1);
+    }
+    return *count >= want;
+}
+
+static struct mesh_dns_stats stats(void)
+{
+    struct mesh_dns_stats st;
+    mesh_dns_get_stats(fx.dns, &st);
+    return st;
+}
+
 static size_t ask_udp(int fd, const char *name, uint16_t type, uint16_t id, uint8_t *resp,
                       size_t cap)
 {
@@ -587,8 +606,7 @@ LEAK_TEST(dns_server, answers_mesh_names_from_the_table)
     first_addr(r, n, addr, sizeof(addr));
     cr_assert_str_eq(addr, "fd00::9");
     cr_assert_eq(fx.up_queries, 0, "mesh names never reach the upstream");
-    struct mesh_dns_stats st;
-    mesh_dns_get_stats(fx.dns, &st);
+    struct mesh_dns_stats st = stats();
     cr_assert_eq(st.answered, 7);
     cr_assert_eq(st.nodata, 1);
     close(fd);
@@ -614,8 +632,7 @@ LEAK_TEST(dns_server, forwards_other_names)
     /* other types for mesh names go upstream too */
     n = ask_udp(fd, "reviews.default.svc.cluster.local", 16 /* TXT */, 9, r, sizeof(r));
     cr_assert_eq(fx.up_queries, 2);
-    struct mesh_dns_stats st;
-    mesh_dns_get_stats(fx.dns, &st);
+    struct mesh_dns_stats st = stats();
     cr_assert_eq(st.forwarded, 2);
     cr_assert_eq(st.relayed, 2);
     close(fd);
@@ -635,8 +652,7 @@ LEAK_TEST(dns_server, timeout_and_wrong_answers_give_servfail)
     cr_assert_eq(h.id, 0x1111);
     cr_assert_eq(h.flags & 0xf, MESH_DNS_SERVFAIL);
     cr_assert_str_eq(q.name, "www.example.com", "SERVFAIL carries the question");
-    struct mesh_dns_stats st;
-    mesh_dns_get_stats(fx.dns, &st);
+    struct mesh_dns_stats st = stats();
     cr_assert_eq(st.dropped_answers, 1, "the answer to another question was dropped");
     cr_assert_eq(st.timeouts, 1);
     fx.mode = UP_SILENT;
@@ -658,10 +674,7 @@ LEAK_TEST(dns_server, bounded_inflight)
         size_t qn = mesh_dns_build_query(q, sizeof(q), id, "slow.example.com", 1, true);
         send(fd, q, qn, 0);
     }
-    for (int i = 0; i < 2000 && fx.up_queries < 2; i++) {
-        event_base_loop(fx.base, EVLOOP_NONBLOCK);
-        poll(NULL, 0, 1);
-    }
+    cr_assert(spin_until(&fx.up_queries, 2));
     cr_assert_eq(fx.up_queries, 2);
     size_t n = ask_udp(fd, "third.example.com", MESH_DNS_TYPE_A, 3, r, sizeof(r));
     struct mesh_dns_header h;
@@ -711,8 +724,7 @@ LEAK_TEST(dns_server, malformed_queries)
     send(fd, m, 5, 0);
     spin(100);
     cr_assert_eq(recv(fd, r, sizeof(r), MSG_DONTWAIT), -1);
-    struct mesh_dns_stats st;
-    mesh_dns_get_stats(fx.dns, &st);
+    struct mesh_dns_stats st = stats();
     cr_assert_eq(st.malformed, 4);
     close(fd);
     teardown();
@@ -796,8 +808,7 @@ LEAK_TEST(dns_server, tcp)
     cr_assert_eq(fx.up_queries, 0, "nothing over UDP");
     cr_assert_eq(fx.up_tcp_queries, 2);
     cr_assert_eq(fx.up_tcp_accepted, 1);
-    struct mesh_dns_stats st;
-    mesh_dns_get_stats(fx.dns, &st);
+    struct mesh_dns_stats st = stats();
     cr_assert_eq(st.forwarded_tcp, 2);
     cr_assert_eq(st.upstream_tcp_conns, 1);
     cr_assert_eq(st.relayed, 2);
@@ -871,8 +882,7 @@ LEAK_TEST(dns_server, tcp_upstream_closes)
     fx.mode = UP_ANSWER;
     expect_tcp(fd, "www.example.com", 10, "192.0.2.1");
     cr_assert_eq(fx.up_tcp_accepted, 3);
-    struct mesh_dns_stats st;
-    mesh_dns_get_stats(fx.dns, &st);
+    struct mesh_dns_stats st = stats();
     cr_assert_eq(st.upstream_tcp_conns, 3);
     cr_assert_eq(st.timeouts, 0);
     close(fd);
@@ -908,17 +918,10 @@ LEAK_TEST(dns_server, tcp_client_gone_before_the_answer)
     fx.mode = UP_SILENT;
     int fd = tcp_client();
     tcp_send_query(fd, "www.example.com", 1);
-    for (int i = 0; i < 2000 && fx.up_tcp_queries < 1; i++) {
-        event_base_loop(fx.base, EVLOOP_NONBLOCK);
-        poll(NULL, 0, 1);
-    }
-    cr_assert_eq(fx.up_tcp_queries, 1);
+    cr_assert(spin_until(&fx.up_tcp_queries, 1));
     close(fd);
-    for (int i = 0; i < 2000 && fx.up_tcp_eof < 1; i++) {
-        event_base_loop(fx.base, EVLOOP_NONBLOCK);
-        poll(NULL, 0, 1);
-    }
-    cr_assert_eq(fx.up_tcp_eof, 1, "the upstream connection closed with the client's");
+    cr_assert(spin_until(&fx.up_tcp_eof, 1), "the upstream connection closed with the client's");
+    cr_assert_eq(fx.up_tcp_eof, 1);
     fx.mode = UP_ANSWER;
     int ufd = udp_client();
     uint8_t r[512];
@@ -926,8 +929,7 @@ LEAK_TEST(dns_server, tcp_client_gone_before_the_answer)
     size_t n = ask_udp(ufd, "www.example.com", MESH_DNS_TYPE_A, 2, r, sizeof(r));
     first_addr(r, n, addr, sizeof(addr));
     cr_assert_str_eq(addr, "192.0.2.1", "the slot was free again");
-    struct mesh_dns_stats st;
-    mesh_dns_get_stats(fx.dns, &st);
+    struct mesh_dns_stats st = stats();
     cr_assert_eq(st.timeouts, 1);
     close(ufd);
     teardown();
@@ -955,8 +957,23 @@ LEAK_TEST(dns_server, resolv_conf)
     inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
     cr_assert_str_eq(a, "10.96.0.10");
     cr_assert_eq(ntohs(in->sin_port), 53);
-    /* an upstream given first (--dns-upstream) is kept */
+    /* an upstream given first (--dns-upstream) is kept; the search line still counts */
     FILE *f = fopen(path, "w");
+    fputs("nameserver 10.96.0.12\nsearch x\n", f);
+    fclose(f);
+    mesh_dns_config_init(&c);
+    ((struct sockaddr_in *)&c.upstream)->sin_family = AF_INET;
+    ((struct sockaddr_in *)&c.upstream)->sin_port = htons(5353);
+    inet_pton(AF_INET, "192.0.2.53", &((struct sockaddr_in *)&c.upstream)->sin_addr);
+    c.upstream_len = sizeof(struct sockaddr_in);
+    cr_assert_eq(mesh_dns_read_resolv_conf(&c, path, &err), 0);
+    inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
+    cr_assert_str_eq(a, "192.0.2.53");
+    cr_assert_eq(ntohs(in->sin_port), 5353);
+    cr_assert_eq(c.n_search, 1);
+    cr_assert_str_eq(c.search[0], "x");
+    /* no nameserver and none given: an error */
+    f = fopen(path, "w");
     fputs("search x\n", f);
     fclose(f);
     mesh_dns_config_init(&c);
@@ -964,4 +981,22 @@ LEAK_TEST(dns_server, resolv_conf)
     cr_assert_eq(err.count, 1);
     unlink(path);
     cr_assert_eq(mesh_dns_read_resolv_conf(&c, path, &err), -1);
+}
+
+/* One slot per 16-bit upstream id: a table larger than the ids is refused at the start. */
+LEAK_TEST(dns_server, max_inflight_bounded_by_the_ids)
+{
+    mesh_log_set_level(MESH_LOG_WARN);
+    struct event_base *base = event_base_new();
+    struct mesh_dns_config c;
+    mesh_dns_config_init(&c);
+    ((struct sockaddr_in *)&c.listen)->sin_port = 0;
+    struct mesh_err err;
+    mesh_err_init(&err, NULL);
+    c.max_inflight = 65537;
+    cr_assert_null(mesh_dns_start(base, &c, &err));
+    cr_assert_eq(err.count, 1);
+    c.max_inflight = 0;
+    cr_assert_null(mesh_dns_start(base, &c, &err));
+    event_base_free(base);
 }
