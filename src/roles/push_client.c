@@ -49,7 +49,7 @@ struct ack {
 };
 
 /* Why the connection went (the log line and whether it counts as a failure). */
-enum drop_why { DROP_ENDED, DROP_GOAWAY, DROP_STATUS, DROP_LOST, DROP_NOW };
+enum drop_why { DROP_ENDED, DROP_GOAWAY, DROP_STATUS, DROP_LOST, DROP_BAD, DROP_NOW };
 
 struct mesh_push_client {
     struct event_base *base;
@@ -259,23 +259,22 @@ static bool on_frame(struct mesh_push_client *c, const struct mesh_push_frame *f
     return true;
 }
 
-/* Every complete frame the parser holds; false when the connection must go at once. */
-static bool drain_frames(struct mesh_push_client *c)
+/* Every complete frame the parser holds: 1 when all are applied, 0 when the connection must
+ * go at once (a delta for another base), -1 for a bad stream (logged). */
+static int drain_frames(struct mesh_push_client *c)
 {
     for (;;) {
         struct mesh_push_frame f;
         char why[256];
         int rc = mesh_push_parser_next(&c->parser, &f, why, sizeof(why));
         if (rc == 0)
-            return true;
+            return 1;
         if (rc < 0) {
-            /* the stream is unusable: drop the connection and start again */
             mesh_log_error("push: bad stream from the control plane: %s; reconnecting", why);
-            c->stats.failures++;
-            return false;
+            return -1;
         }
         if (!on_frame(c, &f))
-            return false;
+            return 0;
     }
 }
 
@@ -397,6 +396,12 @@ static void drop(struct mesh_push_client *c, enum drop_why why, const char *deta
                       "snapshot", c->hostport, detail, answered ? ", after the watch began" : "");
         schedule_retry(c, true);
         break;
+    case DROP_BAD:
+        /* the stream is unusable; after a backoff, as a control plane that sends a bad
+         * frame once likely sends it again */
+        c->stats.failures++;
+        schedule_retry(c, true);
+        break;
     case DROP_NOW: {
         evtimer_del(c->retry);
         struct timeval now = {0, 0};
@@ -404,6 +409,17 @@ static void drop(struct mesh_push_client *c, enum drop_why why, const char *deta
         break;
     }
     }
+}
+
+/* Applies the frames received; false when the connection went with them (drop() done). */
+static bool take_frames(struct mesh_push_client *c)
+{
+    int rc = drain_frames(c);
+    if (rc < 0)
+        drop(c, DROP_BAD, NULL);
+    else if (rc == 0)
+        drop(c, DROP_NOW, NULL);
+    return rc > 0;
 }
 
 /* After input or a close: what the session says next (the watch ended, GOAWAY...). */
@@ -449,11 +465,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, (size_t)r);
     }
     /* snapshots are applied here, outside nghttp2: their ACKs are new streams */
-    if (!drain_frames(c)) {
-        drop(c, DROP_NOW, NULL);
-        return;
-    }
-    after_io(c);
+    if (take_frames(c))
+        after_io(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -481,10 +494,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         why = "connection closed before an answer";
     }
     /* frames already received are applied before the connection goes */
-    if (c->watch_status == 200 && !drain_frames(c)) {
-        drop(c, DROP_NOW, NULL);
+    if (c->watch_status == 200 && !take_frames(c))
         return;
-    }
     if (c->watch_closed || c->goaway) {
         after_io(c);
         return;

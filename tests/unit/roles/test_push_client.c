@@ -278,16 +278,12 @@ static struct sconn *srv_conn(struct srv *srv)
     return srv->conns[srv->n_conns - 1];
 }
 
-/* Writes one message on the current watch stream. */
-static void srv_send(struct srv *srv, json_t *header, const char *body, size_t body_len)
+/* Writes <n> bytes as they are on the current watch stream. */
+static void srv_write(struct srv *srv, const void *data, size_t n)
 {
     struct sconn *c = srv_conn(srv);
     cr_assert(c->watch, "a watch stream is open");
-    size_t n;
-    char *buf = mesh_push_frame_encode(header, body, body_len, &n);
-    json_decref(header);
-    evbuffer_add(c->watch->out, buf, n);
-    free(buf);
+    evbuffer_add(c->watch->out, data, n);
     if (c->watch->deferred) {
         c->watch->deferred = false;
         nghttp2_session_resume_data(c->h2, c->watch->id);
@@ -295,15 +291,19 @@ static void srv_send(struct srv *srv, json_t *header, const char *body, size_t b
     sconn_flush(c);
 }
 
+/* Writes one message on the current watch stream. */
+static void srv_send(struct srv *srv, json_t *header, const char *body, size_t body_len)
+{
+    size_t n;
+    char *buf = mesh_push_frame_encode(header, body, body_len, &n);
+    json_decref(header);
+    srv_write(srv, buf, n);
+    free(buf);
+}
+
 static void srv_send_raw(struct srv *srv, const char *text)
 {
-    struct sconn *c = srv_conn(srv);
-    evbuffer_add(c->watch->out, text, strlen(text));
-    if (c->watch->deferred) {
-        c->watch->deferred = false;
-        nghttp2_session_resume_data(c->h2, c->watch->id);
-    }
-    sconn_flush(c);
+    srv_write(srv, text, strlen(text));
 }
 
 /* ---- the proxy's side: what the callbacks saw ---- */
@@ -421,6 +421,13 @@ static void watch_open(struct fixture *f, int n)
     cr_assert(run_until(f->base, watches_reach, f), "watch #%d opens", n);
 }
 
+static struct mesh_push_client_stats stats(const struct fixture *f)
+{
+    struct mesh_push_client_stats st;
+    mesh_push_client_stats(f->c, &st);
+    return st;
+}
+
 static void stop(struct fixture *f)
 {
     mesh_push_client_free(f->c);
@@ -476,8 +483,7 @@ LEAK_TEST(push_client, snapshot_larger_than_the_windows_then_ack_on_the_same_con
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(f.srv->acks, 1), "version")),
                      "v-2");
     cr_assert_eq(f.srv->n_conns, 1);
-    struct mesh_push_client_stats st;
-    mesh_push_client_stats(f.c, &st);
+    struct mesh_push_client_stats st = stats(&f);
     cr_assert_eq(st.applied, 2);
     cr_assert_eq(st.connects, 1);
     cr_assert_eq(st.failures, 0);
@@ -497,8 +503,7 @@ LEAK_TEST(push_client, nack_carries_the_reason_and_no_token_no_header)
     json_t *ack = json_array_get(f.srv->acks, 0);
     cr_assert_str_eq(json_string_value(json_object_get(ack, "error")), "listeners: bad");
     cr_assert_str_eq(json_string_value(json_object_get(ack, "auth")), "");
-    struct mesh_push_client_stats st;
-    mesh_push_client_stats(f.c, &st);
+    struct mesh_push_client_stats st = stats(&f);
     cr_assert_eq(st.refused, 1);
     cr_assert_eq(st.applied, 0);
     stop(&f);
@@ -526,9 +531,7 @@ LEAK_TEST(push_client, delta_applied_or_for_another_base_reconnects)
     watch_open(&f, 2);
     cr_assert_eq(f.srv->n_conns, 2);
     cr_assert_eq(json_array_size(f.srv->acks), 1, "no ACK for the delta it could not apply");
-    struct mesh_push_client_stats st;
-    mesh_push_client_stats(f.c, &st);
-    cr_assert_eq(st.deltas, 1);
+    cr_assert_eq(stats(&f).deltas, 1);
     cr_assert(run_until(f.base, connects_reach, &f), "two connects counted");
     stop(&f);
 }
@@ -549,9 +552,7 @@ LEAK_TEST(push_client, goaway_and_the_end_of_the_watch_reconnect)
     c->watch->ended = true;
     srv_send_raw(f.srv, "");
     watch_open(&f, 3);
-    struct mesh_push_client_stats st;
-    mesh_push_client_stats(f.c, &st);
-    cr_assert_eq(st.failures, 0, "neither is a failure");
+    cr_assert_eq(stats(&f).failures, 0, "neither is a failure");
     f.want = 3;
     cr_assert(run_until(f.base, connects_reach, &f), "three connects counted");
     stop(&f);
@@ -564,17 +565,16 @@ LEAK_TEST(push_client, refused_watch_and_bad_frame_are_failures_and_retried)
     f.srv->watch_status = 401;
     f.want = 2;
     cr_assert(run_until(f.base, conns_reach, &f), "the client retries a refused watch");
-    struct mesh_push_client_stats st;
-    mesh_push_client_stats(f.c, &st);
+    struct mesh_push_client_stats st = stats(&f);
     cr_assert_geq(st.failures, 1);
     cr_assert_eq(st.connects, 0);
     f.srv->watch_status = 200;
     int n = f.srv->watches;
     watch_open(&f, n + 1);
+    uint64_t failures = stats(&f).failures;
     srv_send_raw(f.srv, "not json\n");
     watch_open(&f, n + 2);
-    mesh_push_client_stats(f.c, &st);
-    cr_assert_geq(st.failures, 2);
+    cr_assert_eq(stats(&f).failures, failures + 1, "the bad frame is one failure");
     stop(&f);
 }
 
