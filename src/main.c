@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include "core/io_batch.h"
 #include "core/log.h"
 #include "roles/ctl.h"
 #include "roles/iptables.h"
@@ -25,6 +26,8 @@ static void usage(FILE *f)
                "  --ready-fd N         write \"ready admin=PORT NAME=PORT...\" to fd N once listening\n"
                "  --log-level LEVEL    trace, debug, info (default), warn, error, off\n"
                "  --access-log         one line per request on stderr (with response flags)\n"
+               "  --io MODE            socket I/O: auto (io_uring when the kernel allows it),\n"
+               "                       uring (or fail), syscalls (one system call per read/write)\n"
                "  --data-dir DIR       control: store and token (default ./meshd-data)\n"
                "  --listen ADDR:PORT   control: the resource API (default 127.0.0.1:15010);\n"
                "                       sidecar with --config-dir: the outbound listener (15001)\n"
@@ -79,6 +82,7 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'},
         {"check", no_argument, NULL, 't'},
         {"access-log", no_argument, NULL, 'A'},
+        {"io", required_argument, NULL, 0x107},
         {"data-dir", required_argument, NULL, 'D'},
         {"config-dir", required_argument, NULL, 'C'},
         {"node", required_argument, NULL, 'N'},
@@ -112,6 +116,13 @@ int main(int argc, char **argv)
         case 'a': o.admin = optarg; break;
         case 't': o.check_only = true; break;
         case 'A': o.access_log = true; break;
+        case 0x107:
+            if ((o.io_mode = mesh_io_mode_parse(optarg)) < 0) {
+                fprintf(stderr, "meshd: --io: expected auto, uring or syscalls, got \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'D': o.data_dir = optarg; break;
         case 'C': o.config_dir = optarg; break;
         case 'N': o.node = optarg; break;

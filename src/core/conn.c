@@ -27,6 +27,8 @@ static void conn_free(struct mesh_conn *c)
 {
     struct mesh_worker *w = c->w;
     mesh_list_remove(&c->link);
+    mesh_io_cancel(w->io, &c->rop);
+    mesh_io_cancel(w->io, &c->wop);
     event_free(c->rev);
     event_free(c->wev);
     event_free(c->idle);
@@ -62,6 +64,8 @@ void mesh_conn_close(struct mesh_conn *c)
     if (c->dead)
         return;
     c->dead = true;
+    mesh_io_cancel(c->w->io, &c->rop);
+    mesh_io_cancel(c->w->io, &c->wop);
     event_del(c->rev);
     event_del(c->wev);
     event_del(c->idle);
@@ -116,27 +120,21 @@ static void on_written(struct mesh_conn *c)
     }
 }
 
-/* Writes what <out> holds now; called from the write event only. */
-static void write_now(struct mesh_conn *c)
+/* The batch wrote what it could of <out> (io_batch.h). */
+static void on_write_done(struct mesh_io_op *op, ssize_t res)
 {
+    struct mesh_conn *c = MESH_CONTAINER_OF(op, struct mesh_conn, wop);
     if (c->dead)
         return;
-    size_t before = evbuffer_get_length(c->out);
-    while (evbuffer_get_length(c->out) > 0) {
-        int n = mesh_io_write(c->out, c->fd);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                break;
-            mesh_log_debug("downstream write: %s", strerror(errno));
-            mesh_conn_close(c);
-            return;
-        }
-        if (n == 0)
-            break;
+    if (res < 0 && res != -EAGAIN && res != -EINTR) {
+        mesh_log_debug("downstream write: %s", strerror((int)-res));
+        mesh_conn_close(c);
+        return;
     }
     size_t left = evbuffer_get_length(c->out);
     if (left) {
-        event_add(c->wev, NULL);
+        if (!op->queued) /* it would block: wait until the socket takes more */
+            event_add(c->wev, NULL);
     } else {
         event_del(c->wev);
         if (c->shut_wr_pending) {
@@ -159,27 +157,24 @@ static void write_now(struct mesh_conn *c)
             return;
         }
     }
-    if (before >= MESH_BUF_LOW && left < MESH_BUF_LOW)
+    if (op->before >= MESH_BUF_LOW && left < MESH_BUF_LOW)
         on_written(c);
 }
 
 /*
  * Writes are deferred to the end of the current loop turn: a response's head,
- * body and end, produced by several calls, leave in one writev.
+ * body and end, produced by several calls, leave in one sendmsg, and every
+ * connection's writes of the turn in one io_uring_enter (io_batch.h).
  */
 void mesh_conn_flush(struct mesh_conn *c)
 {
-    if (c->dead || c->flush_pending)
-        return;
-    c->flush_pending = true;
-    event_active(c->wev, EV_WRITE, 0);
+    if (!c->dead)
+        mesh_io_queue(c->w->io, &c->wop, 0);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
-    struct mesh_conn *c = arg;
-    c->flush_pending = false;
-    write_now(c);
+    mesh_conn_flush(arg);
 }
 
 static int sniff(struct mesh_conn *c)
@@ -257,36 +252,47 @@ void mesh_conn_serve_http(struct mesh_conn *c)
         after_eof(c, false);
 }
 
+/* What a read gave (<n> bytes, 0 at end of stream, -errno), then the codec's turn. */
+static void after_read(struct mesh_conn *c, ssize_t n)
+{
+    bool reset = false;
+    if (n == 0) {
+        c->eof = true;
+    } else if (n < 0 && n != -EAGAIN && n != -EWOULDBLOCK && n != -EINTR) {
+        mesh_log_debug("downstream read: %s", strerror((int)-n));
+        c->eof = true;
+        reset = true;
+    }
+    process_input(c);
+    if (!c->dead && c->eof)
+        after_eof(c, reset);
+}
+
+static void on_read_done(struct mesh_io_op *op, ssize_t n)
+{
+    struct mesh_conn *c = MESH_CONTAINER_OF(op, struct mesh_conn, rop);
+    if (c->dead)
+        return;
+    if (c->lingering) {
+        evbuffer_drain(c->in, evbuffer_get_length(c->in));
+        c->linger_bytes += n > 0 ? (size_t)n : 0;
+        if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR) || c->linger_bytes > (1u << 20))
+            mesh_conn_close(c);
+        return;
+    }
+    after_read(c, n);
+}
+
+/* Readable (or woken to parse what is buffered): the read goes into this turn's batch. */
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct mesh_conn *c = arg;
     if (c->dead)
         return;
-    if (c->lingering) {
-        int n = mesh_io_read(c->in, c->fd, MESH_READ_SIZE);
-        evbuffer_drain(c->in, evbuffer_get_length(c->in));
-        c->linger_bytes += n > 0 ? (size_t)n : 0;
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || c->linger_bytes > (1u << 20))
-            mesh_conn_close(c);
-        return;
-    }
-    bool reset = false;
-    if (c->reading && !c->eof) {
-        int n = mesh_io_read(c->in, c->fd, MESH_READ_SIZE);
-        if (n == 0) {
-            c->eof = true;
-        } else if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                mesh_log_debug("downstream read: %s", strerror(errno));
-                c->eof = true;
-                reset = true;
-            }
-        }
-    }
-    if (!c->dead)
-        process_input(c);
-    if (!c->dead && c->eof)
-        after_eof(c, reset);
+    if (c->lingering || (c->reading && !c->eof))
+        mesh_io_queue(c->w->io, &c->rop, MESH_READ_SIZE);
+    else
+        after_read(c, -EAGAIN);
 }
 
 static void on_idle(evutil_socket_t fd, short what, void *arg)
@@ -406,6 +412,8 @@ void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,
     c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     c->idle = evtimer_new(w->base, on_idle, c);
+    mesh_io_op_init(&c->rop, fd, c->in, false, on_read_done);
+    mesh_io_op_init(&c->wop, fd, c->out, true, on_write_done);
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer_ip,
                   sizeof(c->peer_ip));

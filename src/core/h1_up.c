@@ -228,11 +228,10 @@ static void on_eof(struct mesh_upconn *u, int err)
     fail(u, 502, MESH_RF_UC, why, retryable);
 }
 
-int mesh_h1_up_on_read(struct mesh_upconn *u)
+int mesh_h1_up_on_read(struct mesh_upconn *u, ssize_t n)
 {
-    int n = mesh_io_read(u->in, u->fd, MESH_READ_SIZE);
-    int err = n < 0 ? errno : 0;
-    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+    int err = n < 0 ? (int)-n : 0;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
         return MESH_OK;
     if (!u->stream) {
         /* idle: a close, or bytes nobody asked for; either way the connection is done */

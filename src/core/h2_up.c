@@ -361,11 +361,10 @@ bool mesh_h2_up_has_capacity(struct mesh_upconn *u)
     return u->h2_active < MESH_MIN(max, 1000u) && nghttp2_session_check_request_allowed(u->h2);
 }
 
-int mesh_h2_up_on_read(struct mesh_upconn *u)
+int mesh_h2_up_on_read(struct mesh_upconn *u, ssize_t n)
 {
-    int n = mesh_io_read(u->in, u->fd, MESH_READ_SIZE);
-    int err = n < 0 ? errno : 0;
-    if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+    int err = n < 0 ? (int)-n : 0;
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
         return MESH_OK;
     u->h2_in_cb++;
     while (evbuffer_get_length(u->in) > 0 && !u->dead) {

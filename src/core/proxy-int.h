@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include "core/arena.h"
+#include "core/io_batch.h"
 #include "core/list.h"
 #include "core/snapshot.h"
 #include "core/stats.h"
@@ -32,7 +33,9 @@
 #define MESH_MAX_REQUEST_LINE (8 * 1024)
 #define MESH_BUF_HIGH (256 * 1024) /* pause the producer above this backlog */
 #define MESH_BUF_LOW (64 * 1024)   /* ...and resume it below this */
-#define MESH_READ_SIZE (16 * 1024)
+/* one read's room: 16 KiB less libevent's chain header, so that the chain is one 16 KiB
+ * block (16 KiB plus the header would round up to a 32 KiB allocation) */
+#define MESH_READ_SIZE (16 * 1024 - 64)
 #define MESH_STREAM_ARENA_BUDGET (256 * 1024)
 
 struct mesh_worker;
@@ -273,7 +276,7 @@ struct mesh_conn {
     bool draining;                        /* SIGTERM: finish in-flight, then close */
     bool eof;
     bool dead;                            /* closed: teardown runs on the next loop turn */
-    bool flush_pending;
+    struct mesh_io_op rop, wop;           /* reads into <in>, writes from <out> (io_batch.h) */
     bool linger;                          /* after an error reply: FIN, then drain input briefly */
     bool lingering;
     size_t linger_bytes;
@@ -381,7 +384,7 @@ struct mesh_upconn {
     uint32_t requests;                 /* requests sent on it */
     bool dead;                         /* closed: freed on the next loop turn */
     int connect_err;
-    bool flush_pending;
+    struct mesh_io_op rop, wop;        /* reads into <in>, writes from <out> (io_batch.h) */
     /* HTTP/1.1: one stream at a time */
     struct mesh_stream *stream;
     http_parser parser;
@@ -417,12 +420,14 @@ void mesh_pools_free(struct mesh_worker *w);
 
 /* Upstream codecs */
 void mesh_h1_up_attach(struct mesh_upconn *u, struct mesh_stream *s);
-int mesh_h1_up_on_read(struct mesh_upconn *u);
+/* The *_on_read functions get the result of the read the batch did for them (io_batch.h):
+ * bytes appended to u->in, 0 at end of stream, or -errno. */
+int mesh_h1_up_on_read(struct mesh_upconn *u, ssize_t res);
 void mesh_h1_up_on_written(struct mesh_upconn *u);
 void mesh_h1_up_on_close(struct mesh_upconn *u);
 int mesh_h2_up_init(struct mesh_upconn *u);
 void mesh_h2_up_attach(struct mesh_upconn *u, struct mesh_stream *s);
-int mesh_h2_up_on_read(struct mesh_upconn *u);
+int mesh_h2_up_on_read(struct mesh_upconn *u, ssize_t res);
 void mesh_h2_up_on_written(struct mesh_upconn *u);
 void mesh_h2_up_on_close(struct mesh_upconn *u);
 bool mesh_h2_up_has_capacity(struct mesh_upconn *u);
@@ -430,7 +435,7 @@ bool mesh_h2_up_has_capacity(struct mesh_upconn *u);
 /* Tunnels (tunnel.c): after CONNECT 200 or Upgrade 101, bytes flow both ways. */
 void mesh_tunnel_start(struct mesh_conn *c, struct mesh_upconn *u);
 void mesh_tunnel_on_down_read(struct mesh_conn *c);
-void mesh_tunnel_on_up_read(struct mesh_upconn *u);
+void mesh_tunnel_on_up_read(struct mesh_upconn *u, ssize_t res);
 void mesh_tunnel_on_down_written(struct mesh_conn *c);
 void mesh_tunnel_on_up_written(struct mesh_upconn *u);
 void mesh_tunnel_down_closed(struct mesh_conn *c);
@@ -460,6 +465,7 @@ struct mesh_worker {
     struct mesh_list shadows;          /* mirror copies in flight (mirror.c; lazily set up) */
     bool draining;
     struct mesh_stats stats;
+    struct mesh_io_batch *io;          /* socket reads and writes of a loop turn (io_batch.c) */
 };
 
 struct mesh_handler_reg {
@@ -484,10 +490,12 @@ struct mesh_runtime {
     _Atomic unsigned workers_done;
     struct mesh_lb_shared *lb;         /* state shared by the workers: outlier detection (lb.c) */
     bool draining;
+    enum mesh_io_mode io_mode;         /* how workers do socket I/O (io_batch.h) */
 };
 
 uint64_t mesh_now_ns(void);
-/** Reads up to <max> bytes from <fd> into <b> with a single read(2); like read()'s result. */
+/** Reads up to <max> bytes from <fd> into <b> with a single read(2); like read()'s result.
+ * Now only for paths off the request path (tcp_routes); connections use io_batch.h. */
 int mesh_io_read(struct evbuffer *b, int fd, size_t max);
 /** Sends what it can of <b> with one sendmsg(2) (no SIGPIPE) and drains it; like send()'s result. */
 int mesh_io_write(struct evbuffer *b, int fd);

@@ -6,6 +6,7 @@
 #ifndef MESH_CORE_RUNTIME_H
 #define MESH_CORE_RUNTIME_H
 
+#include "core/io_batch.h"
 #include "core/snapshot.h"
 #include "core/stats.h"
 
@@ -30,6 +31,8 @@ struct event_base *mesh_runtime_worker_base(struct mesh_runtime *rt, unsigned i)
 uint16_t mesh_runtime_listener_port(const struct mesh_runtime *rt, size_t i);
 /** Logs one line per request (Envoy-style, with response flags). Call before start. */
 void mesh_runtime_set_access_log(struct mesh_runtime *rt, bool on);
+/** How workers do socket I/O (default: io_uring when the kernel allows). Call before start. */
+void mesh_runtime_set_io_mode(struct mesh_runtime *rt, enum mesh_io_mode mode);
 /** Starts the worker threads. */
 int mesh_runtime_start(struct mesh_runtime *rt);
 /**

@@ -61,7 +61,10 @@
     X(blackhole_rq_total, counter, "requests for unknown hosts refused, 502 (REGISTRY_ONLY)")      \
     X(blackhole_cx_total, counter, "TCP connections to unknown destinations closed (REGISTRY_ONLY)") \
     X(passthrough_loop, counter, "passthroughs refused: the destination is this proxy")            \
-    X(tunnels_total, counter, "CONNECT and Upgrade tunnels")
+    X(tunnels_total, counter, "CONNECT and Upgrade tunnels")                                     \
+    X(io_uring_workers, gauge, "workers whose socket I/O goes through io_uring (0: one system call per operation)") \
+    X(io_rounds, counter, "kernel entries for socket reads and writes (io_uring_enter, or system calls)") \
+    X(io_ops, counter, "socket reads and writes issued")
 
 enum mesh_stat_id {
 #define X(name, type, help) MESH_STAT_##name,

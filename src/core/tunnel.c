@@ -45,11 +45,10 @@ void mesh_tunnel_on_down_read(struct mesh_conn *c)
         down_to_up(c, u);
 }
 
-void mesh_tunnel_on_up_read(struct mesh_upconn *u)
+void mesh_tunnel_on_up_read(struct mesh_upconn *u, ssize_t n)
 {
     struct mesh_conn *c = u->tunnel_down;
-    int n = mesh_io_read(u->in, u->fd, MESH_READ_SIZE);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR)
         return;
     if (c && !c->dead && evbuffer_get_length(u->in))
         up_to_down(u, c);

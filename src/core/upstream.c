@@ -92,6 +92,8 @@ void mesh_upconn_close(struct mesh_upconn *u)
     struct mesh_pool *p = u->pool;
     u->dead = true;
     u->state = MESH_UP_CLOSED;
+    mesh_io_cancel(p->w->io, &u->rop);
+    mesh_io_cancel(p->w->io, &u->wop);
     if (u->in_idle) {
         mesh_list_remove(&u->idle_link);
         u->in_idle = false;
@@ -133,24 +135,25 @@ static void up_write_now(struct mesh_upconn *u)
 {
     if (u->dead || u->state == MESH_UP_CONNECTING)
         return;
-    size_t before = evbuffer_get_length(u->out);
-    while (evbuffer_get_length(u->out) > 0) {
-        int n = mesh_io_write(u->out, u->fd);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                break;
-            /* a write error shows up as EOF/error on the read side too: let it report */
-            mesh_log_debug("upstream %s write: %s", u->pool->key, strerror(errno));
-            evbuffer_drain(u->out, evbuffer_get_length(u->out));
-            event_active(u->rev, EV_READ, 0);
-            break;
-        }
-        if (n == 0)
-            break;
+    mesh_io_queue(u->pool->w->io, &u->wop, 0);
+}
+
+/* The batch wrote what it could of <out> (io_batch.h). */
+static void on_up_write_done(struct mesh_io_op *op, ssize_t res)
+{
+    struct mesh_upconn *u = MESH_CONTAINER_OF(op, struct mesh_upconn, wop);
+    if (u->dead)
+        return;
+    if (res < 0 && res != -EAGAIN && res != -EINTR) {
+        /* a write error shows up as EOF/error on the read side too: let it report */
+        mesh_log_debug("upstream %s write: %s", u->pool->key, strerror((int)-res));
+        evbuffer_drain(u->out, evbuffer_get_length(u->out));
+        event_active(u->rev, EV_READ, 0);
     }
     size_t left = evbuffer_get_length(u->out);
     if (left) {
-        event_add(u->wev, NULL);
+        if (!op->queued) /* it would block: wait until the socket takes more */
+            event_add(u->wev, NULL);
     } else {
         event_del(u->wev);
         if (u->shut_wr_pending) {
@@ -158,17 +161,16 @@ static void up_write_now(struct mesh_upconn *u)
             shutdown(u->fd, SHUT_WR);
         }
     }
-    if (before >= MESH_BUF_LOW && left < MESH_BUF_LOW)
+    if (op->before >= MESH_BUF_LOW && left < MESH_BUF_LOW)
         on_up_written(u);
 }
 
 /* Deferred to the end of the loop turn, like mesh_conn_flush(). */
 void mesh_upconn_flush(struct mesh_upconn *u)
 {
-    if (u->dead || u->state == MESH_UP_CONNECTING || u->flush_pending)
+    if (u->dead || u->state == MESH_UP_CONNECTING)
         return;
-    u->flush_pending = true;
-    event_active(u->wev, EV_WRITE, 0);
+    mesh_io_queue(u->pool->w->io, &u->wop, 0);
 }
 
 static void fail_pending(struct mesh_pool *p, const char *why, bool all)
@@ -259,16 +261,22 @@ static void connect_failed(struct mesh_upconn *u, const char *what, int err)
 static void on_up_read(evutil_socket_t fd, short what, void *arg)
 {
     struct mesh_upconn *u = arg;
+    if (!u->dead)
+        mesh_io_queue(u->pool->w->io, &u->rop, MESH_READ_SIZE);
+}
+
+/* The batch read into <in> (io_batch.h): the codec takes it from there. */
+static void on_up_read_done(struct mesh_io_op *op, ssize_t res)
+{
+    struct mesh_upconn *u = MESH_CONTAINER_OF(op, struct mesh_upconn, rop);
     if (u->dead)
         return;
-    if (u->tunnel) {
-        mesh_tunnel_on_up_read(u);
-        return;
-    }
-    if (u->proto == MESH_PROTO_HTTP2)
-        mesh_h2_up_on_read(u);
+    if (u->tunnel)
+        mesh_tunnel_on_up_read(u, res);
+    else if (u->proto == MESH_PROTO_HTTP2)
+        mesh_h2_up_on_read(u, res);
     else
-        mesh_h1_up_on_read(u);
+        mesh_h1_up_on_read(u, res);
 }
 
 static void on_up_write(evutil_socket_t fd, short what, void *arg)
@@ -290,7 +298,6 @@ static void on_up_write(evutil_socket_t fd, short what, void *arg)
         if (u->dead)
             return;
     }
-    u->flush_pending = false;
     up_write_now(u);
 }
 
@@ -343,6 +350,8 @@ static struct mesh_upconn *up_connect(struct mesh_pool *p)
     u->rev = event_new(p->w->base, fd, EV_READ | EV_PERSIST, on_up_read, u);
     u->wev = event_new(p->w->base, fd, EV_WRITE | EV_PERSIST, on_up_write, u);
     u->timer = evtimer_new(p->w->base, on_up_timer, u);
+    mesh_io_op_init(&u->rop, fd, u->in, false, on_up_read_done);
+    mesh_io_op_init(&u->wop, fd, u->out, true, on_up_write_done);
     mesh_list_init(&u->idle_link);
     mesh_list_insert_tail(&p->all, &u->link);
     p->n_conns++;

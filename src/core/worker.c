@@ -1,6 +1,7 @@
 /* Worker threads, listeners, snapshot swaps and draining. */
 #include "core/common.h"
 #include <errno.h>
+#include <malloc.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -136,10 +137,28 @@ static void notify_worker(struct mesh_worker *w)
     (void)r;
 }
 
+/*
+ * One libevent turn (epoll_wait and the callbacks of what is ready), then the
+ * socket I/O those callbacks asked for, all at once (io_batch.h).
+ */
+static void worker_loop(struct mesh_worker *w)
+{
+    for (;;) {
+        int rc = event_base_loop(w->base, EVLOOP_ONCE);
+        mesh_io_batch_run(w->io);
+        uint64_t rounds, ops;
+        mesh_io_batch_counts(w->io, &rounds, &ops);
+        atomic_store_explicit(&w->stats.v[MESH_STAT_io_rounds], rounds, memory_order_relaxed);
+        atomic_store_explicit(&w->stats.v[MESH_STAT_io_ops], ops, memory_order_relaxed);
+        if (rc != 0 || event_base_got_exit(w->base) || event_base_got_break(w->base))
+            return;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct mesh_worker *w = arg;
-    event_base_dispatch(w->base);
+    worker_loop(w);
     /* close whatever the drain deadline left, then let deferred teardowns run */
     struct mesh_list *pos, *tmp;
     mesh_list_foreach_safe(pos, tmp, &w->conns)
@@ -147,8 +166,10 @@ static void *worker_main(void *arg)
         struct mesh_conn *c = mesh_list_entry(pos, struct mesh_conn, link);
         mesh_conn_close(c);
     }
-    event_base_loop(w->base, EVLOOP_NONBLOCK);
-    event_base_loop(w->base, EVLOOP_NONBLOCK);
+    for (int i = 0; i < 2; i++) {
+        event_base_loop(w->base, EVLOOP_NONBLOCK);
+        mesh_io_batch_run(w->io);
+    }
     atomic_fetch_add(&w->rt->workers_done, 1);
     event_active(w->rt->done_ev, EV_TIMEOUT, 0);
     return NULL;
@@ -280,10 +301,32 @@ void mesh_runtime_set_access_log(struct mesh_runtime *rt, bool on)
     rt->access_log = on;
 }
 
+void mesh_runtime_set_io_mode(struct mesh_runtime *rt, enum mesh_io_mode mode)
+{
+    rt->io_mode = mode;
+}
+
 int mesh_runtime_start(struct mesh_runtime *rt)
 {
+    /*
+     * A batch holds up to 128 reads' 16 KiB buffers at once (io_batch.c), freed together
+     * once parsed. With glibc's default 128 KiB trim threshold each round then gave the
+     * worker arena's top back (madvise) and faulted it in again on the next: a third of
+     * the CPU under load. Keep up to 4 MiB of free heap instead (docs/performance.md).
+     */
+    mallopt(M_TRIM_THRESHOLD, 4 << 20);
     for (size_t i = 0; i < rt->n_workers; i++) {
         struct mesh_worker *w = &rt->workers[i];
+        char why[160];
+        w->io = mesh_io_batch_new(rt->io_mode, why, sizeof(why));
+        if (!w->io) {
+            mesh_log_error("worker %zu: %s (--io syscalls does without)", i, why);
+            return MESH_EIO;
+        }
+        if (mesh_io_batch_uring(w->io))
+            MESH_STAT_INC(&w->stats, io_uring_workers);
+        else if (i == 0 && rt->io_mode == MESH_IO_AUTO)
+            mesh_log_info("io_uring is not available: one system call per socket read and write");
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             mesh_log_error("cannot start worker %zu: %s", i, strerror(errno));
             return MESH_EIO;
@@ -360,6 +403,9 @@ void mesh_runtime_free(struct mesh_runtime *rt)
         mesh_pools_free(w);
         mesh_stream_cache_free(w);
         event_base_loop(w->base, EVLOOP_NONBLOCK);
+        if (w->io)
+            mesh_io_batch_run(w->io);
+        mesh_io_batch_free(w->io);
         if (w->notify)
             event_free(w->notify);
         if (w->notify_fd >= 0)

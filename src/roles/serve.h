@@ -21,6 +21,7 @@ struct mesh_serve {
     socklen_t admin_len;
     int ready_fd;                      /* -1: none */
     bool access_log;
+    int io_mode;                       /* enum mesh_io_mode: how workers do socket I/O */
     const char *what;                  /* "sidecar", "control": for log lines */
     void (*on_hup)(void *arg);         /* SIGHUP */
     void *hup_arg;

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Socket I/O modes (--io, docs/performance.md "Batched I/O"): io_uring and one system call
+# per operation both proxy HTTP/1.1, HTTP/2 and big bodies; /stats says which one runs and
+# that io_uring batches; a bad --io is refused.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+. "${MESH_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
+
+start_backend a
+write_snapshot "$T_DIR/snap.json" --endpoint "127.0.0.1:$BACKEND"
+
+out=$("$MESH_BIN" --role=sidecar --snapshot "$T_DIR/snap.json" --io epoll 2>&1)
+expect_eq "$?" 2 "--io epoll: refused with exit status 2"
+expect_match "$out" 'expected auto, uring or syscalls, got "epoll"' "--io epoll: says what it takes"
+
+stat()
+{
+    "${CURL[@]}" "$(admin_url /stats)" | awk -v k="$1:" '$1 == k {print $2}'
+}
+
+# The same traffic through one meshd of a mode: small requests both protocols, concurrent
+# ones, and 32 MiB each way (the socket fills: the would-block path of the mode).
+traffic()
+{
+    local mode=$1 out n big=$((32 * 1024 * 1024))
+    out=$("${CURL[@]}" -i "$(mesh_url /hello)" 2>&1)
+    expect_eq "$(status_of "$out")" 200 "--io $mode: GET over HTTP/1.1"
+    expect_eq "$(body_of "$out")" "hello from a" "--io $mode: the backend's body"
+    out=$("${CURL[@]}" --http2-prior-knowledge "$(mesh_url /hello)" 2>&1)
+    expect_eq "$out" "hello from a" "--io $mode: GET over HTTP/2"
+    n=$("${CURL[@]}" --max-time 60 "$(mesh_url "/bytes/$big")" | wc -c)
+    expect_eq "$n" "$big" "--io $mode: download $big bytes"
+    n=$(head -c "$big" /dev/zero | "${CURL[@]}" --max-time 60 -T - -X POST "$(mesh_url /echo)" | wc -c)
+    expect_eq "$n" "$big" "--io $mode: upload and echo $big bytes"
+    if have_cmd h2load; then
+        h2load --h1 -n 2000 -c 20 "$(mesh_url /hello)" >"$T_DIR/h2load-$mode.out" 2>&1
+        expect_match "$(cat "$T_DIR/h2load-$mode.out")" 'status codes: 2000 2xx' \
+            "--io $mode: 2000 requests on 20 connections, all 200"
+    else
+        skip "--io $mode: concurrent requests" "h2load not installed"
+    fi
+}
+
+start_meshd "$T_DIR/snap.json" --io syscalls || bail_out "meshd --io syscalls starts"
+traffic syscalls
+expect_eq "$(stat io_uring_workers)" 0 "--io syscalls: /stats io_uring_workers 0"
+rounds=$(stat io_rounds)
+ops=$(stat io_ops)
+expect_eq "$rounds" "$ops" "--io syscalls: one kernel entry per operation ($ops)"
+expect_le 8000 "$ops" "--io syscalls: the operations are counted ($ops >= 8000)"
+stop_meshd "$MESHD_PID"
+
+# The default (auto) takes io_uring where the kernel allows it; --io uring then runs with it,
+# and where it does not (an old kernel, a seccomp profile) --io uring refuses to start.
+start_meshd "$T_DIR/snap.json" || bail_out "meshd (default --io) starts"
+have_uring=$(stat io_uring_workers)
+expect_match "$have_uring" '^[01]$' "default --io auto: io_uring_workers is 0 or 1 ($have_uring)"
+stop_meshd "$MESHD_PID"
+if [ "$have_uring" = 1 ]; then
+    start_meshd "$T_DIR/snap.json" --io uring || bail_out "meshd --io uring starts"
+    traffic uring
+    expect_eq "$(stat io_uring_workers)" 1 "--io uring: /stats io_uring_workers 1"
+    rounds=$(stat io_rounds)
+    ops=$(stat io_ops)
+    expect_le 8000 "$ops" "--io uring: the operations are counted ($ops >= 8000)"
+    # 20 connections in flight: turns find several ready, and their I/O shares an entry
+    expect_le $((rounds + 1)) "$ops" "--io uring: fewer kernel entries ($rounds) than operations ($ops)"
+    stop_meshd "$MESHD_PID"
+else
+    out=$(timeout 10 "$MESH_BIN" --role=sidecar --snapshot "$T_DIR/snap.json" --io uring 2>&1)
+    expect_ne "$?" 0 "--io uring without io_uring: meshd does not start"
+    expect_match "$out" 'io_uring is not usable here' "--io uring without io_uring: says why"
+fi

@@ -1,0 +1,265 @@
+/* io_batch: reads and writes of a turn issued together, through io_uring or system calls. */
+#include "core/common.h"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include "core/io_batch.h"
+#include "../leakcheck.h"
+
+#define NPAIRS 8
+
+/* One end of a socket pair, with its op and what its done callback saw. */
+struct end {
+    int fd, peer;
+    struct evbuffer *buf;
+    struct mesh_io_op op;
+    ssize_t res[8];
+    int calls;
+    struct mesh_io_batch *b;
+    struct end *cancel;       /* done: cancels this other end's op */
+    bool requeue;             /* done: queues itself once more */
+};
+
+static void on_done(struct mesh_io_op *op, ssize_t res)
+{
+    struct end *e = MESH_CONTAINER_OF(op, struct end, op);
+    if (e->calls < 8)
+        e->res[e->calls] = res;
+    e->calls++;
+    if (e->cancel)
+        mesh_io_cancel(e->b, &e->cancel->op);
+    if (e->requeue) {
+        e->requeue = false;
+        mesh_io_queue(e->b, op, 100);
+    }
+}
+
+static void end_open(struct end *e, struct mesh_io_batch *b, bool write)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    memset(e, 0, sizeof(*e));
+    e->fd = sv[0];
+    e->peer = sv[1];
+    e->b = b;
+    e->buf = evbuffer_new();
+    mesh_io_op_init(&e->op, e->fd, e->buf, write, on_done);
+}
+
+static void end_close(struct end *e)
+{
+    mesh_io_cancel(e->b, &e->op);
+    evbuffer_free(e->buf);
+    close(e->fd);
+    if (e->peer >= 0)
+        close(e->peer);
+}
+
+static struct mesh_io_batch *batch(enum mesh_io_mode mode)
+{
+    char err[160] = "";
+    struct mesh_io_batch *b = mesh_io_batch_new(mode, err, sizeof(err));
+    if (!b && mode == MESH_IO_URING)
+        cr_skip_test("io_uring unavailable here: %s", err);
+    cr_assert_not_null(b, "%s", err);
+    cr_assert_eq(mesh_io_batch_uring(b), mode == MESH_IO_URING);
+    return b;
+}
+
+ParameterizedTestParameters(io_batch, reads_and_writes)
+{
+    static enum mesh_io_mode modes[] = {MESH_IO_URING, MESH_IO_SYSCALLS};
+    return cr_make_param_array(enum mesh_io_mode, modes, 2);
+}
+
+/* Eight reads with data, one on an empty socket, one at end of stream, and a write: every
+ * result arrives, and with io_uring they all took one kernel entry. */
+ParameterizedTest(enum mesh_io_mode *mode, io_batch, reads_and_writes)
+{
+    struct mesh_io_batch *b = batch(*mode);
+    struct end r[NPAIRS], empty, eof, w;
+    for (int i = 0; i < NPAIRS; i++) {
+        end_open(&r[i], b, false);
+        char msg[32];
+        int n = snprintf(msg, sizeof(msg), "request %d", i);
+        cr_assert_eq(write(r[i].peer, msg, (size_t)n), n);
+        mesh_io_queue(b, &r[i].op, 4096);
+    }
+    end_open(&empty, b, false);
+    mesh_io_queue(b, &empty.op, 4096);
+    end_open(&eof, b, false);
+    close(eof.peer);
+    eof.peer = -1;
+    mesh_io_queue(b, &eof.op, 4096);
+    end_open(&w, b, true);
+    evbuffer_add_printf(w.buf, "response");
+    mesh_io_queue(b, &w.op, 0);
+    mesh_io_queue(b, &w.op, 0); /* queued twice: issued once */
+
+    mesh_io_batch_run(b);
+
+    for (int i = 0; i < NPAIRS; i++) {
+        char want[32];
+        int n = snprintf(want, sizeof(want), "request %d", i);
+        cr_expect_eq(r[i].calls, 1);
+        cr_expect_eq(r[i].res[0], n);
+        cr_expect_eq(evbuffer_get_length(r[i].buf), (size_t)n);
+        cr_expect_eq(memcmp(evbuffer_pullup(r[i].buf, -1), want, (size_t)n), 0);
+    }
+    cr_expect_eq(empty.calls, 1);
+    cr_expect_eq(empty.res[0], -EAGAIN);
+    cr_expect_eq(evbuffer_get_length(empty.buf), 0);
+    cr_expect_eq(eof.calls, 1);
+    cr_expect_eq(eof.res[0], 0);
+    cr_expect_eq(w.calls, 1);
+    cr_expect_eq(w.res[0], 8);
+    cr_expect_eq(evbuffer_get_length(w.buf), 0);
+    char got[16] = "";
+    cr_expect_eq(read(w.peer, got, sizeof(got)), 8);
+    cr_expect_str_eq(got, "response");
+    uint64_t rounds, ops;
+    mesh_io_batch_counts(b, &rounds, &ops);
+    cr_expect_eq(ops, NPAIRS + 3);
+    cr_expect_eq(rounds, *mode == MESH_IO_URING ? 1 : NPAIRS + 3);
+    for (int i = 0; i < NPAIRS; i++)
+        end_close(&r[i]);
+    end_close(&empty);
+    end_close(&eof);
+    end_close(&w);
+    mesh_io_batch_free(b);
+    mesh_assert_no_leaks();
+}
+
+ParameterizedTestParameters(io_batch, cancel_and_requeue)
+{
+    static enum mesh_io_mode modes[] = {MESH_IO_URING, MESH_IO_SYSCALLS};
+    return cr_make_param_array(enum mesh_io_mode, modes, 2);
+}
+
+/* An owner that closes another connection of the same round drops that one's result; an
+ * owner that queues itself again runs in the next round of the same call. */
+ParameterizedTest(enum mesh_io_mode *mode, io_batch, cancel_and_requeue)
+{
+    struct mesh_io_batch *b = batch(*mode);
+    struct end a, c, d;
+    end_open(&a, b, false);
+    end_open(&c, b, false);
+    end_open(&d, b, false);
+    cr_assert_eq(write(a.peer, "aa", 2), 2);
+    cr_assert_eq(write(c.peer, "cc", 2), 2);
+    a.cancel = &c;   /* a's result comes first and cancels c, whose read is already done */
+    d.requeue = true;
+    mesh_io_queue(b, &a.op, 100);
+    mesh_io_queue(b, &c.op, 100);
+    mesh_io_queue(b, &d.op, 100);
+    mesh_io_cancel(b, &d.op);    /* dequeued before the round: never issued */
+    mesh_io_queue(b, &d.op, 100);
+    mesh_io_batch_run(b);
+    cr_expect_eq(a.calls, 1);
+    cr_expect_eq(c.calls, 0, "a cancelled op reports nothing");
+    cr_expect_eq(evbuffer_get_length(c.buf), 2, "what the kernel read is kept in the buffer");
+    cr_expect_eq(d.calls, 2, "requeued from its own callback: a second round");
+    cr_expect_eq(d.res[0], -EAGAIN);
+    cr_expect_eq(d.res[1], -EAGAIN);
+    uint64_t rounds, ops;
+    mesh_io_batch_counts(b, &rounds, &ops);
+    cr_expect_eq(ops, 4);
+    if (*mode == MESH_IO_URING)
+        cr_expect_eq(rounds, 2);
+    end_close(&a);
+    end_close(&c);
+    end_close(&d);
+    mesh_io_batch_free(b);
+    mesh_assert_no_leaks();
+}
+
+ParameterizedTestParameters(io_batch, big_write_and_full_socket)
+{
+    static enum mesh_io_mode modes[] = {MESH_IO_URING, MESH_IO_SYSCALLS};
+    return cr_make_param_array(enum mesh_io_mode, modes, 2);
+}
+
+/* A write offers at most 32 chains: with 40, the batch goes on by itself in a second round. */
+ParameterizedTest(enum mesh_io_mode *mode, io_batch, big_write_and_full_socket)
+{
+    struct mesh_io_batch *b = batch(*mode);
+    struct end w;
+    end_open(&w, b, true);
+    static char chunk[1024];
+    memset(chunk, 'x', sizeof(chunk));
+    for (int i = 0; i < 40; i++) /* a chain each */
+        evbuffer_add_reference(w.buf, chunk, sizeof(chunk), NULL, NULL);
+    mesh_io_queue(b, &w.op, 0);
+    mesh_io_batch_run(b);
+    cr_expect_eq(w.calls, 2);
+    cr_expect_eq(w.res[0], 32 * 1024);
+    cr_expect_eq(w.res[1], 8 * 1024);
+    cr_expect_eq(evbuffer_get_length(w.buf), 0);
+
+    /* more than the socket takes: one partial write, and the rest waits for the owner */
+    static char big[1 << 20];
+    memset(big, 'y', sizeof(big));
+    for (int i = 0; i < 3; i++)
+        evbuffer_add(w.buf, big, sizeof(big));
+    size_t total = evbuffer_get_length(w.buf);
+    mesh_io_queue(b, &w.op, 0);
+    mesh_io_batch_run(b);
+    size_t left = evbuffer_get_length(w.buf);
+    cr_expect_eq(w.calls, 3);
+    cr_expect_gt(w.res[2], 0);
+    cr_expect_eq((size_t)w.res[2], total - left, "what was reported sent was drained");
+    cr_expect_gt(left, 0);
+    cr_expect_not(w.op.queued, "a partial write is not retried: the owner waits for POLLOUT");
+    /* and the next try, with the socket still full, says so */
+    mesh_io_queue(b, &w.op, 0);
+    mesh_io_batch_run(b);
+    cr_expect_eq(w.res[3], -EAGAIN);
+    cr_expect_eq(evbuffer_get_length(w.buf), left);
+    size_t got = 0;
+    char rb[65536];
+    ssize_t n;
+    while ((n = read(w.peer, rb, sizeof(rb))) > 0)
+        got += (size_t)n;
+    cr_expect_eq(got, 40 * 1024 + total - left, "the peer got exactly the bytes drained");
+    end_close(&w);
+    mesh_io_batch_free(b);
+    mesh_assert_no_leaks();
+}
+
+/* More ops than one io_uring_enter takes (128): all are done, in several rounds. */
+Test(io_batch, more_than_one_round_of_slots)
+{
+    struct mesh_io_batch *b = batch(MESH_IO_URING);
+    enum { N = 300 };
+    static struct end e[N];
+    for (int i = 0; i < N; i++) {
+        end_open(&e[i], b, false);
+        cr_assert_eq(write(e[i].peer, "x", 1), 1);
+        mesh_io_queue(b, &e[i].op, 16);
+    }
+    mesh_io_batch_run(b);
+    for (int i = 0; i < N; i++) {
+        cr_expect_eq(e[i].calls, 1);
+        cr_expect_eq(e[i].res[0], 1);
+        end_close(&e[i]);
+    }
+    uint64_t rounds, ops;
+    mesh_io_batch_counts(b, &rounds, &ops);
+    cr_expect_eq(ops, N);
+    cr_expect_eq(rounds, 3);
+    mesh_io_batch_free(b);
+    mesh_assert_no_leaks();
+}
+
+Test(io_batch, modes_parse)
+{
+    cr_expect_eq(mesh_io_mode_parse("auto"), MESH_IO_AUTO);
+    cr_expect_eq(mesh_io_mode_parse("uring"), MESH_IO_URING);
+    cr_expect_eq(mesh_io_mode_parse("syscalls"), MESH_IO_SYSCALLS);
+    cr_expect_eq(mesh_io_mode_parse("epoll"), -1);
+    cr_expect_eq(mesh_io_mode_parse(""), -1);
+}
