@@ -72,6 +72,9 @@ static struct mesh_pool *pool_lookup(struct mesh_worker *w, const struct mesh_en
 
 static void up_teardown(struct mesh_upconn *u)
 {
+    /* closed connections cancelled theirs already; mesh_pools_free() tears down open ones */
+    mesh_io_cancel(u->pool->w->io, &u->rop);
+    mesh_io_cancel(u->pool->w->io, &u->wop);
     if (u->proto == MESH_PROTO_HTTP2 && u->h2)
         mesh_h2_up_on_close(u);
     event_free(u->rev);
