@@ -59,6 +59,29 @@ static void end_close(struct end *e)
         close(e->peer);
 }
 
+/* Checks the batch's counts (<rounds> < 0: not checked), closes <n> ends and frees the batch. */
+static void finish(struct mesh_io_batch *b, uint64_t want_ops, int64_t want_rounds,
+                   struct end *const *ends, size_t n)
+{
+    uint64_t rounds, ops;
+    mesh_io_batch_counts(b, &rounds, &ops);
+    cr_expect_eq(ops, want_ops);
+    if (want_rounds >= 0)
+        cr_expect_eq(rounds, (uint64_t)want_rounds);
+    for (size_t i = 0; i < n; i++)
+        end_close(ends[i]);
+    mesh_io_batch_free(b);
+    mesh_assert_no_leaks();
+}
+
+/* Runs the test once through io_uring and once with a system call per operation. */
+#define BOTH_MODES(name)                                                                           \
+    ParameterizedTestParameters(io_batch, name)                                                    \
+    {                                                                                              \
+        static enum mesh_io_mode modes[] = {MESH_IO_URING, MESH_IO_SYSCALLS};                      \
+        return cr_make_param_array(enum mesh_io_mode, modes, 2);                                   \
+    }
+
 static struct mesh_io_batch *batch(enum mesh_io_mode mode)
 {
     char err[160] = "";
@@ -70,11 +93,7 @@ static struct mesh_io_batch *batch(enum mesh_io_mode mode)
     return b;
 }
 
-ParameterizedTestParameters(io_batch, reads_and_writes)
-{
-    static enum mesh_io_mode modes[] = {MESH_IO_URING, MESH_IO_SYSCALLS};
-    return cr_make_param_array(enum mesh_io_mode, modes, 2);
-}
+BOTH_MODES(reads_and_writes)
 
 /* Eight reads with data, one on an empty socket, one at end of stream, and a write: every
  * result arrives, and with io_uring they all took one kernel entry. */
@@ -121,24 +140,13 @@ ParameterizedTest(enum mesh_io_mode *mode, io_batch, reads_and_writes)
     char got[16] = "";
     cr_expect_eq(read(w.peer, got, sizeof(got)), 8);
     cr_expect_str_eq(got, "response");
-    uint64_t rounds, ops;
-    mesh_io_batch_counts(b, &rounds, &ops);
-    cr_expect_eq(ops, NPAIRS + 3);
-    cr_expect_eq(rounds, *mode == MESH_IO_URING ? 1 : NPAIRS + 3);
+    struct end *all[NPAIRS + 3] = {&empty, &eof, &w};
     for (int i = 0; i < NPAIRS; i++)
-        end_close(&r[i]);
-    end_close(&empty);
-    end_close(&eof);
-    end_close(&w);
-    mesh_io_batch_free(b);
-    mesh_assert_no_leaks();
+        all[3 + i] = &r[i];
+    finish(b, NPAIRS + 3, *mode == MESH_IO_URING ? 1 : NPAIRS + 3, all, NPAIRS + 3);
 }
 
-ParameterizedTestParameters(io_batch, cancel_and_requeue)
-{
-    static enum mesh_io_mode modes[] = {MESH_IO_URING, MESH_IO_SYSCALLS};
-    return cr_make_param_array(enum mesh_io_mode, modes, 2);
-}
+BOTH_MODES(cancel_and_requeue)
 
 /* An owner that closes another connection of the same round drops that one's result; an
  * owner that queues itself again runs in the next round of the same call. */
@@ -165,23 +173,10 @@ ParameterizedTest(enum mesh_io_mode *mode, io_batch, cancel_and_requeue)
     cr_expect_eq(d.calls, 2, "requeued from its own callback: a second round");
     cr_expect_eq(d.res[0], -EAGAIN);
     cr_expect_eq(d.res[1], -EAGAIN);
-    uint64_t rounds, ops;
-    mesh_io_batch_counts(b, &rounds, &ops);
-    cr_expect_eq(ops, 4);
-    if (*mode == MESH_IO_URING)
-        cr_expect_eq(rounds, 2);
-    end_close(&a);
-    end_close(&c);
-    end_close(&d);
-    mesh_io_batch_free(b);
-    mesh_assert_no_leaks();
+    finish(b, 4, *mode == MESH_IO_URING ? 2 : 4, (struct end *[]){&a, &c, &d}, 3);
 }
 
-ParameterizedTestParameters(io_batch, big_write_and_full_socket)
-{
-    static enum mesh_io_mode modes[] = {MESH_IO_URING, MESH_IO_SYSCALLS};
-    return cr_make_param_array(enum mesh_io_mode, modes, 2);
-}
+BOTH_MODES(big_write_and_full_socket)
 
 /* A write offers at most 32 chains: with 40, the batch goes on by itself in a second round. */
 ParameterizedTest(enum mesh_io_mode *mode, io_batch, big_write_and_full_socket)
@@ -225,9 +220,7 @@ ParameterizedTest(enum mesh_io_mode *mode, io_batch, big_write_and_full_socket)
     while ((n = read(w.peer, rb, sizeof(rb))) > 0)
         got += (size_t)n;
     cr_expect_eq(got, 40 * 1024 + total - left, "the peer got exactly the bytes drained");
-    end_close(&w);
-    mesh_io_batch_free(b);
-    mesh_assert_no_leaks();
+    finish(b, 4, 4, (struct end *[]){&w}, 1); /* 32 + 8 chains, the partial write, -EAGAIN */
 }
 
 /* More ops than one io_uring_enter takes (128): all are done, in several rounds. */
@@ -247,12 +240,7 @@ Test(io_batch, more_than_one_round_of_slots)
         cr_expect_eq(e[i].res[0], 1);
         end_close(&e[i]);
     }
-    uint64_t rounds, ops;
-    mesh_io_batch_counts(b, &rounds, &ops);
-    cr_expect_eq(ops, N);
-    cr_expect_eq(rounds, 3);
-    mesh_io_batch_free(b);
-    mesh_assert_no_leaks();
+    finish(b, N, 3, NULL, 0);
 }
 
 Test(io_batch, modes_parse)
