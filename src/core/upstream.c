@@ -72,9 +72,8 @@ static struct mesh_pool *pool_lookup(struct mesh_worker *w, const struct mesh_en
 
 static void up_teardown(struct mesh_upconn *u)
 {
-    /* closed connections cancelled theirs already; mesh_pools_free() tears down open ones */
-    mesh_io_cancel(u->pool->w->io, &u->rop);
-    mesh_io_cancel(u->pool->w->io, &u->wop);
+    /* no I/O is queued here: mesh_upconn_close() and mesh_pools_free() cancelled it (the
+     * pool may be gone by now, at shutdown) */
     if (u->proto == MESH_PROTO_HTTP2 && u->h2)
         mesh_h2_up_on_close(u);
     event_free(u->rev);
@@ -539,6 +538,8 @@ void mesh_pools_free(struct mesh_worker *w)
             {
                 struct mesh_upconn *u = mesh_list_entry(pos, struct mesh_upconn, link);
                 mesh_list_remove(&u->link);
+                mesh_io_cancel(w->io, &u->rop); /* open: nothing cancelled its I/O yet */
+                mesh_io_cancel(w->io, &u->wop);
                 up_teardown(u);
             }
             event_free(p->dispatch);
