@@ -1,5 +1,6 @@
 /* Batched socket I/O for a worker's loop turn: io_uring, or one system call per op. */
 #include "core/io_batch.h"
+#include "core/log.h"
 #include <errno.h>
 #include <liburing.h>
 #include <stdio.h>
@@ -199,20 +200,28 @@ static void issue_uring(struct mesh_io_batch *b, unsigned idx)
     io_uring_sqe_set_data64(sqe, idx);
 }
 
-/* One io_uring_enter for the round, then every completion. */
+/*
+ * One io_uring_enter for the round, then every completion. Each call (re)submits what
+ * the kernel has not taken yet: an enter cut short by a signal (-EINTR) may not have
+ * consumed the SQEs, and a plain wait would then wait for them forever.
+ */
 static void complete_uring(struct mesh_io_batch *b, unsigned n, unsigned issued)
 {
     unsigned got = 0;
-    int rc = io_uring_submit_and_wait(&b->ring, issued);
     while (got < issued) {
-        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait(&b->ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-            /* the ring broke: fail what is left rather than wait for it forever */
+            /* the ring broke: fail what is left rather than wait for it forever, and go on
+             * with system calls */
             for (unsigned i = 0; i < n; i++)
                 if (b->slots[i].in_kernel)
                     b->slots[i].res = rc;
+            mesh_log_error("io_uring_enter: %s: socket I/O goes on with system calls",
+                           strerror(-rc));
+            b->uring = false;
             return;
         }
+        struct io_uring_cqe *cqe;
         unsigned head, k = 0;
         io_uring_for_each_cqe(&b->ring, head, cqe)
         {
@@ -223,8 +232,6 @@ static void complete_uring(struct mesh_io_batch *b, unsigned n, unsigned issued)
         }
         io_uring_cq_advance(&b->ring, k);
         got += k;
-        if (got < issued)
-            rc = io_uring_wait_cqe(&b->ring, &cqe);
     }
 }
 

@@ -1,6 +1,7 @@
 /* Worker threads, listeners, snapshot swaps and draining. */
 #include "core/common.h"
 #include <errno.h>
+#include <signal.h>
 #include <malloc.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
@@ -327,8 +328,15 @@ int mesh_runtime_start(struct mesh_runtime *rt)
             MESH_STAT_INC(&w->stats, io_uring_workers);
         else if (i == 0 && rt->io_mode == MESH_IO_AUTO)
             mesh_log_info("io_uring is not available: one system call per socket read and write");
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-            mesh_log_error("cannot start worker %zu: %s", i, strerror(errno));
+        /* the main thread takes the signals (libevent's evsignal): a worker's epoll_wait
+         * or io_uring_enter is never cut short by one */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (rc != 0) {
+            mesh_log_error("cannot start worker %zu: %s", i, strerror(rc));
             return MESH_EIO;
         }
     }
