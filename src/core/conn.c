@@ -180,6 +180,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 static int sniff(struct mesh_conn *c)
 {
     size_t n = evbuffer_get_length(c->in);
+    if (n == 0)
+        return MESH_EAGAIN; /* woken with nothing read (a close before any byte) */
     size_t k = MESH_MIN(n, H2_PREFACE_LEN);
     unsigned char *p = evbuffer_pullup(c->in, (ev_ssize_t)k);
     if (memcmp(p, h2_preface, k) != 0) {

@@ -165,3 +165,13 @@ h2_big "h2 headers > 64 KiB total (70 x 1 kB)" "${big_args[@]}"
 many_args=()
 for i in $(seq 1 150); do many_args+=(-H "x-h-$i: v"); done
 h2_big "h2 more than 100 headers (150)" "${many_args[@]}"
+
+# ---- connections that say nothing ----------------------------------------------------------
+# A client that connects and closes (or half-closes) before its first byte: nothing to sniff,
+# so the connection just closes, and meshd (under UBSan here) keeps serving.
+raw "$MESH_PORT" >/dev/null
+out=$(raw "$MESH_PORT" shutwr readall)
+expect_eq "$out" "" "half-close before any byte: closed without an answer"
+for _ in 1 2 3; do raw "$MESH_PORT" >/dev/null; done
+out=$(raw "$MESH_PORT" "send:GET /ok HTTP/1.1\r\n${R}Connection: close\r\n\r\n" readall)
+expect_eq "$(status_of "$out")" 200 "after empty connections: still serving"
