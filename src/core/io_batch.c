@@ -304,6 +304,11 @@ static unsigned round_once(struct mesh_io_batch *b)
     return issued;
 }
 
+bool mesh_io_batch_pending(const struct mesh_io_batch *b)
+{
+    return !mesh_list_empty(&b->queue);
+}
+
 void mesh_io_batch_run(struct mesh_io_batch *b)
 {
     while (!mesh_list_empty(&b->queue))

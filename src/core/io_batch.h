@@ -69,6 +69,8 @@ void mesh_io_queue(struct mesh_io_batch *b, struct mesh_io_op *op, size_t max);
 void mesh_io_cancel(struct mesh_io_batch *b, struct mesh_io_op *op);
 /** Issues everything queued, in rounds, until nothing is: done callbacks may queue more. */
 void mesh_io_batch_run(struct mesh_io_batch *b);
+/** True when ops are queued. */
+bool mesh_io_batch_pending(const struct mesh_io_batch *b);
 /** Parses "auto" / "uring" / "syscalls"; -1 when it is none of them. */
 int mesh_io_mode_parse(const char *s);
 

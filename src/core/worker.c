@@ -156,6 +156,25 @@ static void worker_loop(struct mesh_worker *w)
     }
 }
 
+/*
+ * Non-blocking turns, each with the I/O it asks for, until nothing is active or queued
+ * (deferred teardowns activated by one turn run in the next; at most 64 turns). Never a
+ * plain EVLOOP_NONBLOCK loop: a readable socket's callback only queues its read, so
+ * libevent would call it again and again without ever returning to the batch (a stop
+ * that hung while an upstream closed at the same time).
+ */
+static void worker_settle(struct mesh_worker *w)
+{
+    for (int i = 0; i < 64; i++) {
+        event_base_loop(w->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        bool io = w->io && mesh_io_batch_pending(w->io);
+        if (io)
+            mesh_io_batch_run(w->io);
+        if (!io && event_base_get_num_events(w->base, EVENT_BASE_COUNT_ACTIVE) == 0)
+            break;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct mesh_worker *w = arg;
@@ -167,10 +186,7 @@ static void *worker_main(void *arg)
         struct mesh_conn *c = mesh_list_entry(pos, struct mesh_conn, link);
         mesh_conn_close(c);
     }
-    for (int i = 0; i < 2; i++) {
-        event_base_loop(w->base, EVLOOP_NONBLOCK);
-        mesh_io_batch_run(w->io);
-    }
+    worker_settle(w);
     atomic_fetch_add(&w->rt->workers_done, 1);
     event_active(w->rt->done_ev, EV_TIMEOUT, 0);
     return NULL;
@@ -410,9 +426,7 @@ void mesh_runtime_free(struct mesh_runtime *rt)
         mesh_mirror_free_all(w); /* shadows hold pool connections */
         mesh_pools_free(w);
         mesh_stream_cache_free(w);
-        event_base_loop(w->base, EVLOOP_NONBLOCK);
-        if (w->io)
-            mesh_io_batch_run(w->io);
+        worker_settle(w);
         mesh_io_batch_free(w->io);
         if (w->notify)
             event_free(w->notify);

@@ -70,3 +70,27 @@ else
     expect_ne "$?" 0 "--io uring without io_uring: meshd does not start"
     expect_match "$out" 'io_uring is not usable here' "--io uring without io_uring: says why"
 fi
+
+# ---- a stop while the upstream goes away ---------------------------------------------------
+# SIGTERM to meshd and its backend at the same moment (what deleting a pod does): the pooled
+# upstream connections turn readable (EOF) while the worker winds down, and their reads go
+# through the batch like any other. meshd still exits, cleanly, within its drain.
+for i in $(seq 1 10); do
+    start_backend "gone$i"
+    write_snapshot "$T_DIR/gone.json" --endpoint "127.0.0.1:$BACKEND"
+    start_meshd "$T_DIR/gone.json" || bail_out "meshd (stop with its backend) starts"
+    if have_cmd h2load; then
+        h2load --h1 -n 400 -c 40 "$(mesh_url /hello)" >/dev/null 2>&1 # 40 pooled connections
+    else
+        for _ in 1 2 3 4; do "${CURL[@]}" -o /dev/null "$(mesh_url /hello)"; done
+    fi
+    kill -s TERM "${BACKEND_PID[gone$i]}" "$MESHD_PID"
+    if wait_exit "$MESHD_PID" 10; then
+        check_exit "$MESHD_PID"
+    else
+        not_ok "stop $i with the backend: meshd exits within 10 s of SIGTERM"
+        kill -s KILL "$MESHD_PID" 2>/dev/null
+        wait_exit "$MESHD_PID" 5
+    fi
+    wait_exit "${BACKEND_PID[gone$i]}" 10 || kill -s KILL "${BACKEND_PID[gone$i]}" 2>/dev/null
+done
