@@ -501,6 +501,12 @@ int mesh_io_read(struct evbuffer *b, int fd, size_t max);
 int mesh_io_write(struct evbuffer *b, int fd);
 /** Worker's reference to the current snapshot (refreshed on notify). Borrowed. */
 struct mesh_snapshot *mesh_worker_snapshot(struct mesh_worker *w);
+/**
+ * Runs <w>'s base without blocking, each turn followed by its I/O batch, until nothing is
+ * active or queued (at most 64 turns): for winding down, and for harnesses that drive a
+ * worker themselves. A plain EVLOOP_NONBLOCK loop must not be used on a worker's base.
+ */
+void mesh_worker_settle(struct mesh_worker *w);
 /** Called when a connection closes during a drain: exits the loop when the last one goes. */
 void mesh_worker_conn_gone(struct mesh_worker *w);
 

@@ -163,7 +163,7 @@ static void worker_loop(struct mesh_worker *w)
  * libevent would call it again and again without ever returning to the batch (a stop
  * that hung while an upstream closed at the same time).
  */
-static void worker_settle(struct mesh_worker *w)
+void mesh_worker_settle(struct mesh_worker *w)
 {
     for (int i = 0; i < 64; i++) {
         event_base_loop(w->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
@@ -186,7 +186,7 @@ static void *worker_main(void *arg)
         struct mesh_conn *c = mesh_list_entry(pos, struct mesh_conn, link);
         mesh_conn_close(c);
     }
-    worker_settle(w);
+    mesh_worker_settle(w);
     atomic_fetch_add(&w->rt->workers_done, 1);
     event_active(w->rt->done_ev, EV_TIMEOUT, 0);
     return NULL;
@@ -426,7 +426,7 @@ void mesh_runtime_free(struct mesh_runtime *rt)
         mesh_mirror_free_all(w); /* shadows hold pool connections */
         mesh_pools_free(w);
         mesh_stream_cache_free(w);
-        worker_settle(w);
+        mesh_worker_settle(w);
         mesh_io_batch_free(w->io);
         if (w->notify)
             event_free(w->notify);

@@ -25,12 +25,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct mesh_snapshot *snap;
+    static struct mesh_io_batch *io; /* one for the whole run: a ring per input is slow */
     if (!snap) {
         mesh_log_set_level(MESH_LOG_OFF);
         struct mesh_err err;
         mesh_err_init(&err, "fuzz");
         snap = mesh_snapshot_parse(snapshot_json, sizeof(snapshot_json) - 1, &err);
         if (!snap)
+            abort();
+        char why[160];
+        io = mesh_io_batch_new(MESH_IO_AUTO, why, sizeof(why));
+        if (!io)
             abort();
     }
     int sv[2];
@@ -44,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     w.base = event_base_new();
     w.snap = snap;
     w.rand_state = 1;
+    w.io = io;
     rt.lb = mesh_lb_shared_new();
     w.lb = mesh_lb_worker_new(rt.lb, &w, 1);
     mesh_lb_worker_snapshot(w.lb, snap);
@@ -66,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (off == size)
                 shutdown(sv[1], SHUT_WR);
         }
-        event_base_loop(w.base, EVLOOP_NONBLOCK);
+        mesh_worker_settle(&w);
         while (read(sv[1], sink, sizeof(sink)) > 0)
             ;
         if (w.n_conns == 0 && off == size)
@@ -77,12 +83,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     {
         mesh_conn_close(mesh_list_entry(pos, struct mesh_conn, link));
     }
-    for (int i = 0; i < 4; i++)
-        event_base_loop(w.base, EVLOOP_NONBLOCK);
+    mesh_worker_settle(&w);
     mesh_pools_free(&w);
     mesh_stream_cache_free(&w);
-    for (int i = 0; i < 2; i++)
-        event_base_loop(w.base, EVLOOP_NONBLOCK);
+    mesh_worker_settle(&w);
     mesh_lb_worker_free(w.lb);
     mesh_lb_shared_free(rt.lb);
     event_base_free(w.base);
