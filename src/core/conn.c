@@ -6,7 +6,6 @@
 #include <arpa/inet.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 #include "core/log.h"
 #include "core/proxy-int.h"
@@ -327,50 +326,6 @@ void mesh_conn_drain(struct mesh_conn *c)
     case MESH_CONN_L4: break;     /* TCP proxies too: the drain deadline closes them */
     default: mesh_conn_close(c); break;
     }
-}
-
-int mesh_io_read(struct evbuffer *b, int fd, size_t max)
-{
-    /* one read(2) into reserved space: evbuffer_read() adds an ioctl(FIONREAD) per call */
-    struct evbuffer_iovec iov[2];
-    int n = evbuffer_reserve_space(b, (ev_ssize_t)max, iov, 2);
-    if (n < 1)
-        return -1;
-    /* recv/sendmsg skip the VFS file-position lock that read/writev take */
-    ssize_t r;
-    if (n == 1) {
-        r = recv(fd, iov[0].iov_base, MESH_MIN(iov[0].iov_len, max), 0);
-    } else {
-        struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
-        r = recvmsg(fd, &mh, 0);
-    }
-    if (r <= 0) {
-        evbuffer_commit_space(b, iov, 0);
-        return (int)r;
-    }
-    size_t left = (size_t)r;
-    for (int i = 0; i < n; i++) {
-        if (iov[i].iov_len > left)
-            iov[i].iov_len = left;
-        left -= iov[i].iov_len;
-    }
-    evbuffer_commit_space(b, iov, n);
-    return (int)r;
-}
-
-int mesh_io_write(struct evbuffer *b, int fd)
-{
-    struct evbuffer_iovec v[32];
-    int n = evbuffer_peek(b, 256 * 1024, NULL, v, 32);
-    if (n <= 0)
-        return 0;
-    if (n > 32)
-        n = 32;
-    struct msghdr mh = {.msg_iov = (struct iovec *)v, .msg_iovlen = (size_t)n};
-    ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w > 0)
-        evbuffer_drain(b, (size_t)w);
-    return (int)w;
 }
 
 /*

@@ -245,7 +245,7 @@ static void settle(struct mesh_io_batch *b, struct iob_slot *s)
             return;
         evbuffer_drain(op->buf, (size_t)s->res);
         /* all it offered went, and there is more: the next round goes on */
-        if ((size_t)s->res == s->offered && evbuffer_get_length(op->buf) > 0)
+        if (b && (size_t)s->res == s->offered && evbuffer_get_length(op->buf) > 0)
             mesh_io_queue(b, op, op->max);
         return;
     }
@@ -302,6 +302,40 @@ static unsigned round_once(struct mesh_io_batch *b)
         op->done(op, s->res);
     }
     return issued;
+}
+
+/* One operation now, with its own system call: the same preparing and settling as a round. */
+static ssize_t io_now(int fd, struct evbuffer *buf, bool write, size_t max)
+{
+    struct mesh_io_op op;
+    mesh_io_op_init(&op, fd, buf, write, NULL);
+    op.max = max;
+    struct iob_slot s = {.op = &op};
+    if (!prepare(&s))
+        return s.res;
+    s.res = issue_syscall(&s);
+    settle(NULL, &s);
+    return s.res;
+}
+
+int mesh_io_read(struct evbuffer *b, int fd, size_t max)
+{
+    ssize_t r = io_now(fd, b, false, max);
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return (int)r;
+}
+
+int mesh_io_write(struct evbuffer *b, int fd)
+{
+    ssize_t r = io_now(fd, b, true, 0);
+    if (r < 0) {
+        errno = (int)-r;
+        return -1;
+    }
+    return (int)r;
 }
 
 bool mesh_io_batch_pending(const struct mesh_io_batch *b)

@@ -494,11 +494,6 @@ struct mesh_runtime {
 };
 
 uint64_t mesh_now_ns(void);
-/** Reads up to <max> bytes from <fd> into <b> with a single read(2); like read()'s result.
- * Now only for paths off the request path (tcp_routes); connections use io_batch.h. */
-int mesh_io_read(struct evbuffer *b, int fd, size_t max);
-/** Sends what it can of <b> with one sendmsg(2) (no SIGPIPE) and drains it; like send()'s result. */
-int mesh_io_write(struct evbuffer *b, int fd);
 /** Worker's reference to the current snapshot (refreshed on notify). Borrowed. */
 struct mesh_snapshot *mesh_worker_snapshot(struct mesh_worker *w);
 /**
