@@ -210,17 +210,6 @@ static void complete_uring(struct mesh_io_batch *b, unsigned n, unsigned issued)
     unsigned got = 0;
     while (got < issued) {
         int rc = io_uring_submit_and_wait(&b->ring, 1);
-        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-            /* the ring broke: fail what is left rather than wait for it forever, and go on
-             * with system calls */
-            for (unsigned i = 0; i < n; i++)
-                if (b->slots[i].in_kernel)
-                    b->slots[i].res = rc;
-            mesh_log_error("io_uring_enter: %s: socket I/O goes on with system calls",
-                           strerror(-rc));
-            b->uring = false;
-            return;
-        }
         struct io_uring_cqe *cqe;
         unsigned head, k = 0;
         io_uring_for_each_cqe(&b->ring, head, cqe)
@@ -232,6 +221,20 @@ static void complete_uring(struct mesh_io_batch *b, unsigned n, unsigned issued)
         }
         io_uring_cq_advance(&b->ring, k);
         got += k;
+        if (got < issued && rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            /* the ring broke: what it did not take fails (MSG_DONTWAIT ops it took have
+             * completed), the ring goes, and socket I/O goes on with system calls */
+            for (unsigned i = 0; i < n; i++)
+                if (b->slots[i].in_kernel) {
+                    b->slots[i].res = rc;
+                    b->slots[i].in_kernel = false;
+                }
+            mesh_log_error("io_uring_enter: %s: socket I/O goes on with system calls",
+                           strerror(-rc));
+            io_uring_queue_exit(&b->ring);
+            b->uring = false;
+            return;
+        }
     }
 }
 
