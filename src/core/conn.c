@@ -25,9 +25,7 @@ static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 static void conn_free(struct mesh_conn *c)
 {
     struct mesh_worker *w = c->w;
-    mesh_list_remove(&c->link);
-    mesh_io_cancel(w->io, &c->rop);
-    mesh_io_cancel(w->io, &c->wop);
+    mesh_list_remove(&c->link); /* its I/O was cancelled by mesh_conn_close() */
     event_free(c->rev);
     event_free(c->wev);
     event_free(c->idle);

@@ -133,13 +133,6 @@ static void on_up_written(struct mesh_upconn *u)
         mesh_h1_up_on_written(u);
 }
 
-static void up_write_now(struct mesh_upconn *u)
-{
-    if (u->dead || u->state == MESH_UP_CONNECTING)
-        return;
-    mesh_io_queue(u->pool->w->io, &u->wop, 0);
-}
-
 /* The batch wrote what it could of <out> (io_batch.h). */
 static void on_up_write_done(struct mesh_io_op *op, ssize_t res)
 {
@@ -300,7 +293,7 @@ static void on_up_write(evutil_socket_t fd, short what, void *arg)
         if (u->dead)
             return;
     }
-    up_write_now(u);
+    mesh_upconn_flush(u); /* writable: the batch writes what waits */
 }
 
 static void on_up_timer(evutil_socket_t fd, short what, void *arg)
