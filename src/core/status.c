@@ -23,6 +23,25 @@ const char *mesh_strstatus(int st)
     }
 }
 
+/*
+ * Cuts a UTF-8 sequence that a truncating snprintf left incomplete at the end of <s>: the
+ * text goes into JSON (a NACK's reason), and one broken character would lose all of it.
+ */
+static void utf8_trim_tail(char *s)
+{
+    size_t n = strlen(s), i = n, k = 0;
+    while (i > 0 && k < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        k++;
+    }
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (lead >= 0xC0 && k + 1 < want)
+        s[i - 1] = '\0';
+}
+
 void mesh_err_init(struct mesh_err *err, const char *file)
 {
     err->file = file;
@@ -40,10 +59,12 @@ int mesh_err_add(struct mesh_err *err, int line, int col, const char *path, cons
     e->line = line;
     e->col = col;
     snprintf(e->path, sizeof(e->path), "%s", path ? path : "");
+    utf8_trim_tail(e->path);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
     va_end(ap);
+    utf8_trim_tail(e->msg);
     return MESH_EINVAL;
 }
 
@@ -76,7 +97,10 @@ size_t mesh_err_format(const struct mesh_err *err, char *buf, size_t size)
         if (n > 0)
             off += (size_t)n;
     }
-    return off < size ? off : size - 1;
+    if (off < size)
+        return off;
+    utf8_trim_tail(buf); /* the whole text did not fit */
+    return strlen(buf);
 }
 
 void mesh_err_print(const struct mesh_err *err, FILE *f)

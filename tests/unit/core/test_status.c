@@ -1,6 +1,7 @@
 #include "core/common.h"
 #include <string.h>
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include "core/status.h"
 
 static struct mesh_err err;
@@ -104,4 +105,26 @@ Test(status, init_clears_previous_errors)
     cr_expect_eq(err.total, 0);
     mesh_err_format(&err, buf, sizeof(buf));
     cr_expect_str_eq(buf, "");
+}
+
+/* A message cut in the middle of a UTF-8 character (by its 240-byte field, or by the
+ * output buffer) loses the broken character, not the whole text when it goes into JSON. */
+Test(status, truncation_keeps_utf8_whole)
+{
+    char name[400] = "";
+    for (int i = 0; i < 130; i++)
+        strcat(name, "\xc3\xa9"); /* é: 260 bytes, more than a message holds */
+    mesh_err_init(&err, "f.yaml");
+    mesh_err_add(&err, 0, 0, "", "%s", name); /* 239 bytes kept: the cut falls inside a é */
+    size_t n = mesh_err_format(&err, buf, sizeof(buf));
+    json_t *j = json_stringn(buf, n);
+    cr_expect_not_null(j, "a message cut by its field is still UTF-8: %s", buf);
+    json_decref(j);
+    char small[40];
+    /* "f.yaml: " then 31 bytes of é: the cut falls inside one */
+    n = mesh_err_format(&err, small, sizeof(small));
+    cr_expect_lt(n, sizeof(small));
+    j = json_stringn(small, n);
+    cr_expect_not_null(j, "a text cut by the buffer is still UTF-8: %s", small);
+    json_decref(j);
 }
