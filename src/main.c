@@ -5,6 +5,7 @@
 #include <string.h>
 #include "core/io_batch.h"
 #include "core/log.h"
+#include "core/runtime.h"
 #include "roles/ctl.h"
 #include "roles/iptables.h"
 #include "roles/role.h"
@@ -28,6 +29,8 @@ static void usage(FILE *f)
                "  --access-log         one line per request on stderr (with response flags)\n"
                "  --io MODE            socket I/O: auto (io_uring when the kernel allows it),\n"
                "                       uring (or fail), syscalls (one system call per read/write)\n"
+               "  --poll-spins N       after a busy turn a worker yields its CPU and polls again\n"
+               "                       up to N times before it sleeps (default 16, 0 = never)\n"
                "  --data-dir DIR       control: store and token (default ./meshd-data)\n"
                "  --listen ADDR:PORT   control: the resource API (default 127.0.0.1:15010);\n"
                "                       sidecar with --config-dir: the outbound listener (15001)\n"
@@ -68,7 +71,7 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 
 int main(int argc, char **argv)
 {
-    struct mesh_opts o = {.ready_fd = -1, .debounce_ms = -1, .drain_grace_ms = -1};
+    struct mesh_opts o = {.ready_fd = -1, .debounce_ms = -1, .drain_grace_ms = -1, .poll_spins = -1};
     if (argc > 1 && strcmp(argv[1], "ctl") == 0)
         return mesh_ctl_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "iptables") == 0)
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
         {"check", no_argument, NULL, 't'},
         {"access-log", no_argument, NULL, 'A'},
         {"io", required_argument, NULL, 0x107},
+        {"poll-spins", required_argument, NULL, 0x108},
         {"data-dir", required_argument, NULL, 'D'},
         {"config-dir", required_argument, NULL, 'C'},
         {"node", required_argument, NULL, 'N'},
@@ -122,6 +126,14 @@ int main(int argc, char **argv)
                         optarg);
                 return 2;
             }
+            break;
+        case 0x108:
+            if (!parse_uint(optarg, MESH_POLL_SPINS_MAX, &v)) {
+                fprintf(stderr, "meshd: --poll-spins: expected 0..%d, got \"%s\"\n",
+                        MESH_POLL_SPINS_MAX, optarg);
+                return 2;
+            }
+            o.poll_spins = (int)v;
             break;
         case 'D': o.data_dir = optarg; break;
         case 'C': o.config_dir = optarg; break;

@@ -466,6 +466,7 @@ struct mesh_worker {
     bool draining;
     struct mesh_stats stats;
     struct mesh_io_batch *io;          /* socket reads and writes of a loop turn (io_batch.c) */
+    unsigned spin_budget;              /* polls to spin after a busy turn (worker_spin) */
 };
 
 struct mesh_handler_reg {
@@ -491,6 +492,7 @@ struct mesh_runtime {
     struct mesh_lb_shared *lb;         /* state shared by the workers: outlier detection (lb.c) */
     bool draining;
     enum mesh_io_mode io_mode;         /* how workers do socket I/O (io_batch.h) */
+    unsigned poll_spins;               /* most polls a worker spins before it sleeps */
 };
 
 uint64_t mesh_now_ns(void);

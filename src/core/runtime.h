@@ -31,8 +31,15 @@ struct event_base *mesh_runtime_worker_base(struct mesh_runtime *rt, unsigned i)
 uint16_t mesh_runtime_listener_port(const struct mesh_runtime *rt, size_t i);
 /** Logs one line per request (Envoy-style, with response flags). Call before start. */
 void mesh_runtime_set_access_log(struct mesh_runtime *rt, bool on);
-/** How workers do socket I/O (default: io_uring when the kernel allows). Call before start. */
-void mesh_runtime_set_io_mode(struct mesh_runtime *rt, enum mesh_io_mode mode);
+/** Default of --poll-spins: the most polls a worker spins after a busy turn (worker.c). */
+#define MESH_POLL_SPINS_DEFAULT 16
+#define MESH_POLL_SPINS_MAX 1024
+/**
+ * How workers do socket I/O (<mode>; default: io_uring when the kernel allows) and how
+ * many times at most they yield and poll after a busy turn before they sleep (<spins>,
+ * 0 = never spin, -1 = MESH_POLL_SPINS_DEFAULT). Call before start.
+ */
+void mesh_runtime_set_io(struct mesh_runtime *rt, enum mesh_io_mode mode, int spins);
 /** Starts the worker threads. */
 int mesh_runtime_start(struct mesh_runtime *rt);
 /**

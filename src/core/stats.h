@@ -64,7 +64,9 @@
     X(tunnels_total, counter, "CONNECT and Upgrade tunnels")                                     \
     X(io_uring_workers, gauge, "workers whose socket I/O goes through io_uring (0: one system call per operation)") \
     X(io_rounds, counter, "kernel entries for socket reads and writes (io_uring_enter, or system calls)") \
-    X(io_ops, counter, "socket reads and writes issued")
+    X(io_ops, counter, "socket reads and writes issued")                                           \
+    X(io_spin_polls, counter, "polls a worker made without blocking after a busy turn, instead of sleeping (--poll-spins)") \
+    X(io_spin_hits, counter, "spin polls that found work")
 
 enum mesh_stat_id {
 #define X(name, type, help) MESH_STAT_##name,

@@ -310,7 +310,7 @@ int mesh_role_control_run(const struct mesh_opts *o)
     struct mesh_serve sv = {.base = base, .rt = rt, .snap = keep,
                             .admin_sa = (struct sockaddr *)&admin_sa, .admin_len = admin_len,
                             .ready_fd = o->ready_fd, .access_log = o->access_log,
-                            .io_mode = o->io_mode,
+                            .io_mode = o->io_mode, .poll_spins = o->poll_spins,
                             .what = "control", .on_hup = on_hup,
                             .on_drain = mesh_control_push_shutdown, .drain_arg = push};
     rc = mesh_serve_run(&sv); /* joins the worker: nothing uses the store after this */

@@ -151,7 +151,7 @@ static int start_runtime(struct proxy_role *p, struct mesh_snapshot *snap, struc
                                 .admin_sa = p->admin_len ? (struct sockaddr *)&p->admin_sa : NULL,
                                 .admin_len = p->admin_len, .ready_fd = p->o->ready_fd,
                                 .access_log = p->o->access_log, .what = p->o->role,
-                                .io_mode = p->o->io_mode,
+                                .io_mode = p->o->io_mode, .poll_spins = p->o->poll_spins,
                                 .on_hup = on_hup, .hup_arg = p,
                                 .drain_grace_ms = p->o->drain_grace_ms > 0
                                                       ? (unsigned)p->o->drain_grace_ms : 0,

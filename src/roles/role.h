@@ -17,6 +17,7 @@ struct mesh_opts {
     bool check_only;            /* --check: validate the configuration and exit */
     bool access_log;            /* --access-log: one line per request on stderr */
     int io_mode;                /* --io auto|uring|syscalls: enum mesh_io_mode (io_batch.h) */
+    int poll_spins;             /* --poll-spins N: -1 = the default (runtime.h) */
     const char *data_dir;       /* --data-dir DIR (control): store and token */
     const char *listen;         /* --listen ADDR:PORT (control): the API listener */
     /* push (docs/control.md "Push") */

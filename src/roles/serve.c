@@ -134,7 +134,7 @@ int mesh_serve_run(struct mesh_serve *sv)
     for (size_t i = 0; i < MESH_ARRAY_LEN(sigs); i++)
         evsignal_add(sigs[i], NULL);
     mesh_runtime_set_access_log(sv->rt, sv->access_log);
-    mesh_runtime_set_io_mode(sv->rt, (enum mesh_io_mode)sv->io_mode);
+    mesh_runtime_set_io(sv->rt, (enum mesh_io_mode)sv->io_mode, sv->poll_spins);
     if (mesh_runtime_start(sv->rt) != MESH_OK)
         goto out;
     for (size_t i = 0; i < sv->snap->n_listeners; i++)

@@ -22,6 +22,7 @@ struct mesh_serve {
     int ready_fd;                      /* -1: none */
     bool access_log;
     int io_mode;                       /* enum mesh_io_mode: how workers do socket I/O */
+    int poll_spins;                    /* polls spun before sleeping, -1 = default (runtime.h) */
     const char *what;                  /* "sidecar", "control": for log lines */
     void (*on_hup)(void *arg);         /* SIGHUP */
     void *hup_arg;

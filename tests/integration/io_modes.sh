@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Socket I/O modes (--io, docs/performance.md "Batched I/O"): io_uring and one system call
 # per operation both proxy HTTP/1.1, HTTP/2 and big bodies; /stats says which one runs and
-# that io_uring batches; a bad --io is refused.
+# that io_uring batches; a bad --io is refused. Yield-polling (--poll-spins) polls after busy
+# turns only, never while idle, and not at all with 0.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${MESH_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
@@ -94,3 +95,43 @@ for i in $(seq 1 10); do
     fi
     wait_exit "${BACKEND_PID[gone$i]}" 10 || kill -s KILL "${BACKEND_PID[gone$i]}" 2>/dev/null
 done
+
+# ---- yield-polling (--poll-spins, docs/ARCHITECTURE.md "Worker loop") ----------------------
+for bad in 1025 -1 lots; do
+    out=$("$MESH_BIN" --role=sidecar --snapshot "$T_DIR/snap.json" --poll-spins "$bad" 2>&1)
+    expect_eq "$?" 2 "--poll-spins $bad: refused with exit status 2"
+    expect_match "$out" "--poll-spins: expected 0..1024, got \"$bad\"" "--poll-spins $bad: says what it takes"
+done
+
+load()
+{
+    if have_cmd h2load; then
+        h2load --h1 -n 2000 -c 20 "$(mesh_url /hello)" >"$T_DIR/h2load-spin.out" 2>&1
+        expect_match "$(cat "$T_DIR/h2load-spin.out")" 'status codes: 2000 2xx' "$1: 2000 requests, all 200"
+    else
+        for _ in $(seq 1 200); do "${CURL[@]}" -o /dev/null "$(mesh_url /hello)"; done
+    fi
+}
+
+# --poll-spins 0: a worker sleeps as soon as a turn is done
+start_meshd "$T_DIR/snap.json" --poll-spins 0 || bail_out "meshd --poll-spins 0 starts"
+load "--poll-spins 0"
+expect_eq "$(stat io_spin_polls)" 0 "--poll-spins 0: no spin polls"
+stop_meshd "$MESHD_PID"
+
+# The default spins after busy turns only: under load it polls, idle it does not. Serving
+# the /stats request itself is a few busy turns, each followed by at most 16 polls; a
+# worker that kept spinning while idle would make hundreds of thousands in that second.
+start_meshd "$T_DIR/snap.json" || bail_out "meshd (default --poll-spins) starts"
+load "default --poll-spins"
+polls=$(stat io_spin_polls)
+hits=$(stat io_spin_hits)
+expect_le 1 "$polls" "default --poll-spins: busy turns are followed by spin polls ($polls)"
+expect_le "$hits" "$polls" "default --poll-spins: hits ($hits) are among the polls ($polls)"
+a=$(stat io_spin_polls)
+sleep 1
+b=$(stat io_spin_polls)
+expect_le $((b - a)) 200 "default --poll-spins: an idle worker does not spin ($((b - a)) polls in 1 s)"
+out=$("${CURL[@]}" -i "$(mesh_url /hello)" 2>&1)
+expect_eq "$(status_of "$out")" 200 "default --poll-spins: still serves after idling"
+stop_meshd "$MESHD_PID"
