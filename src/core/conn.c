@@ -97,13 +97,12 @@ void mesh_conn_idle_arm(struct mesh_conn *c)
     uint32_t ms = c->w->snap ? c->w->snap->timeouts.idle_ms : 300000;
     if (c->dead || !ms)
         return;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    event_add(c->idle, &tv);
+    mesh_lazy_timer_arm(c->w, &c->idle_t, c->idle, ms);
 }
 
 void mesh_conn_idle_disarm(struct mesh_conn *c)
 {
-    event_del(c->idle);
+    c->idle_t.on = false; /* lazily: the timer, if it fires, finds the connection busy */
 }
 
 static void on_written(struct mesh_conn *c)
@@ -305,6 +304,8 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
         mesh_conn_close(c);
         return;
     }
+    if (!mesh_lazy_timer_due(c->w, &c->idle_t, c->idle))
+        return;
     MESH_STAT_INC(&c->w->stats, downstream_cx_idle_timeout);
     if (c->proto == MESH_CONN_H2)
         mesh_h2_down_drain(c);

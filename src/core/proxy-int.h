@@ -258,11 +258,24 @@ enum mesh_conn_proto {
     MESH_CONN_L4, /* tcp_routes: waiting for a ClientHello, or proxied as bytes (tcp_proxy.c) */
 };
 
+/*
+ * Lazy idle timers (conn.c, upstream.c): arming stamps a deadline and adds the timer only
+ * when none is pending for an earlier time; disarming clears a flag. The timer re-arms
+ * itself for the rest when it fires early, and ignores a connection in use, so a request
+ * does not touch the timer heap for its connections' idle timeouts.
+ */
+struct mesh_lazy_timer {
+    uint64_t deadline_ms;   /* when the connection times out, if <on> */
+    uint64_t fire_ms;       /* when the pending timer fires (valid while it is pending) */
+    bool on;
+};
+
 struct mesh_conn {
     struct mesh_worker *w;
     int fd;
     enum mesh_conn_proto proto;
     struct event *rev, *wev, *idle;
+    struct mesh_lazy_timer idle_t;        /* the idle timeout behind <idle> */
     struct evbuffer *in, *out;
     size_t listener_idx;                  /* index into every snapshot's listeners (stable) */
     char peer_ip[64];
@@ -375,7 +388,8 @@ struct mesh_upconn {
     int fd;
     enum mesh_upconn_state state;
     enum mesh_upstream_proto proto;
-    struct event *rev, *wev, *timer;
+    struct event *rev, *wev, *timer;   /* timer: connect timeout, then the pool's idle timeout */
+    struct mesh_lazy_timer idle_t;     /* the idle timeout, while in pool->idle */
     struct evbuffer *in, *out;
     struct evbuffer *tmp;              /* decoded response body of one read */
     struct mesh_list link;             /* in pool->all */
@@ -496,6 +510,18 @@ struct mesh_runtime {
 };
 
 uint64_t mesh_now_ns(void);
+/** The worker's clock of the current loop turn, in ms (libevent's cached time): free to read. */
+static inline uint64_t mesh_worker_now_ms(struct mesh_worker *w)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(w->base, &tv);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+/** Arms <t> (its event <ev>) for <ms> from now (struct mesh_lazy_timer). */
+void mesh_lazy_timer_arm(struct mesh_worker *w, struct mesh_lazy_timer *t, struct event *ev,
+                         uint32_t ms);
+/** In the timer's callback: true when the timeout is due, else re-arms for the rest. */
+bool mesh_lazy_timer_due(struct mesh_worker *w, struct mesh_lazy_timer *t, struct event *ev);
 /** Worker's reference to the current snapshot (refreshed on notify). Borrowed. */
 struct mesh_snapshot *mesh_worker_snapshot(struct mesh_worker *w);
 /**

@@ -306,9 +306,33 @@ static void add_request_headers(struct mesh_stream *s)
  */
 static uint64_t now_ms(struct mesh_worker *w)
 {
-    struct timeval tv;
-    event_base_gettimeofday_cached(w->base, &tv);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+    return mesh_worker_now_ms(w);
+}
+
+void mesh_lazy_timer_arm(struct mesh_worker *w, struct mesh_lazy_timer *t, struct event *ev,
+                         uint32_t ms)
+{
+    t->on = true;
+    t->deadline_ms = mesh_worker_now_ms(w) + ms;
+    if (evtimer_pending(ev, NULL) && t->fire_ms <= t->deadline_ms)
+        return; /* fires first, then re-arms for the rest */
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(ev, &tv);
+    t->fire_ms = t->deadline_ms;
+}
+
+bool mesh_lazy_timer_due(struct mesh_worker *w, struct mesh_lazy_timer *t, struct event *ev)
+{
+    if (!t->on)
+        return false;
+    uint64_t now = mesh_worker_now_ms(w);
+    if (now >= t->deadline_ms)
+        return true;
+    uint64_t ms = t->deadline_ms - now;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    event_add(ev, &tv);
+    t->fire_ms = t->deadline_ms;
+    return false;
 }
 
 static void touch(struct mesh_stream *s)

@@ -210,7 +210,7 @@ static void take_idle(struct mesh_upconn *u)
     if (u->in_idle) {
         mesh_list_remove(&u->idle_link);
         u->in_idle = false;
-        event_del(u->timer);
+        u->idle_t.on = false; /* lazily: the timer, if it fires, finds the connection busy */
     }
 }
 
@@ -308,7 +308,8 @@ static void on_up_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* idle timeout of a pooled connection */
-    mesh_upconn_close(u);
+    if (u->in_idle && mesh_lazy_timer_due(u->pool->w, &u->idle_t, u->timer))
+        mesh_upconn_close(u);
 }
 
 /* cluster tcp_keepalive; a field left at 0 keeps the kernel's default */
@@ -478,11 +479,8 @@ void mesh_upconn_release(struct mesh_upconn *u, bool reusable)
         mesh_list_insert_tail(&p->idle, &u->idle_link);
         u->in_idle = true;
     }
-    uint32_t ms = p->idle_timeout_ms;
-    if (ms) {
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        event_add(u->timer, &tv);
-    }
+    if (p->idle_timeout_ms)
+        mesh_lazy_timer_arm(p->w, &u->idle_t, u->timer, p->idle_timeout_ms);
     if (!mesh_list_empty(&p->pending))
         event_active(p->dispatch, EV_TIMEOUT, 0);
 }

@@ -489,6 +489,8 @@ write_snapshot()
         --request-timeout-ms) timeouts+="${timeouts:+,}\"request_ms\":$2" ;;
         --drain-ms) timeouts+="${timeouts:+,}\"drain_ms\":$2" ;;
         --connect-timeout-ms) cluster_extra+=",\"connect_timeout_ms\":$2" ;;
+        --pool-idle-ms) cluster_extra+=",\"idle_timeout_ms\":$2" ;;
+        --idle-ms) timeouts+="${timeouts:+,}\"idle_ms\":$2" ;;
         --version) version=$2 ;;
         --listener) listener=$2 ;;
         *)
