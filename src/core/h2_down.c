@@ -311,8 +311,8 @@ static void d_send_headers(struct mesh_stream *s, bool end)
     }
     char cl[24];
     if (st >= 200 && s->resp.content_length >= 0 && st != 204 && st != 304) {
-        int n = snprintf(cl, sizeof(cl), "%lld", (long long)s->resp.content_length);
-        nva[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)cl, 14, (size_t)n,
+        size_t n = mesh_u64_dec(cl, (uint64_t)s->resp.content_length);
+        nva[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)cl, 14, n,
                                 NGHTTP2_NV_FLAG_NONE};
     }
     if (st < 200) {

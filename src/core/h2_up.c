@@ -231,7 +231,7 @@ void mesh_h2_up_attach(struct mesh_upconn *u, struct mesh_stream *s)
         nva[k++] = NV("te", 2, "trailers", 8);
     char cl[24];
     if (s->req.content_length >= 0) {
-        int n = snprintf(cl, sizeof(cl), "%lld", (long long)s->req.content_length);
+        size_t n = mesh_u64_dec(cl, (uint64_t)s->req.content_length);
         nva[k++] = NV("content-length", 14, cl, (size_t)n);
     }
 #undef NV

@@ -357,6 +357,8 @@ void mesh_h1_write_response_head(struct evbuffer *out, const struct mesh_msg *m,
 /** Appends <data> to <out> as one chunk (moves it). */
 void mesh_h1_write_chunk(struct evbuffer *out, struct evbuffer *data);
 void mesh_h1_write_last_chunk(struct evbuffer *out, const struct mesh_headers *trailers);
+/** Writes <v> in decimal at <out> (room for 20 digits), no NUL; returns the digits written. */
+size_t mesh_u64_dec(char *out, uint64_t v);
 
 /* ---- Upstream pools (upstream.c) ---- */
 struct mesh_pool {

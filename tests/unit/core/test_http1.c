@@ -1,0 +1,204 @@
+/* HTTP/1.1 helpers (src/core/http1.c): the strict request-head check, header lists,
+ * hop-by-hop stripping and head serialisation. */
+#include "core/common.h"
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <criterion/criterion.h>
+#include <event2/buffer.h>
+#include "core/arena.h"
+#include "core/proxy-int.h"
+#include "../leakcheck.h"
+
+#define LIT(s) s, sizeof(s) - 1
+
+static int check(const char *head, const char **why)
+{
+    *why = NULL;
+    return mesh_h1_validate_request_head(head, strlen(head), why);
+}
+
+#define GOOD(head)                                                                           \
+    do {                                                                                     \
+        const char *w_;                                                                      \
+        cr_expect_eq(check(head, &w_), 0, "%s: refused (%s)", #head, w_ ? w_ : "");          \
+    } while (0)
+
+#define BAD(head, status, reason)                                                            \
+    do {                                                                                     \
+        const char *w_;                                                                      \
+        cr_expect_eq(check(head, &w_), status, "%s: expected %d", #head, status);            \
+        cr_expect(w_ && strstr(w_, reason), "%s: reason \"%s\", expected \"%s\"", #head,     \
+                  w_ ? w_ : "(none)", reason);                                               \
+    } while (0)
+
+Test(http1, valid_heads)
+{
+    GOOD("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    GOOD("GET /a?b=c HTTP/1.0\r\n\r\n");
+    GOOD("POST http://a.example/x HTTP/1.1\r\nContent-Length: 3\r\n\r\n");
+    GOOD("CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n");
+    GOOD("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+    GOOD("GET / HTTP/1.1\r\nX-Tab:\tvalue with\ttabs\r\n\r\n");
+    GOOD("GET / HTTP/1.1\r\nEmpty:\r\n\r\n");
+}
+
+Test(http1, bad_request_lines)
+{
+    BAD("GET / HTTP/1.1", 400, "incomplete request line");
+    BAD("GET / HTTP/1.1\n\r\n", 400, "CRLF");
+    BAD("G(T / HTTP/1.1\r\n\r\n", 400, "invalid method");
+    BAD(" GET / HTTP/1.1\r\n\r\n", 400, "invalid method");
+    BAD("GET  / HTTP/1.1\r\n\r\n", 400, "invalid request target");
+    BAD("GET //evil HTTP/1.1\r\n\r\n", 400, "origin or absolute form");
+    BAD("GET ftp://a/ HTTP/1.1\r\n\r\n", 400, "origin or absolute form");
+    BAD("GET * HTTP/1.1\r\n\r\n", 400, "only valid for OPTIONS");
+    BAD("CONNECT /x HTTP/1.1\r\n\r\n", 400, "authority-form");
+    BAD("CONNECT a.example HTTP/1.1\r\n\r\n", 400, "authority-form");
+    BAD("GET / HTTP/2.0\r\n\r\n", 400, "unsupported HTTP version");
+    BAD("GET / HTTP/1.10\r\n\r\n", 400, "invalid HTTP version");
+    BAD("GET / http/1.1\r\n\r\n", 400, "invalid HTTP version");
+}
+
+Test(http1, bad_header_lines)
+{
+    BAD("GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400, "whitespace between header name and colon");
+    BAD("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400, "obs-fold");
+    BAD("GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", 400, "bare LF");
+    BAD("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", 400, "bare CR");
+    BAD("GET / HTTP/1.1\r\nHost: a\r\n\n", 400, "CRLF");
+    BAD("GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n", 400, "control character");
+    BAD("GET / HTTP/1.1\r\n: a\r\n\r\n", 400, "empty header name");
+    BAD("GET / HTTP/1.1\r\nX(y): a\r\n\r\n", 400, "invalid character in header name");
+    BAD("GET / HTTP/1.1\r\nHost: a\r\n", 400, "incomplete header section");
+}
+
+Test(http1, nul_in_value)
+{
+    static const char head[] = "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n";
+    const char *why = NULL;
+    cr_expect_eq(mesh_h1_validate_request_head(head, sizeof(head) - 1, &why), 400);
+    cr_expect_str_eq(why, "NUL in header value");
+}
+
+LEAK_TEST(http1, limits)
+{
+    /* the request line: 414 past MESH_MAX_REQUEST_LINE */
+    size_t n = MESH_MAX_REQUEST_LINE + 64;
+    char *head = malloc(n + 32);
+    memcpy(head, "GET /", 5);
+    memset(head + 5, 'a', n);
+    strcpy(head + 5 + n, " HTTP/1.1\r\n\r\n");
+    const char *why;
+    cr_expect_eq(check(head, &why), 414);
+    free(head);
+    /* more than MESH_MAX_HEADERS fields: 431 */
+    size_t cap = 32 + (MESH_MAX_HEADERS + 1) * 8;
+    head = malloc(cap);
+    size_t off = (size_t)sprintf(head, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i <= MESH_MAX_HEADERS; i++)
+        off += (size_t)sprintf(head + off, "X: %02d\r\n", i % 100);
+    strcpy(head + off, "\r\n");
+    cr_expect_eq(check(head, &why), 431);
+    cr_expect_str_eq(why, "too many header fields");
+    free(head);
+}
+
+Test(http1, u64_dec)
+{
+    char b[24];
+    size_t n = mesh_u64_dec(b, 0);
+    cr_expect(n == 1 && memcmp(b, "0", 1) == 0);
+    n = mesh_u64_dec(b, 19);
+    cr_expect(n == 2 && memcmp(b, "19", 2) == 0);
+    n = mesh_u64_dec(b, 1234567890);
+    cr_expect(n == 10 && memcmp(b, "1234567890", 10) == 0);
+    n = mesh_u64_dec(b, UINT64_MAX);
+    cr_expect(n == 20 && memcmp(b, "18446744073709551615", 20) == 0);
+}
+
+Test(http1, token_lists)
+{
+    cr_expect(mesh_token_list_has(LIT("keep-alive, Upgrade"), LIT("upgrade")));
+    cr_expect(mesh_token_list_has(LIT("close"), LIT("close")));
+    cr_expect_not(mesh_token_list_has(LIT("closed"), LIT("close")));
+    cr_expect_not(mesh_token_list_has(LIT("x-close"), LIT("close")));
+    cr_expect(mesh_token_list_has(LIT(" a ,\tb , c"), LIT("b")));
+    cr_expect_not(mesh_token_list_has(LIT(""), LIT("close")));
+}
+
+static struct evbuffer *out;
+static struct mesh_arena *arena;
+static void setup(void)
+{
+    out = evbuffer_new();
+    arena = mesh_arena_new(4096, 0);
+}
+static void teardown(void)
+{
+    evbuffer_free(out);
+    mesh_arena_free(arena);
+}
+
+static char *drain(void)
+{
+    size_t n = evbuffer_get_length(out);
+    char *s = mesh_arena_alloc(arena, n + 1);
+    evbuffer_remove(out, s, n);
+    s[n] = '\0';
+    return s;
+}
+
+LEAK_TEST(http1, strip_hop_by_hop)
+{
+    setup();
+    struct mesh_headers h = {0};
+    mesh_headers_add(arena, &h, LIT("Host"), LIT("a"));
+    mesh_headers_add(arena, &h, LIT("Connection"), LIT("keep-alive, X-Secret"));
+    mesh_headers_add(arena, &h, LIT("Keep-Alive"), LIT("timeout=5"));
+    mesh_headers_add(arena, &h, LIT("X-Secret"), LIT("1"));
+    mesh_headers_add(arena, &h, LIT("Transfer-Encoding"), LIT("chunked"));
+    mesh_headers_add(arena, &h, LIT("Upgrade"), LIT("websocket"));
+    mesh_headers_add(arena, &h, LIT("X-Keep"), LIT("2"));
+    mesh_headers_strip_hop(&h, false);
+    cr_assert_eq(h.n, 2);
+    cr_expect(mesh_headers_get(&h, LIT("host")) != NULL);
+    cr_expect(mesh_headers_get(&h, LIT("x-keep")) != NULL);
+    teardown();
+}
+
+LEAK_TEST(http1, request_head_keeps_case)
+{
+    setup();
+    struct mesh_msg m = {.method = "POST", .method_len = 4, .path = "/x?y", .path_len = 4,
+                         .authority = "svc:8080", .authority_len = 8, .content_length = 1234};
+    mesh_headers_add(arena, &m.hdrs, LIT("X-MiXeD-Case"), LIT("v"));
+    mesh_h1_write_request_head(out, &m, false);
+    cr_expect_str_eq(drain(), "POST /x?y HTTP/1.1\r\nHost: svc:8080\r\nX-MiXeD-Case: v\r\n"
+                              "Content-Length: 1234\r\n\r\n");
+    m.content_length = -1;
+    mesh_h1_write_request_head(out, &m, true);
+    cr_expect_str_eq(drain(), "POST /x?y HTTP/1.1\r\nHost: svc:8080\r\nX-MiXeD-Case: v\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n");
+    teardown();
+}
+
+LEAK_TEST(http1, response_head)
+{
+    setup();
+    struct mesh_msg m = {.status = 404, .content_length = 0};
+    mesh_headers_add(arena, &m.hdrs, LIT("Server"), LIT("t"));
+    mesh_h1_write_response_head(out, &m, 1, false, false);
+    char *s = drain();
+    cr_expect(strncmp(s, "HTTP/1.1 404 Not Found\r\nServer: t\r\n", 35) == 0, "%s", s);
+    cr_expect(strstr(s, "Content-Length: 0\r\n") != NULL, "%s", s);
+    m.status = 204;
+    m.content_length = -1;
+    mesh_h1_write_response_head(out, &m, 0, false, true);
+    s = drain();
+    cr_expect(strncmp(s, "HTTP/1.0 204 No Content\r\n", 25) == 0, "%s", s);
+    cr_expect(strstr(s, "Content-Length") == NULL, "%s", s);
+    cr_expect(strstr(s, "onnection: close\r\n") != NULL, "%s", s);
+    teardown();
+}
