@@ -63,6 +63,8 @@ void mesh_conn_close(struct mesh_conn *c)
     c->dead = true;
     mesh_io_cancel(c->w->io, &c->rop);
     mesh_io_cancel(c->w->io, &c->wop);
+    if (c->proto == MESH_CONN_L4)
+        mesh_l4_cancel_io(c);
     event_del(c->rev);
     event_del(c->wev);
     event_del(c->idle);

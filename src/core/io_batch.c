@@ -307,40 +307,6 @@ static unsigned round_once(struct mesh_io_batch *b)
     return issued;
 }
 
-/* One operation now, with its own system call: the same preparing and settling as a round. */
-static ssize_t io_now(int fd, struct evbuffer *buf, bool write, size_t max)
-{
-    struct mesh_io_op op;
-    mesh_io_op_init(&op, fd, buf, write, NULL);
-    op.max = max;
-    struct iob_slot s = {.op = &op};
-    if (!prepare(&s))
-        return s.res;
-    s.res = issue_syscall(&s);
-    settle(NULL, &s);
-    return s.res;
-}
-
-int mesh_io_read(struct evbuffer *b, int fd, size_t max)
-{
-    ssize_t r = io_now(fd, b, false, max);
-    if (r < 0) {
-        errno = (int)-r;
-        return -1;
-    }
-    return (int)r;
-}
-
-int mesh_io_write(struct evbuffer *b, int fd)
-{
-    ssize_t r = io_now(fd, b, true, 0);
-    if (r < 0) {
-        errno = (int)-r;
-        return -1;
-    }
-    return (int)r;
-}
-
 bool mesh_io_batch_pending(const struct mesh_io_batch *b)
 {
     return !mesh_list_empty(&b->queue);

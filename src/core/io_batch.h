@@ -71,14 +71,6 @@ void mesh_io_cancel(struct mesh_io_batch *b, struct mesh_io_op *op);
 void mesh_io_batch_run(struct mesh_io_batch *b);
 /** True when ops are queued. */
 bool mesh_io_batch_pending(const struct mesh_io_batch *b);
-/*
- * One read or write at once, outside any batch (tcp_routes' upstream side, which reads
- * into the buffer its client's write op sends from: two ops on one buffer cannot share a
- * round). Like read()/send(): bytes, 0 at EOF, -1 with errno. Writes send at most 32
- * chains / 256 KiB and drain what went; reads take up to <max> bytes.
- */
-int mesh_io_read(struct evbuffer *b, int fd, size_t max);
-int mesh_io_write(struct evbuffer *b, int fd);
 /** Parses "auto" / "uring" / "syscalls"; -1 when it is none of them. */
 int mesh_io_mode_parse(const char *s);
 

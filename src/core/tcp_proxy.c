@@ -60,7 +60,10 @@ struct mesh_l4_conn {
     int fd;
     struct event *rev, *wev, *timer;     /* <timer>: ClientHello, connect, then idle timeout */
     struct evbuffer *out;                /* towards the upstream */
-    bool up_reading, flush_pending;
+    struct evbuffer *in;                 /* from the upstream, moved whole to the client's out */
+    struct mesh_io_op rop, wop;          /* reads into <in>, writes from <out> (io_batch.h) */
+    bool io_ready;                       /* rop and wop are set up (the upstream socket exists) */
+    bool up_reading;
     bool up_eof;                         /* the upstream sent FIN */
     bool down_eof;                       /* the client sent FIN */
     bool up_shut_pending, up_shut_done;  /* FIN towards the upstream once <out> is flushed */
@@ -297,6 +300,16 @@ static struct mesh_l4_conn *l4_new(struct mesh_conn *c, const struct mesh_listen
     return l;
 }
 
+/* Forgets the upstream side's queued I/O (at close: the batch must not touch it). */
+void mesh_l4_cancel_io(struct mesh_conn *c)
+{
+    struct mesh_l4_conn *l = c->l4;
+    if (l && l->io_ready) {
+        mesh_io_cancel(c->w->io, &l->rop);
+        mesh_io_cancel(c->w->io, &l->wop);
+    }
+}
+
 void mesh_l4_free(struct mesh_conn *c)
 {
     struct mesh_l4_conn *l = c->l4;
@@ -310,8 +323,11 @@ void mesh_l4_free(struct mesh_conn *c)
     if (l->wev)
         event_free(l->wev);
     event_free(l->timer);
+    mesh_l4_cancel_io(c);
     if (l->out)
         evbuffer_free(l->out);
+    if (l->in)
+        evbuffer_free(l->in);
     if (l->fd >= 0)
         close(l->fd);
     if (l->counted_active)
@@ -421,13 +437,12 @@ static void up_set_reading(struct mesh_l4_conn *l, bool on)
         event_del(l->rev);
 }
 
-/* Writes are deferred to the end of the loop turn, like mesh_conn_flush(). */
+/* Writes go into this turn's batch, like mesh_conn_flush(). */
 static void up_flush(struct mesh_l4_conn *l)
 {
-    if (l->state != L4_PROXY || l->flush_pending || l->c->dead)
+    if (l->state != L4_PROXY || l->c->dead)
         return;
-    l->flush_pending = true;
-    event_active(l->wev, EV_WRITE, 0);
+    mesh_io_queue(l->c->w->io, &l->wop, 0);
 }
 
 /* Both directions ended and the FIN towards the upstream left: close once c->out is out. */
@@ -452,25 +467,22 @@ static void down_to_up(struct mesh_l4_conn *l)
         mesh_conn_set_reading(c, false);
 }
 
-static void up_write_now(struct mesh_l4_conn *l)
+/* The batch wrote what it could of <out> (io_batch.h). */
+static void on_up_write_done(struct mesh_io_op *op, ssize_t res)
 {
+    struct mesh_l4_conn *l = MESH_CONTAINER_OF(op, struct mesh_l4_conn, wop);
     struct mesh_conn *c = l->c;
-    size_t before = evbuffer_get_length(l->out);
-    while (evbuffer_get_length(l->out) > 0) {
-        int n = mesh_io_write(l->out, l->fd);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                break;
-            mesh_log_debug("tcp upstream %s write: %s", l->ep->key, strerror(errno));
-            mesh_conn_close(c);
-            return;
-        }
-        if (n == 0)
-            break;
+    if (c->dead)
+        return;
+    if (res < 0 && res != -EAGAIN && res != -EINTR) {
+        mesh_log_debug("tcp upstream %s write: %s", l->ep->key, strerror((int)-res));
+        mesh_conn_close(c);
+        return;
     }
-    size_t left = evbuffer_get_length(l->out);
+    size_t before = op->before, left = evbuffer_get_length(l->out);
     if (left) {
-        event_add(l->wev, NULL);
+        if (!op->queued) /* it would block: wait until the socket takes more */
+            event_add(l->wev, NULL);
     } else {
         event_del(l->wev);
         if (l->up_shut_pending && !l->up_shut_done) {
@@ -479,7 +491,7 @@ static void up_write_now(struct mesh_l4_conn *l)
             maybe_done(l);
         }
     }
-    if (before > 0 && before >= MESH_BUF_LOW && left < MESH_BUF_LOW && !l->down_eof)
+    if (before >= MESH_BUF_LOW && left < MESH_BUF_LOW && !l->down_eof)
         mesh_conn_set_reading(c, true);
 }
 
@@ -541,31 +553,41 @@ static void up_on_write(evutil_socket_t fd, short what, void *arg)
         connected(l);
         return;
     }
-    l->flush_pending = false;
-    up_write_now(l);
+    up_flush(l); /* writable: the batch writes what waits */
 }
 
 static void up_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct mesh_l4_conn *l = arg;
-    struct mesh_conn *c = l->c;
     (void)fd;
     (void)what;
+    if (!l->c->dead && !l->up_eof)
+        mesh_io_queue(l->c->w->io, &l->rop, MESH_READ_SIZE);
+}
+
+/*
+ * The batch read into <in>. Its chains move to the client's output buffer (no copy):
+ * the read cannot go straight there, since the client's write op sends from that
+ * buffer and two ops on one buffer cannot share a round.
+ */
+static void on_up_read_done(struct mesh_io_op *op, ssize_t res)
+{
+    struct mesh_l4_conn *l = MESH_CONTAINER_OF(op, struct mesh_l4_conn, rop);
+    struct mesh_conn *c = l->c;
     if (c->dead || l->up_eof)
         return;
-    /* straight into the client's buffer: no copy on the way through */
-    int n = mesh_io_read(c->out, l->fd, MESH_READ_SIZE);
-    if (n > 0) {
+    if (res > 0) {
         touch(l);
+        evbuffer_add_buffer(c->out, l->in);
         mesh_conn_flush(c);
         if (evbuffer_get_length(c->out) >= MESH_BUF_HIGH)
             up_set_reading(l, false);
         return;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (res == -EAGAIN || res == -EINTR)
         return;
-    if (n < 0) {
-        mesh_log_debug("tcp upstream %s read: %s", l->ep->key, strerror(errno));
+    if (res < 0) {
+        mesh_log_debug("tcp upstream %s read: %s", l->ep->key, strerror((int)-res));
         mesh_conn_close(c);
         return;
     }
@@ -639,8 +661,9 @@ static void connect_to(struct mesh_l4_conn *l)
     const struct mesh_cluster *cl = l->cluster;
     const struct mesh_endpoint *ep = l->ep;
     l->out = evbuffer_new();
+    l->in = evbuffer_new();
     int fd = socket(ep->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || !l->out) {
+    if (fd < 0 || !l->out || !l->in) {
         if (fd >= 0)
             close(fd);
         connect_failed(l, errno ? errno : ENOMEM);
@@ -649,6 +672,9 @@ static void connect_to(struct mesh_l4_conn *l)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     l->fd = fd;
+    mesh_io_op_init(&l->rop, fd, l->in, false, on_up_read_done);
+    mesh_io_op_init(&l->wop, fd, l->out, true, on_up_write_done);
+    l->io_ready = true;
     l->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, up_on_read, l);
     l->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, up_on_write, l);
     MESH_STAT_INC(&w->stats, upstream_cx_total);

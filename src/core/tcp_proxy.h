@@ -32,6 +32,8 @@ enum mesh_l4_verdict mesh_l4_on_down_eof(struct mesh_conn *c);
 void mesh_l4_on_down_written(struct mesh_conn *c);
 /** Teardown of the downstream connection: frees everything of the L4 side. */
 void mesh_l4_free(struct mesh_conn *c);
+/** The connection closes: the upstream side's reads and writes leave the batch. */
+void mesh_l4_cancel_io(struct mesh_conn *c);
 
 /**
  * The route matching: tries lc->l4's routes from *<next> for a connection to <dst>.

@@ -251,26 +251,3 @@ Test(io_batch, modes_parse)
     cr_expect_eq(mesh_io_mode_parse("epoll"), -1);
     cr_expect_eq(mesh_io_mode_parse(""), -1);
 }
-
-/* Outside a batch (tcp_routes' upstream side): one call each, like read() and send(). */
-Test(io_batch, one_operation_now)
-{
-    int sv[2];
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
-    errno = 0;
-    cr_expect_eq(mesh_io_read(in, sv[0], 100), -1);
-    cr_expect_eq(errno, EAGAIN);
-    evbuffer_add_printf(out, "hello");
-    cr_expect_eq(mesh_io_write(out, sv[1]), 5);
-    cr_expect_eq(evbuffer_get_length(out), 0, "what went is drained");
-    cr_expect_eq(mesh_io_read(in, sv[0], 3), 3, "no more than asked");
-    cr_expect_eq(mesh_io_read(in, sv[0], 100), 2);
-    cr_expect_eq(memcmp(evbuffer_pullup(in, -1), "hello", 5), 0);
-    close(sv[1]);
-    cr_expect_eq(mesh_io_read(in, sv[0], 100), 0, "end of stream");
-    close(sv[0]);
-    evbuffer_free(in);
-    evbuffer_free(out);
-    mesh_assert_no_leaks();
-}
