@@ -238,7 +238,12 @@ static void after_eof(struct mesh_conn *c, bool reset)
         mesh_tunnel_down_closed(c);
     else if (c->proto == MESH_CONN_H1 && c->h1_stream && c->h1_stream->req_end)
         c->h1_stream->close_after = true; /* half-close: answer, then close */
-    else
+    else if (!reset && evbuffer_get_length(c->out) > 0) {
+        /* an answer finished in this same turn waits in <out> (its upstream's read came
+         * before this EOF in the round): it goes out, then the connection closes */
+        c->closing = true;
+        mesh_conn_flush(c);
+    } else
         mesh_conn_close(c);
 }
 

@@ -1,0 +1,151 @@
+/*
+ * The downstream connection's end of stream (conn.c after_eof), on a real worker with
+ * real sockets (tests/worker_harness.h): the client's FIN and the upstream's answer can
+ * land in the same batch round, in either order, and the answer must reach the client.
+ */
+#include "core/common.h"
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <criterion/criterion.h>
+#include "../../worker_harness.h"
+#include "../leakcheck.h"
+
+static const char response[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+
+struct rig {
+    struct mesh_snapshot *snap;
+    struct mesh_io_batch *io;
+    struct mesh_runtime rt;
+    struct mesh_worker w;
+    int lfd;     /* the upstream's listener */
+    int client;  /* the client's end of the downstream socket pair */
+    int up;      /* the upstream's end of meshd's connection */
+};
+
+static void rig_start(struct rig *r, enum mesh_io_mode mode)
+{
+    memset(r, 0, sizeof(*r));
+    r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    cr_assert(r->lfd >= 0 && bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+              listen(r->lfd, 8) == 0 && getsockname(r->lfd, (struct sockaddr *)&sa, &len) == 0);
+    char json[768];
+    int n = snprintf(json, sizeof(json),
+                     "{\"version\":\"t\",\"listeners\":[{\"name\":\"l\",\"address\":\"127.0.0.1\","
+                     "\"port\":0,\"route_config\":\"rc\"}],\"route_configs\":[{\"name\":\"rc\","
+                     "\"virtual_hosts\":[{\"name\":\"v\",\"domains\":[\"*\"],\"routes\":[{\"match\":"
+                     "{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"}}]}]}],\"clusters\":[{\"name\":"
+                     "\"c\",\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":%u}]}]}",
+                     (unsigned)ntohs(sa.sin_port));
+    struct mesh_err err;
+    mesh_err_init(&err, "test");
+    r->snap = mesh_snapshot_parse(json, (size_t)n, &err);
+    cr_assert_not_null(r->snap);
+    char why[160];
+    r->io = mesh_io_batch_new(mode, why, sizeof(why));
+    cr_assert_not_null(r->io, "%s", why);
+    harness_worker_init(&r->w, &r->rt, r->snap, r->io);
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    struct sockaddr_storage ss = {.ss_family = AF_UNIX};
+    mesh_conn_accept(&r->w, sv[0], 0, (struct sockaddr *)&ss, sizeof(ss));
+    r->client = sv[1];
+    /* the request goes through to the upstream */
+    static const char req[] = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
+    cr_assert_eq(write(r->client, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    r->up = -1;
+    char buf[4096];
+    for (int i = 0; i < 50 && r->up < 0; i++) {
+        mesh_worker_settle(&r->w);
+        r->up = accept4(r->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
+    cr_assert(r->up >= 0, "meshd connects to the upstream");
+    ssize_t got = 0;
+    for (int i = 0; i < 50 && got <= 0; i++) {
+        mesh_worker_settle(&r->w);
+        got = read(r->up, buf, sizeof(buf));
+    }
+    cr_assert(got > 0 && memcmp(buf, "GET /x HTTP/1.1\r\n", 17) == 0, "the request reaches it");
+}
+
+/* Everything the client receives until meshd closes (or 50 turns). */
+static size_t rig_client_reads(struct rig *r, char *out, size_t cap)
+{
+    size_t have = 0;
+    for (int i = 0; i < 50; i++) {
+        mesh_worker_settle(&r->w);
+        ssize_t n;
+        while (have < cap && (n = read(r->client, out + have, cap - have)) > 0)
+            have += (size_t)n;
+        if (r->w.n_conns == 0)
+            break;
+    }
+    while (have < cap) {
+        ssize_t n = read(r->client, out + have, cap - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    return have;
+}
+
+static void rig_stop(struct rig *r)
+{
+    harness_worker_free(&r->w, &r->rt);
+    close(r->up);
+    close(r->client);
+    close(r->lfd);
+    mesh_io_batch_free(r->io);
+    mesh_snapshot_unref(r->snap);
+}
+
+static void answer_then_fin(enum mesh_io_mode mode)
+{
+    struct rig r;
+    rig_start(&r, mode);
+    /* the answer first, the client's FIN second: one round reads both, the answer first */
+    cr_assert_eq(write(r.up, response, sizeof(response) - 1), (ssize_t)(sizeof(response) - 1));
+    shutdown(r.client, SHUT_WR);
+    char got[1024];
+    size_t n = rig_client_reads(&r, got, sizeof(got) - 1);
+    got[n] = '\0';
+    cr_expect(strstr(got, "HTTP/1.1 200 OK\r\n") == got, "the client gets the answer: \"%s\"", got);
+    cr_expect(n >= 5 && memcmp(got + n - 5, "hello", 5) == 0, "and its body: \"%s\"", got);
+    cr_expect_eq(r.w.n_conns, 0, "then the connection closes");
+    rig_stop(&r);
+}
+
+static void fin_then_answer(enum mesh_io_mode mode)
+{
+    struct rig r;
+    rig_start(&r, mode);
+    shutdown(r.client, SHUT_WR);
+    mesh_worker_settle(&r.w); /* the FIN alone: the request in flight is still answered */
+    cr_assert_eq(write(r.up, response, sizeof(response) - 1), (ssize_t)(sizeof(response) - 1));
+    char got[1024];
+    size_t n = rig_client_reads(&r, got, sizeof(got) - 1);
+    got[n] = '\0';
+    cr_expect(strstr(got, "HTTP/1.1 200 OK\r\n") == got, "the client gets the answer: \"%s\"", got);
+    cr_expect(n >= 5 && memcmp(got + n - 5, "hello", 5) == 0, "and its body: \"%s\"", got);
+    cr_expect_eq(r.w.n_conns, 0, "then the connection closes");
+    rig_stop(&r);
+}
+
+LEAK_TEST(conn, answer_and_fin_in_one_round_uring)
+{
+    answer_then_fin(MESH_IO_AUTO);
+}
+
+LEAK_TEST(conn, answer_and_fin_in_one_round_syscalls)
+{
+    answer_then_fin(MESH_IO_SYSCALLS);
+}
+
+LEAK_TEST(conn, fin_before_the_answer)
+{
+    fin_then_answer(MESH_IO_AUTO);
+}

@@ -1,0 +1,97 @@
+/*
+ * A hand-made worker that drives real connections on real sockets, without threads or
+ * listeners: for the fuzz targets (fuzz_http1, fuzz_http1_up) and the unit tests of the
+ * connection code (test_conn). One snapshot and one I/O batch for a whole run (a ring per
+ * fuzz input is slow); a fresh event base, load balancer and connection list each time.
+ * Drive it with mesh_worker_settle(), never a plain EVLOOP_NONBLOCK loop (proxy-int.h).
+ */
+#ifndef MESH_TESTS_WORKER_HARNESS_H
+#define MESH_TESTS_WORKER_HARNESS_H
+
+#include "core/common.h"
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "core/lb.h"
+#include "core/log.h"
+#include "core/proxy-int.h"
+
+/* Parses <json> and makes the batch, once; aborts if either fails (a broken harness). */
+static inline void harness_once(const char *json, size_t len, struct mesh_snapshot **snap,
+                                    struct mesh_io_batch **io)
+{
+    if (*snap)
+        return;
+    /* MESH_HARNESS_LOG=1: meshd's debug log, to check the harness itself */
+    mesh_log_set_level(getenv("MESH_HARNESS_LOG") ? MESH_LOG_DEBUG : MESH_LOG_OFF);
+    struct mesh_err err;
+    mesh_err_init(&err, "harness");
+    *snap = mesh_snapshot_parse(json, len, &err);
+    if (!*snap)
+        abort();
+    char why[160];
+    /* MESH_HARNESS_IO=syscalls: the batch's other mode (one system call per operation) */
+    const char *mode = getenv("MESH_HARNESS_IO");
+    *io = mesh_io_batch_new(mode && strcmp(mode, "syscalls") == 0 ? MESH_IO_SYSCALLS : MESH_IO_AUTO,
+                            why, sizeof(why));
+    if (!*io)
+        abort();
+}
+
+static inline void harness_worker_init(struct mesh_worker *w, struct mesh_runtime *rt,
+                                    struct mesh_snapshot *snap, struct mesh_io_batch *io)
+{
+    memset(rt, 0, sizeof(*rt));
+    memset(w, 0, sizeof(*w));
+    w->rt = rt;
+    w->base = event_base_new();
+    w->snap = snap;
+    w->rand_state = 1;
+    w->io = io;
+    rt->lb = mesh_lb_shared_new();
+    w->lb = mesh_lb_worker_new(rt->lb, w, 1);
+    mesh_lb_worker_snapshot(w->lb, snap);
+    mesh_list_init(&w->conns);
+}
+
+/*
+ * Writes the next piece of <data> (from *<off>) to <fd>: pieces of 1 to 2 KiB, sized by
+ * the input itself, so that partial heads and bodies are exercised. Shuts <fd>'s write
+ * side once everything went.
+ */
+static inline void harness_feed(int fd, const uint8_t *data, size_t size, size_t *off)
+{
+    if (*off >= size)
+        return;
+    size_t piece = size - *off;
+    if (piece > 1024)
+        piece = 1024 + (data[*off] & 0x3ff);
+    if (piece > size - *off)
+        piece = size - *off;
+    ssize_t n = write(fd, data + *off, piece);
+    if (n > 0)
+        *off += (size_t)n;
+    if (*off == size)
+        shutdown(fd, SHUT_WR);
+}
+
+/* Closes what is still open, lets the deferred teardowns run, frees the rest. */
+static inline void harness_worker_free(struct mesh_worker *w, struct mesh_runtime *rt)
+{
+    struct mesh_list *pos, *tmp;
+    mesh_list_foreach_safe(pos, tmp, &w->conns)
+    {
+        mesh_conn_close(mesh_list_entry(pos, struct mesh_conn, link));
+    }
+    mesh_worker_settle(w);
+    mesh_pools_free(w);
+    mesh_stream_cache_free(w);
+    mesh_worker_settle(w);
+    mesh_lb_worker_free(w->lb);
+    mesh_lb_shared_free(rt->lb);
+    event_base_free(w->base);
+}
+
+#endif /* MESH_TESTS_WORKER_HARNESS_H */
