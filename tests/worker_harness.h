@@ -56,6 +56,17 @@ static inline void harness_worker_init(struct mesh_worker *w, struct mesh_runtim
     mesh_list_init(&w->conns);
 }
 
+/* A client of <w> over a socket pair (meshd owns the other end); -1 when none can be made. */
+static inline int harness_client(struct mesh_worker *w)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    struct sockaddr_storage ss = {.ss_family = AF_UNIX};
+    mesh_conn_accept(w, sv[0], 0, (struct sockaddr *)&ss, sizeof(ss));
+    return sv[1];
+}
+
 /*
  * Writes the next piece of <data> (from *<off>) to <fd>: pieces of 1 to 2 KiB, sized by
  * the input itself, so that partial heads and bodies are exercised. Shuts <fd>'s write

@@ -24,25 +24,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct mesh_snapshot *snap;
     static struct mesh_io_batch *io;
     harness_once(snapshot_json, sizeof(snapshot_json) - 1, &snap, &io);
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
-        return 0;
     struct mesh_runtime rt;
     struct mesh_worker w;
     harness_worker_init(&w, &rt, snap, io);
-    struct sockaddr_storage ss = {.ss_family = AF_UNIX};
-    mesh_conn_accept(&w, sv[0], 0, (struct sockaddr *)&ss, sizeof(ss));
+    int client = harness_client(&w);
     size_t off = 0;
     char sink[65536];
     for (int turn = 0; turn < 64; turn++) {
-        harness_feed(sv[1], data, size, &off);
+        harness_feed(client, data, size, &off);
         mesh_worker_settle(&w);
-        while (read(sv[1], sink, sizeof(sink)) > 0)
+        while (read(client, sink, sizeof(sink)) > 0)
             ;
         if (w.n_conns == 0 && off == size)
             break;
     }
     harness_worker_free(&w, &rt);
-    close(sv[1]);
+    close(client);
     return 0;
 }

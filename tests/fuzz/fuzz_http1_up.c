@@ -60,15 +60,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     };
     const char *req = requests[size ? data[0] & 3 : 0];
     size_t off = size ? 1 : 0;
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
-        return 0;
     struct mesh_runtime rt;
     struct mesh_worker w;
     harness_worker_init(&w, &rt, snap, io);
-    struct sockaddr_storage ss = {.ss_family = AF_UNIX};
-    mesh_conn_accept(&w, sv[0], 0, (struct sockaddr *)&ss, sizeof(ss));
-    if (write(sv[1], req, strlen(req)) < 0)
+    int client = harness_client(&w);
+    if (client < 0 || write(client, req, strlen(req)) < 0)
         abort();
     int up[4], n_up = 0; /* the upstream connections meshd opened; the first gets the input */
     char sink[65536];
@@ -83,11 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             while (read(up[i], sink, sizeof(sink)) > 0)
                 ;
         ssize_t got;
-        while ((got = read(sv[1], sink, sizeof(sink))) > 0)
+        while ((got = read(client, sink, sizeof(sink))) > 0)
             if (show) /* MESH_HARNESS_SHOW=1: what the client got, to check the harness itself */
                 fwrite(sink, 1, (size_t)got, stderr);
         if (off == size && n_up)
-            shutdown(sv[1], SHUT_WR); /* the client is done too: let meshd finish and close */
+            shutdown(client, SHUT_WR); /* the client is done too: let meshd finish and close */
         if (w.n_conns == 0 && off == size)
             break;
     }
@@ -97,6 +93,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd;
     while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
         close(fd); /* a connection meshd opened and closed before this turn took it */
-    close(sv[1]);
+    close(client);
     return 0;
 }

@@ -49,11 +49,8 @@ static void rig_start(struct rig *r, enum mesh_io_mode mode)
     r->io = mesh_io_batch_new(mode, why, sizeof(why));
     cr_assert_not_null(r->io, "%s", why);
     harness_worker_init(&r->w, &r->rt, r->snap, r->io);
-    int sv[2];
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
-    struct sockaddr_storage ss = {.ss_family = AF_UNIX};
-    mesh_conn_accept(&r->w, sv[0], 0, (struct sockaddr *)&ss, sizeof(ss));
-    r->client = sv[1];
+    r->client = harness_client(&r->w);
+    cr_assert(r->client >= 0);
     /* the request goes through to the upstream */
     static const char req[] = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
     cr_assert_eq(write(r->client, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
@@ -93,6 +90,17 @@ static size_t rig_client_reads(struct rig *r, char *out, size_t cap)
     return have;
 }
 
+/* The client gets the whole answer, then meshd closes the connection. */
+static void expect_answer_then_close(struct rig *r)
+{
+    char got[1024];
+    size_t n = rig_client_reads(r, got, sizeof(got) - 1);
+    got[n] = '\0';
+    cr_expect(strstr(got, "HTTP/1.1 200 OK\r\n") == got, "the client gets the answer: \"%s\"", got);
+    cr_expect(n >= 5 && memcmp(got + n - 5, "hello", 5) == 0, "and its body: \"%s\"", got);
+    cr_expect_eq(r->w.n_conns, 0, "then the connection closes");
+}
+
 static void rig_stop(struct rig *r)
 {
     harness_worker_free(&r->w, &r->rt);
@@ -110,12 +118,7 @@ static void answer_then_fin(enum mesh_io_mode mode)
     /* the answer first, the client's FIN second: one round reads both, the answer first */
     cr_assert_eq(write(r.up, response, sizeof(response) - 1), (ssize_t)(sizeof(response) - 1));
     shutdown(r.client, SHUT_WR);
-    char got[1024];
-    size_t n = rig_client_reads(&r, got, sizeof(got) - 1);
-    got[n] = '\0';
-    cr_expect(strstr(got, "HTTP/1.1 200 OK\r\n") == got, "the client gets the answer: \"%s\"", got);
-    cr_expect(n >= 5 && memcmp(got + n - 5, "hello", 5) == 0, "and its body: \"%s\"", got);
-    cr_expect_eq(r.w.n_conns, 0, "then the connection closes");
+    expect_answer_then_close(&r);
     rig_stop(&r);
 }
 
@@ -126,12 +129,7 @@ static void fin_then_answer(enum mesh_io_mode mode)
     shutdown(r.client, SHUT_WR);
     mesh_worker_settle(&r.w); /* the FIN alone: the request in flight is still answered */
     cr_assert_eq(write(r.up, response, sizeof(response) - 1), (ssize_t)(sizeof(response) - 1));
-    char got[1024];
-    size_t n = rig_client_reads(&r, got, sizeof(got) - 1);
-    got[n] = '\0';
-    cr_expect(strstr(got, "HTTP/1.1 200 OK\r\n") == got, "the client gets the answer: \"%s\"", got);
-    cr_expect(n >= 5 && memcmp(got + n - 5, "hello", 5) == 0, "and its body: \"%s\"", got);
-    cr_expect_eq(r.w.n_conns, 0, "then the connection closes");
+    expect_answer_then_close(&r);
     rig_stop(&r);
 }
 
