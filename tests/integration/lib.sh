@@ -283,13 +283,18 @@ file_grew()
     [ "$(wc -c <"$1")" -gt "$2" ]
 }
 
-# free_port: a TCP port that nothing listens on right now (bound then released; used only
-# where a closed port is the point, e.g. "connection refused").
+# free_port: a TCP port that nothing listens on right now: for a closed port ("connection
+# refused") or one that a listener of the test binds next (a Gateway's servers). Picked
+# below the kernel's ephemeral range: a port in that range can be taken by any outgoing
+# connection, or port-0 listener, of a test running in parallel between this check and
+# the bind (push.sh's gateway once lost its port that way).
 free_port()
 {
-    local p
+    local p lo=32768
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
+    [ "$lo" -gt 12000 ] 2>/dev/null || lo=32768
     for ((p = 0; p < 50; p++)); do
-        local cand=$((20000 + RANDOM % 30000))
+        local cand=$((10000 + RANDOM % (lo - 10000)))
         if ! (exec 9<>"/dev/tcp/127.0.0.1/$cand") 2>/dev/null; then
             echo "$cand"
             return 0
