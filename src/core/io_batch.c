@@ -248,7 +248,7 @@ static void settle(struct mesh_io_batch *b, struct iob_slot *s)
             return;
         evbuffer_drain(op->buf, (size_t)s->res);
         /* all it offered went, and there is more: the next round goes on */
-        if (b && (size_t)s->res == s->offered && evbuffer_get_length(op->buf) > 0)
+        if ((size_t)s->res == s->offered && evbuffer_get_length(op->buf) > 0)
             mesh_io_queue(b, op, op->max);
         return;
     }

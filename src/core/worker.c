@@ -139,10 +139,6 @@ static void notify_worker(struct mesh_worker *w)
     (void)r;
 }
 
-/*
- * One libevent turn (epoll_wait and the callbacks of what is ready), then the
- * socket I/O those callbacks asked for, all at once (io_batch.h).
- */
 static uint64_t io_ops_done(const struct mesh_worker *w)
 {
     uint64_t rounds, ops;
@@ -183,6 +179,11 @@ static bool worker_spin(struct mesh_worker *w)
     return false;
 }
 
+/*
+ * One libevent turn (epoll_wait and the callbacks of what is ready), then the
+ * socket I/O those callbacks asked for, all at once (io_batch.h); after a turn
+ * that did I/O, yield-polling instead of the blocking wait (worker_spin).
+ */
 static void worker_loop(struct mesh_worker *w)
 {
     bool busy = false;
