@@ -298,17 +298,7 @@ static void add_request_headers(struct mesh_stream *s)
     }
 }
 
-/*
- * One timer per stream covers both the request timeout (a deadline set when
- * the request is complete) and the stream idle timeout (no byte either way).
- * Activity only stamps a cached time; the timer re-arms itself when it fires
- * early, so the hot path never touches the timer heap.
- */
-static uint64_t now_ms(struct mesh_worker *w)
-{
-    return mesh_worker_now_ms(w);
-}
-
+/* Lazy idle timers of connections (struct mesh_lazy_timer, proxy-int.h). */
 void mesh_lazy_timer_arm(struct mesh_worker *w, struct mesh_lazy_timer *t, struct event *ev,
                          uint32_t ms)
 {
@@ -335,9 +325,15 @@ bool mesh_lazy_timer_due(struct mesh_worker *w, struct mesh_lazy_timer *t, struc
     return false;
 }
 
+/*
+ * One timer per stream covers both the request timeout (a deadline set when
+ * the request is complete) and the stream idle timeout (no byte either way).
+ * Activity only stamps a cached time; the timer re-arms itself when it fires
+ * early, so the hot path never touches the timer heap.
+ */
 static void touch(struct mesh_stream *s)
 {
-    s->last_ms = now_ms(s->w);
+    s->last_ms = mesh_worker_now_ms(s->w);
 }
 
 static void schedule_timer(struct mesh_stream *s);
@@ -345,7 +341,7 @@ static void schedule_timer(struct mesh_stream *s);
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct mesh_stream *s = arg;
-    uint64_t now = now_ms(s->w);
+    uint64_t now = mesh_worker_now_ms(s->w);
     if (s->deadline_ms && now >= s->deadline_ms) {
         MESH_STAT_INC(&s->w->stats, downstream_rq_timeout);
         mesh_proxy_local_reply(s, 504, MESH_RF_UT, "upstream request timeout");
@@ -365,7 +361,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 static void schedule_timer(struct mesh_stream *s)
 {
-    uint64_t now = now_ms(s->w), next = 0;
+    uint64_t now = mesh_worker_now_ms(s->w), next = 0;
     uint32_t idle = s->snap->timeouts.stream_idle_ms;
     if (idle)
         next = s->last_ms + idle;
@@ -395,7 +391,7 @@ static void arm_timeout(struct mesh_stream *s)
     if (s->is_connect || s->is_upgrade)
         return;
     uint32_t ms = s->route && s->route->timeout_ms ? s->route->timeout_ms : s->snap->timeouts.request_ms;
-    s->deadline_ms = ms ? now_ms(s->w) + ms : 0;
+    s->deadline_ms = ms ? mesh_worker_now_ms(s->w) + ms : 0;
     schedule_timer(s);
 }
 
@@ -574,7 +570,7 @@ static bool retry_allowed(struct mesh_stream *s, bool match)
         return false;
     if (s->req_bytes && (!s->replay || evbuffer_get_length(s->replay) != s->req_bytes))
         return false;
-    if (s->deadline_ms && now_ms(s->w) >= s->deadline_ms)
+    if (s->deadline_ms && mesh_worker_now_ms(s->w) >= s->deadline_ms)
         return false;
     if (!mesh_lb_retry_acquire(s->w, s->cluster)) {
         MESH_STAT_INC(&s->w->stats, upstream_rq_retry_overflow);

@@ -61,24 +61,16 @@ struct mesh_l4_conn {
     struct event *rev, *wev, *timer;     /* <timer>: ClientHello, connect, then idle timeout */
     struct evbuffer *out;                /* towards the upstream */
     struct evbuffer *in;                 /* from the upstream, moved whole to the client's out */
-    struct mesh_io_op rop, wop;          /* reads into <in>, writes from <out> (io_batch.h) */
-    bool io_ready;                       /* rop and wop are set up (the upstream socket exists) */
+    struct mesh_io_op rop, wop;          /* reads into <in>, writes from <out>, once <fd> is open */
     bool up_reading;
     bool up_eof;                         /* the upstream sent FIN */
     bool down_eof;                       /* the client sent FIN */
     bool up_shut_pending, up_shut_done;  /* FIN towards the upstream once <out> is flushed */
     bool counted_active;
-    uint64_t last_ms;                    /* last byte either way (idle timeout) */
+    struct mesh_lazy_timer idle_t;       /* the route's idle timeout, on <timer> once proxying */
 };
 
 /* ---- Matching ---- */
-
-static uint64_t now_ms(struct mesh_worker *w)
-{
-    struct timeval tv;
-    event_base_gettimeofday_cached(w->base, &tv);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
 
 static uint64_t next_rand(struct mesh_worker *w)
 {
@@ -304,7 +296,7 @@ static struct mesh_l4_conn *l4_new(struct mesh_conn *c, const struct mesh_listen
 void mesh_l4_cancel_io(struct mesh_conn *c)
 {
     struct mesh_l4_conn *l = c->l4;
-    if (l && l->io_ready) {
+    if (l && l->fd >= 0) { /* the ops are set up with the socket */
         mesh_io_cancel(c->w->io, &l->rop);
         mesh_io_cancel(c->w->io, &l->wop);
     }
@@ -353,7 +345,7 @@ static enum mesh_l4_verdict unmatched_tcp(struct mesh_conn *c, const struct mesh
 bool mesh_l4_loop_warn(struct mesh_worker *w)
 {
     MESH_STAT_INC(&w->stats, passthrough_loop);
-    uint64_t now = now_ms(w);
+    uint64_t now = mesh_worker_now_ms(w);
     if (now < w->loop_warn_ms)
         return false;
     w->loop_warn_ms = now + L4_LOOP_WARN_MS;
@@ -421,9 +413,11 @@ static enum mesh_l4_verdict no_route(struct mesh_conn *c, const struct mesh_list
 
 /* ---- Upstream I/O ---- */
 
+/* A byte went either way: the idle timeout starts again (lazily: no timer heap work). */
 static void touch(struct mesh_l4_conn *l)
 {
-    l->last_ms = now_ms(l->c->w);
+    if (l->route->idle_timeout_ms)
+        mesh_lazy_timer_arm(l->c->w, &l->idle_t, l->timer, l->route->idle_timeout_ms);
 }
 
 static void up_set_reading(struct mesh_l4_conn *l, bool on)
@@ -507,9 +501,7 @@ static void connected(struct mesh_l4_conn *l)
     }
     mesh_log_debug("tcp %s -> %s (cluster %s): connected", c->peer_ip, l->ep->key,
                    l->cluster->name);
-    touch(l);
-    if (l->route->idle_timeout_ms)
-        arm_timer(l, l->route->idle_timeout_ms);
+    touch(l); /* the connect timeout was deleted above: the idle timeout takes <timer> */
     up_set_reading(l, true);
     if (!l->down_eof)
         mesh_conn_set_reading(c, true);
@@ -674,7 +666,6 @@ static void connect_to(struct mesh_l4_conn *l)
     l->fd = fd;
     mesh_io_op_init(&l->rop, fd, l->in, false, on_up_read_done);
     mesh_io_op_init(&l->wop, fd, l->out, true, on_up_write_done);
-    l->io_ready = true;
     l->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, up_on_read, l);
     l->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, up_on_write, l);
     MESH_STAT_INC(&w->stats, upstream_cx_total);
@@ -823,19 +814,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case L4_CONNECTING:
         connect_failed(l, 0);
         return;
-    case L4_PROXY: {
-        /* the timer runs at the idle period and re-arms for what is left of it */
-        uint64_t idle = l->route->idle_timeout_ms, now = now_ms(c->w);
-        if (now - l->last_ms >= idle) {
-            mesh_log_debug("tcp %s -> %s: idle for %llu ms: closing", c->peer_ip, l->ep->key,
-                           (unsigned long long)idle);
-            MESH_STAT_INC(&c->w->stats, downstream_cx_idle_timeout);
-            mesh_conn_close(c);
-            return;
-        }
-        arm_timer(l, idle - (now - l->last_ms));
+    case L4_PROXY:
+        if (!mesh_lazy_timer_due(c->w, &l->idle_t, l->timer))
+            return; /* a byte moved since: re-armed for the rest */
+        mesh_log_debug("tcp %s -> %s: idle for %u ms: closing", c->peer_ip, l->ep->key,
+                       l->route->idle_timeout_ms);
+        MESH_STAT_INC(&c->w->stats, downstream_cx_idle_timeout);
+        mesh_conn_close(c);
         return;
-    }
     }
 }
 

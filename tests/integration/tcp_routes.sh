@@ -55,7 +55,9 @@ write_snap()
    {"name":"refused","address":"127.0.0.1","port":0,"tcp_routes":[{"cluster":"closed"}]},
    {"name":"echo","address":"127.0.0.1","port":0,"tcp_routes":[{"cluster":"a_echo"}]},
    {"name":"idle","address":"127.0.0.1","port":0,"tcp_routes":[
-     {"cluster":"a_echo","idle_timeout_ms":300}]}],
+     {"cluster":"a_echo","idle_timeout_ms":300}]},
+   {"name":"busy","address":"127.0.0.1","port":0,"tcp_routes":[
+     {"cluster":"a_echo","idle_timeout_ms":1000}]}],
  "route_configs":[{"name":"rc","virtual_hosts":[{"name":"all","domains":["*"],
    "routes":[{"match":{"prefix":"/"},"route":{"cluster":"a_http"}}]}]}],
  "clusters":[
@@ -74,6 +76,7 @@ write_snap v1 1
 start_meshd "$T_DIR/snap.json" || bail_out "meshd starts"
 TCP=${MESHD_PORTS[tcp]} TLS=${MESHD_PORTS[tls]} TLSONLY=${MESHD_PORTS[tlsonly]}
 REFUSED=${MESHD_PORTS[refused]} IDLE=${MESHD_PORTS[idle]} ECHO=${MESHD_PORTS[echo]}
+BUSY=${MESHD_PORTS[busy]}
 
 stat_of()
 {
@@ -220,6 +223,23 @@ expect_eq "$(($(stat_of upstream_cx_connect_fail) - fail_before))" 1 \
 out=$(raw "$IDLE" 'send:ping' 'expect:ping' readall)
 expect_eq "$out|$(cat "$T_DIR/raw.outcome")" "ping|mesh-test-raw: eof" \
     "idle_timeout_ms: a silent TCP connection is closed (well before the 10 s client bound)"
+# The idle timeout is lazy (a byte only stamps a deadline; the timer re-arms itself when it
+# fires early): a connection that keeps talking lives past it. 30 echoes 100 ms apart, 3 s
+# on a route with a 1 s idle timeout.
+busy_echoes()
+{
+    local i got n=0
+    exec 7<>"/dev/tcp/127.0.0.1/$BUSY" || return 0
+    for i in $(seq 10 39); do
+        printf 'm%s' "$i" >&7 || break
+        IFS= read -r -t 5 -N 3 got <&7 || break
+        [ "$got" = "m$i" ] && n=$((n + 1))
+        sleep 0.1
+    done
+    exec 7>&-
+    echo "$n"
+}
+expect_eq "$(busy_echoes)" 30 "idle_timeout_ms: a connection that keeps talking outlives it (30 echoes over 3 s, 1 s timeout)"
 
 wait_exit "$STALL_PID" 20
 expect_eq "$(cat "$T_DIR/stall.out")|$(cat "$T_DIR/stall.outcome")" "|mesh-test-raw: eof" \
