@@ -127,7 +127,8 @@ load "default --poll-spins"
 polls=$(stat io_spin_polls)
 hits=$(stat io_spin_hits)
 expect_le 1 "$polls" "default --poll-spins: busy turns are followed by spin polls ($polls)"
-expect_le "$hits" "$polls" "default --poll-spins: hits ($hits) are among the polls ($polls)"
+# 20 connections in flight against a local backend: some poll finds the next bytes
+expect_le 1 "$hits" "default --poll-spins: spin polls find work ($hits of $polls)"
 a=$(stat io_spin_polls)
 sleep 1
 b=$(stat io_spin_polls)
