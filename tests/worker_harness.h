@@ -81,7 +81,8 @@ static inline void harness_feed(int fd, const uint8_t *data, size_t size, size_t
         piece = 1024 + (data[*off] & 0x3ff);
     if (piece > size - *off)
         piece = size - *off;
-    ssize_t n = write(fd, data + *off, piece);
+    /* meshd may have answered and closed already: that is EPIPE here, not SIGPIPE */
+    ssize_t n = send(fd, data + *off, piece, MSG_NOSIGNAL);
     if (n > 0)
         *off += (size_t)n;
     if (*off == size)

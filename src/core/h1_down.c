@@ -18,7 +18,7 @@
 #define LIT(s) s, sizeof(s) - 1
 
 static const struct mesh_down_ops h1_ops;
-static http_parser_settings req_settings;
+static http_parser_settings chunked_settings;
 
 static struct mesh_conn *conn_of(http_parser *p)
 {
@@ -44,7 +44,7 @@ static void reply_error(struct mesh_conn *c, int status, const char *why)
     mesh_conn_flush(c);
 }
 
-/* ---- http-parser callbacks ---- */
+/* ---- Trailers of a chunked request (http-parser) ---- */
 
 static int set_err(struct mesh_conn *c, int status, const char *why)
 {
@@ -55,37 +55,9 @@ static int set_err(struct mesh_conn *c, int status, const char *why)
     return -1;
 }
 
-static int on_message_begin(http_parser *p)
+/* Appends a piece of a trailer name or value: pieces may span reads, so they are copied. */
+static int append_piece(struct mesh_stream *s, char **dst, size_t *dlen, const char *at, size_t len)
 {
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    struct mesh_stream *s = conn_of(p)->h1_stream;
-    /* the head is parsed from one contiguous arena copy: <at> is stable */
-    if (s->req.path)
-        s->req.path_len += (uint32_t)len;
-    else {
-        s->req.path = at;
-        s->req.path_len = (uint32_t)len;
-    }
-    return 0;
-}
-
-/* Appends a piece of a name or value; pieces are adjacent in the head, copied in trailers. */
-static int append_piece(struct mesh_stream *s, char **dst, size_t *dlen, const char *at, size_t len,
-                        bool copy)
-{
-    if (*dst && !copy && *dst + *dlen == at) {
-        *dlen += len;
-        return 0;
-    }
-    if (!*dst && !copy) {
-        *dst = (char *)at;
-        *dlen = len;
-        return 0;
-    }
     if (*dlen + len > MESH_MAX_HEADER_BYTES)
         return -1;
     char *n = mesh_arena_alloc(s->arena, *dlen + len + 1);
@@ -112,8 +84,8 @@ static const char *trim(const char *v, size_t *len)
     return v;
 }
 
-/* A whole header (name + value) is known: act on it. */
-static int commit_header(struct mesh_conn *c)
+/* A whole trailer (name + value) is known. */
+static int commit_trailer(struct mesh_conn *c)
 {
     struct mesh_stream *s = c->h1_stream;
     const char *name = c->h1_hdr_name;
@@ -130,15 +102,86 @@ static int commit_header(struct mesh_conn *c)
     if (!value)
         value = "";
     value = trim(value, &vlen);
+    return mesh_headers_add(s->arena, &s->req.trailers, name, nlen, value, vlen) ? -1 : 0;
+}
 
-    if (c->h1_headers_done) /* a trailer */
-        return mesh_headers_add(s->arena, &s->req.trailers, name, nlen, value, vlen) ? -1 : 0;
+/* The head's fields went through apply_field already: only trailers are taken here. */
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct mesh_conn *c = conn_of(p);
+    if (!c->h1_headers_done)
+        return 0;
+    if (c->h1_in_value && commit_trailer(c))
+        return -1;
+    if (!c->h1_hdr_name)
+        c->h1_nhdr++;
+    if (c->h1_nhdr > MESH_MAX_HEADERS)
+        return set_err(c, 431, "too many header fields");
+    return append_piece(c->h1_stream, &c->h1_hdr_name, &c->h1_hdr_name_len, at, len);
+}
 
-    switch (nlen) {
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct mesh_conn *c = conn_of(p);
+    if (!c->h1_headers_done)
+        return 0;
+    c->h1_in_value = true;
+    if (append_piece(c->h1_stream, &c->h1_hdr_value, &c->h1_hdr_value_len, at, len))
+        return set_err(c, 431, "header value too large");
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    conn_of(p)->h1_headers_done = true;
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct mesh_conn *c = conn_of(p);
+    evbuffer_add(c->h1_body, at, len);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct mesh_conn *c = conn_of(p);
+    if (c->h1_in_value && commit_trailer(c)) /* the last trailer */
+        return -1;
+    c->h1_msg_complete = true;
+    http_parser_pause(p, 1); /* the next pipelined request waits for this response */
+    return 0;
+}
+
+/* http-parser decodes chunked request bodies only; heads are parsed by mesh_h1_parse_request_head. */
+static http_parser_settings chunked_settings = {
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- Acting on a parsed request head ---- */
+
+/* What a head's fields decide besides themselves. */
+struct head_facts {
+    bool cl_seen, te_seen, upgrade;
+    const struct mesh_h1_field *connection;
+};
+
+/* One field of the head: framing, Host and Expect are ours, the rest is forwarded. 0 or a status. */
+static int apply_field(struct mesh_stream *s, const struct mesh_h1_field *f, struct head_facts *hf,
+                       const char **why)
+{
+    const char *name = f->name, *value = f->value;
+    size_t vlen = f->value_len;
+    switch (f->name_len) {
     case 4:
         if (strncasecmp(name, "host", 4) == 0) {
             if (s->req.authority)
-                return set_err(c, 400, "more than one Host header");
+                return *why = "more than one Host header", 400;
             s->req.authority = value;
             s->req.authority_len = (uint32_t)vlen;
         }
@@ -149,64 +192,47 @@ static int commit_header(struct mesh_conn *c)
                 s->expect_continue = true;
                 return 0; /* answered here, not forwarded (as Envoy does) */
             }
-            return set_err(c, 417, "unsupported expectation");
+            return *why = "unsupported expectation", 417;
         }
         break;
+    case 7:
+        if (strncasecmp(name, "upgrade", 7) == 0)
+            hf->upgrade = true;
+        break;
     case 10:
-        if (strncasecmp(name, "connection", 10) == 0 &&
-            mesh_token_list_has(value, vlen, LIT("close")))
-            s->close_after = true;
+        if (strncasecmp(name, "connection", 10) == 0) {
+            hf->connection = f;
+            if (mesh_token_list_has(value, vlen, LIT("close")))
+                s->close_after = true;
+        }
         break;
     case 14:
         if (strncasecmp(name, "content-length", 14) == 0) {
             if (!vlen || vlen > 18)
-                return set_err(c, 400, "invalid Content-Length");
+                return *why = "invalid Content-Length", 400;
             int64_t v = 0;
             for (size_t i = 0; i < vlen; i++) {
                 if (value[i] < '0' || value[i] > '9')
-                    return set_err(c, 400, "invalid Content-Length");
+                    return *why = "invalid Content-Length", 400;
                 v = v * 10 + (value[i] - '0');
             }
-            if (c->h1_cl_seen && v != s->req.content_length)
-                return set_err(c, 400, "conflicting Content-Length headers");
-            c->h1_cl_seen = true;
+            if (hf->cl_seen && v != s->req.content_length)
+                return *why = "conflicting Content-Length headers", 400;
+            hf->cl_seen = true;
             s->req.content_length = v;
             return 0;
         }
         break;
     case 17:
         if (strncasecmp(name, "transfer-encoding", 17) == 0) {
-            if (c->h1_te_seen || vlen != 7 || strncasecmp(value, "chunked", 7) != 0)
-                return set_err(c, 400, "unsupported Transfer-Encoding (only a single chunked)");
-            c->h1_te_seen = true;
+            if (hf->te_seen || vlen != 7 || strncasecmp(value, "chunked", 7) != 0)
+                return *why = "unsupported Transfer-Encoding (only a single chunked)", 400;
+            hf->te_seen = true;
             return 0;
         }
         break;
     }
-    return mesh_headers_add(s->arena, &s->req.hdrs, name, nlen, value, vlen) ? -1 : 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    struct mesh_conn *c = conn_of(p);
-    if (c->h1_in_value && commit_header(c))
-        return -1;
-    if (!c->h1_hdr_name)
-        c->h1_nhdr++;
-    if (c->h1_nhdr > MESH_MAX_HEADERS)
-        return set_err(c, 431, "too many header fields");
-    return append_piece(c->h1_stream, &c->h1_hdr_name, &c->h1_hdr_name_len, at, len,
-                        c->h1_headers_done);
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct mesh_conn *c = conn_of(p);
-    struct mesh_stream *s = c->h1_stream;
-    c->h1_in_value = true;
-    if (append_piece(s, &c->h1_hdr_value, &c->h1_hdr_value_len, at, len, c->h1_headers_done))
-        return set_err(c, 431, "header value too large");
-    return 0;
+    return mesh_headers_add(s->arena, &s->req.hdrs, name, f->name_len, value, vlen) ? 431 : 0;
 }
 
 /* Splits an absolute-form target into authority and path. */
@@ -241,33 +267,40 @@ static int absolute_target(struct mesh_stream *s)
     return 0;
 }
 
-static int on_headers_complete(http_parser *p)
+/* Fills the stream's request from a parsed head. 0, or a status with <why>. */
+static int apply_head(struct mesh_stream *s, const struct mesh_h1_head *h, const char **why)
 {
-    struct mesh_conn *c = conn_of(p);
-    struct mesh_stream *s = c->h1_stream;
-    if (c->h1_in_value && commit_header(c))
-        return -1;
-    c->h1_headers_done = true;
-    s->req.http_minor = (uint8_t)p->http_minor;
-    s->req.method = http_method_str((enum http_method)p->method);
-    s->req.method_len = (uint32_t)strlen(s->req.method);
-    s->is_head = p->method == HTTP_HEAD;
-    s->is_connect = p->method == HTTP_CONNECT;
-    s->is_upgrade = p->upgrade && !s->is_connect;
-    if (c->h1_te_seen && c->h1_cl_seen)
-        return set_err(c, 400, "both Content-Length and Transfer-Encoding");
-    if (c->h1_te_seen && p->http_minor == 0)
-        return set_err(c, 400, "Transfer-Encoding in an HTTP/1.0 request");
-    s->req.chunked = c->h1_te_seen;
-    if (!c->h1_cl_seen)
-        s->req.content_length = -1;
-    if (p->http_minor == 0 && !mesh_headers_get(&s->req.hdrs, LIT("connection")))
-        s->close_after = true;
-    else if (p->http_minor == 0) {
-        struct mesh_header *h = mesh_headers_get(&s->req.hdrs, LIT("connection"));
-        if (!mesh_token_list_has(h->value, h->value_len, LIT("keep-alive")))
-            s->close_after = true;
+    struct head_facts hf = {0};
+    s->req.method = h->method;
+    s->req.method_len = h->method_len;
+    s->req.path = h->target;
+    s->req.path_len = h->target_len;
+    s->req.http_minor = h->minor;
+    for (unsigned i = 0; i < h->nfields; i++) {
+        int st = apply_field(s, &h->field[i], &hf, why);
+        if (st) {
+            if (st == 431)
+                *why = "request header section too large";
+            return st;
+        }
     }
+    s->is_head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
+    s->is_connect = h->method_len == 7 && memcmp(h->method, "CONNECT", 7) == 0;
+    /* as http-parser: an upgrade needs both the Upgrade header and the Connection token */
+    s->is_upgrade = !s->is_connect && hf.upgrade && hf.connection &&
+                    mesh_token_list_has(hf.connection->value, hf.connection->value_len,
+                                        LIT("upgrade"));
+    if (hf.te_seen && hf.cl_seen)
+        return *why = "both Content-Length and Transfer-Encoding", 400;
+    if (hf.te_seen && h->minor == 0)
+        return *why = "Transfer-Encoding in an HTTP/1.0 request", 400;
+    s->req.chunked = hf.te_seen;
+    if (!hf.cl_seen)
+        s->req.content_length = -1;
+    if (h->minor == 0 && (!hf.connection || !mesh_token_list_has(hf.connection->value,
+                                                                 hf.connection->value_len,
+                                                                 LIT("keep-alive"))))
+        s->close_after = true;
     if (s->is_connect) {
         s->req.authority = s->req.path;
         s->req.authority_len = s->req.path_len;
@@ -275,44 +308,17 @@ static int on_headers_complete(http_parser *p)
         s->req.path_len = 0;
     } else if (s->req.path[0] != '/' && s->req.path[0] != '*') {
         if (absolute_target(s))
-            return set_err(c, 400, "invalid absolute-form request target");
+            return *why = "invalid absolute-form request target", 400;
     }
     if (!s->req.authority) {
-        if (p->http_minor == 1)
-            return set_err(c, 400, "missing Host header");
+        if (h->minor == 1)
+            return *why = "missing Host header", 400;
         s->req.authority = "";
     }
     if (!s->req.scheme)
         s->req.scheme = "http";
     return 0;
 }
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct mesh_conn *c = conn_of(p);
-    evbuffer_add(c->h1_body, at, len);
-    return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    struct mesh_conn *c = conn_of(p);
-    if (c->h1_in_value && commit_header(c)) /* the last trailer */
-        return -1;
-    c->h1_msg_complete = true;
-    http_parser_pause(p, 1); /* the next pipelined request waits for this response */
-    return 0;
-}
-
-static http_parser_settings req_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 /* ---- Input processing ---- */
 
@@ -339,19 +345,34 @@ static const char *parser_error(http_parser *p)
 
 static void h1_finish(struct mesh_conn *c);
 
-/* Feeds body bytes from c->in to the parser and the stream, within backpressure. */
+/* Moves the next body bytes from c->in to c->h1_body: counted here, or decoded by http-parser. */
+static int take_body(struct mesh_conn *c)
+{
+    if (c->h1_body_left >= 0) {
+        size_t n = evbuffer_get_length(c->in);
+        if ((uint64_t)c->h1_body_left < n)
+            n = (size_t)c->h1_body_left;
+        evbuffer_remove_buffer(c->in, c->h1_body, n); /* moves whole chains, no copy */
+        c->h1_body_left -= (int64_t)n;
+        c->h1_msg_complete = c->h1_body_left == 0;
+        return 0;
+    }
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
+        return 0;
+    size_t n = http_parser_execute(&c->parser, &chunked_settings, v.iov_base, v.iov_len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    evbuffer_drain(c->in, n);
+    return e != HPE_OK && e != HPE_PAUSED ? -1 : 0;
+}
+
+/* Feeds body bytes from c->in to the stream, within backpressure. */
 static void process_body(struct mesh_conn *c)
 {
     struct mesh_stream *s = c->h1_stream;
     while (!c->dead && c->h1_stream == s && !c->h1_msg_complete && !s->req_paused &&
            evbuffer_get_length(c->in) > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
-            break;
-        size_t n = http_parser_execute(&c->parser, &req_settings, v.iov_base, v.iov_len);
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        evbuffer_drain(c->in, n);
-        if (e != HPE_OK && e != HPE_PAUSED) {
+        if (take_body(c)) {
             const char *why = c->h1_err_status ? c->h1_err : parser_error(&c->parser);
             if (!s->resp_headers_sent) {
                 s->close_after = true;
@@ -399,57 +420,61 @@ static void start_request(struct mesh_conn *c)
             reply_error(c, 431, "request header section too large");
         return;
     }
+
+    struct mesh_stream *s = mesh_stream_new(c, &h1_ops);
+    char *head = s ? mesh_arena_alloc(s->arena, end) : NULL;
+    if (!head) {
+        if (s)
+            mesh_stream_free(s);
+        reply_error(c, 431, "request header section too large");
+        return;
+    }
+    /* one copy into the stream arena: every pointer of the parse stays valid for the stream */
+    memcpy(head, p, end);
+    evbuffer_drain(c->in, end);
+    struct mesh_h1_head h;
     const char *why = NULL;
-    int status = mesh_h1_validate_request_head((const char *)p, end, &why);
+    int status = mesh_h1_parse_request_head(head, end, &h, &why);
+    if (!status)
+        status = apply_head(s, &h, &why);
     if (status) {
+        mesh_stream_free(s);
         reply_error(c, status, why);
         return;
     }
-
-    struct mesh_stream *s = mesh_stream_new(c, &h1_ops);
-    if (!s) {
-        reply_error(c, 431, "request header section too large");
-        return;
-    }
-    char *head = mesh_arena_alloc(s->arena, end);
-    if (!head) {
-        mesh_stream_free(s);
-        reply_error(c, 431, "request header section too large");
-        return;
-    }
-    memcpy(head, p, end);
-    evbuffer_drain(c->in, end);
     mesh_conn_idle_disarm(c);
 
     c->h1_stream = s;
     c->h1_headers_done = false;
     c->h1_msg_complete = false;
-    c->h1_cl_seen = c->h1_te_seen = false;
     c->h1_err_status = 0;
-    c->h1_nhdr = 0;
+    c->h1_nhdr = h.nfields;
     c->h1_hdr_name = NULL;
     c->h1_hdr_name_len = 0;
     c->h1_hdr_value = NULL;
     c->h1_hdr_value_len = 0;
     c->h1_in_value = false;
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    size_t n = http_parser_execute(&c->parser, &req_settings, head, end);
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if ((e != HPE_OK && e != HPE_PAUSED) || c->h1_err_status || !c->h1_headers_done) {
-        int st = c->h1_err_status ? c->h1_err_status : 400;
-        why = c->h1_err_status ? c->h1_err
-              : e == HPE_INVALID_METHOD ? "invalid method"
-              : e != HPE_OK ? parser_error(&c->parser) : "incomplete request head";
-        c->h1_stream = NULL;
-        mesh_stream_free(s);
-        reply_error(c, st, why);
-        return;
-    }
-    (void)n;
-    bool has_body = !c->h1_msg_complete && !s->is_connect && !s->is_upgrade;
-    if (c->h1_msg_complete || s->is_upgrade || s->is_connect)
+    c->h1_body_left = s->req.content_length > 0 ? s->req.content_length : 0;
+    if (s->is_upgrade || s->is_connect) {
+        s->req_end = true; /* what follows the head is the tunnel's */
+    } else if (s->req.chunked) {
+        /* http-parser decodes the chunks: let it read the head to know where it is */
+        c->h1_body_left = -1;
+        http_parser_init(&c->parser, HTTP_REQUEST);
+        c->parser.data = c;
+        http_parser_execute(&c->parser, &chunked_settings, head, end);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if ((e != HPE_OK && e != HPE_PAUSED) || !c->h1_headers_done) {
+            c->h1_stream = NULL;
+            mesh_stream_free(s);
+            reply_error(c, 400, e != HPE_OK ? parser_error(&c->parser) : "incomplete request head");
+            return;
+        }
+    } else if (c->h1_body_left == 0) {
+        c->h1_msg_complete = true;
         s->req_end = true;
+    }
+    bool has_body = !s->req_end;
     if (s->expect_continue && has_body && s->req.http_minor == 1) {
         evbuffer_add(c->out, LIT("HTTP/1.1 100 Continue\r\n\r\n"));
         mesh_conn_flush(c);

@@ -122,6 +122,8 @@ static void reset_parser(struct mesh_upconn *u)
     u->parser.data = u;
     u->resp_headers_done = u->resp_headers_emitted = u->resp_complete = false;
     u->interim = false;
+    u->plain = u->parser_fed = false;
+    u->plain_left = 0;
     u->nhdr = 0;
     u->hdr_name = u->hdr_value = NULL;
     u->hdr_name_len = u->hdr_value_len = 0;
@@ -172,12 +174,108 @@ static void deliver(struct mesh_upconn *u)
         mesh_proxy_response_end(s);
 }
 
+/*
+ * The common response, parsed in one pass instead of http-parser's callback
+ * per piece (a quarter of a proxied request's user-space instructions): its
+ * whole head in the first buffer segment, a final status with a body framed
+ * by one Content-Length (or none, to a HEAD), no Transfer-Encoding. Returns
+ * true when it took the head; anything else stays with http-parser, whose
+ * judgement is unchanged.
+ */
+static bool plain_head(struct mesh_upconn *u)
+{
+    struct mesh_stream *s = u->stream;
+    u->parser_fed = true; /* one try per response: http-parser takes it from here */
+    struct evbuffer_iovec v;
+    if (evbuffer_peek(u->in, -1, NULL, &v, 1) < 1 || v.iov_len < 4)
+        return false;
+    const char *p = v.iov_base;
+    struct mesh_h1_head h;
+    size_t len = MESH_MIN(v.iov_len, (size_t)MESH_MAX_HEADER_BYTES);
+    size_t end = mesh_h1_parse_response_head(p, len, &h);
+    if (!end || h.status < 200 || h.status == 204 || h.status == 304)
+        return false;
+    /* the fields must outlive the input buffer: one copy into the arena, spans moved over */
+    char *head = mesh_arena_alloc(s->arena, end);
+    if (!head)
+        return false;
+    memcpy(head, p, end);
+    for (unsigned i = 0; i < h.nfields; i++) {
+        h.field[i].name = head + (h.field[i].name - p);
+        h.field[i].value = head + (h.field[i].value - p);
+    }
+    int64_t cl = -1;
+    bool close = false, keep = false;
+    uint32_t had = s->resp.hdrs.n;
+    for (unsigned i = 0; i < h.nfields; i++) {
+        const struct mesh_h1_field *f = &h.field[i];
+        if (f->name_len == 17 && strncasecmp(f->name, "transfer-encoding", 17) == 0)
+            goto other;
+        if (f->name_len == 14 && strncasecmp(f->name, "content-length", 14) == 0) {
+            if (cl >= 0 || !f->value_len || f->value_len > 18)
+                goto other;
+            cl = 0;
+            for (uint32_t k = 0; k < f->value_len; k++) {
+                if (f->value[k] < '0' || f->value[k] > '9')
+                    goto other;
+                cl = cl * 10 + (f->value[k] - '0');
+            }
+            continue; /* framing is re-decided for the downstream side */
+        }
+        if (f->name_len == 10 && strncasecmp(f->name, "connection", 10) == 0) {
+            if (f->value_len == 10 && strncasecmp(f->value, "keep-alive", 10) == 0)
+                keep = true; /* what most servers send: no list to walk */
+            else {
+                close |= mesh_token_list_has(f->value, f->value_len, "close", 5);
+                keep |= mesh_token_list_has(f->value, f->value_len, "keep-alive", 10);
+            }
+        }
+        if (mesh_headers_add(s->arena, &s->resp.hdrs, f->name, f->name_len, f->value, f->value_len))
+            goto other;
+    }
+    if (cl < 0 && !s->is_head)
+        goto other; /* the close ends the body: http-parser's case */
+    evbuffer_drain(u->in, end);
+    s->resp.status = h.status;
+    s->resp.http_minor = h.minor;
+    s->resp.chunked = false;
+    s->resp.content_length = cl;
+    u->plain = true;
+    u->plain_keep_alive = !close && (h.minor == 1 || keep);
+    u->plain_left = s->is_head ? 0 : cl;
+    u->resp_headers_done = true;
+    u->resp_complete = u->plain_left == 0;
+    return true;
+other:
+    s->resp.hdrs.n = had; /* http-parser adds them again */
+    return false;
+}
+
+/* Body bytes of a plain response: counted, moved to u->tmp without a copy. */
+static void plain_body(struct mesh_upconn *u)
+{
+    size_t n = evbuffer_get_length(u->in);
+    if ((uint64_t)u->plain_left < n)
+        n = (size_t)u->plain_left;
+    evbuffer_remove_buffer(u->in, u->tmp, n);
+    u->plain_left -= (int64_t)n;
+    u->resp_complete = u->plain_left == 0;
+}
+
 static void process(struct mesh_upconn *u)
 {
     while (u->stream && !u->dead && !u->tunnel && evbuffer_get_length(u->in) > 0) {
         struct mesh_stream *s = u->stream;
         if (s->resp_paused || u->resp_complete)
             return;
+        if (u->plain || (!u->parser_fed && plain_head(u))) {
+            if (!u->resp_complete)
+                plain_body(u);
+            deliver(u);
+            if (u->stream != s || u->resp_complete)
+                return;
+            continue;
+        }
         struct evbuffer_iovec v;
         if (evbuffer_peek(u->in, -1, NULL, &v, 1) < 1)
             return;
@@ -208,7 +306,7 @@ static void process(struct mesh_upconn *u)
 static void on_eof(struct mesh_upconn *u, int err)
 {
     struct mesh_stream *s = u->stream;
-    if (s && u->resp_headers_done && !u->resp_complete && !u->interim) {
+    if (s && u->resp_headers_done && !u->resp_complete && !u->interim && !u->plain) {
         /* a close-delimited body ends here (http-parser completes it on a zero-length read) */
         http_parser_execute(&u->parser, &resp_settings, NULL, 0);
         if (u->resp_complete) {
@@ -284,7 +382,8 @@ static void u_detach(struct mesh_stream *s)
         return;
     u->stream = NULL;
     bool reusable = u->resp_complete && u->body_sent_end && !u->tunnel &&
-                    http_should_keep_alive(&u->parser) && evbuffer_get_length(u->in) == 0;
+                    (u->plain ? u->plain_keep_alive : http_should_keep_alive(&u->parser)) &&
+                    evbuffer_get_length(u->in) == 0;
     mesh_upconn_release(u, reusable);
 }
 

@@ -3,6 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include "core/proxy-int.h"
 
 /* ---- Header lists ---- */
@@ -98,6 +101,9 @@ void mesh_headers_strip_hop(struct mesh_headers *h, bool keep_upgrade)
 {
     /* Headers named by Connection are hop-by-hop too (RFC 9110 7.6.1). */
     const struct mesh_header *conn = mesh_headers_get(h, LIT("connection"));
+    /* "keep-alive", what most peers send, names only a header that goes anyway */
+    if (conn && conn->value_len == 10 && strncasecmp(conn->value, "keep-alive", 10) == 0)
+        conn = NULL;
     uint32_t j = 0;
     for (uint32_t i = 0; i < h->n; i++) {
         const struct mesh_header *hd = &h->v[i];
@@ -169,7 +175,7 @@ const char *mesh_response_flags_str(unsigned flags, char *buf, size_t size)
     return buf;
 }
 
-/* ---- Strict request-head validation ---- */
+/* ---- Strict head parsing ---- */
 
 /* RFC 9110 tchar */
 static const uint8_t tchar[256] = {
@@ -187,6 +193,24 @@ static const uint8_t tchar[256] = {
     ['y'] = 1, ['z'] = 1,
 };
 
+/* The methods http-parser knows: the set meshd has always accepted. */
+static const struct {
+    const char *name;
+    uint8_t len;
+} methods[] = {
+#define MESH_METHOD(num, name, string) {#string, sizeof(#string) - 1},
+    HTTP_METHOD_MAP(MESH_METHOD)
+#undef MESH_METHOD
+};
+
+static bool known_method(const unsigned char *m, size_t len)
+{
+    for (size_t i = 0; i < MESH_ARRAY_LEN(methods); i++)
+        if (methods[i].len == len && memcmp(methods[i].name, m, len) == 0)
+            return true;
+    return false;
+}
+
 static int bad(const char **why, const char *msg, int status)
 {
     *why = msg;
@@ -198,7 +222,99 @@ static bool is_vchar_target(unsigned char c)
     return c > 0x20 && c != 0x7f;
 }
 
-int mesh_h1_validate_request_head(const char *p, size_t len, const char **why)
+/* field-value and reason-phrase bytes: HTAB, SP, VCHAR, obs-text */
+static const uint8_t value_byte[256] = {
+    ['\t'] = 1, [0x20 ... 0x7e] = 1, [0x80 ... 0xff] = 1,
+};
+
+/* The first byte at or after <c> that cannot be in a field value (CR, at the latest), or <end>. */
+static const unsigned char *value_end(const unsigned char *c, const unsigned char *end)
+{
+#ifdef __SSE2__
+    /* values are most of a head's bytes: 16 at a time while none is below SP or DEL */
+    const __m128i sp = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+    while (end - c >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)c);
+        __m128i ok = _mm_andnot_si128(_mm_cmpeq_epi8(v, del),
+                                      _mm_cmpeq_epi8(_mm_max_epu8(v, sp), v));
+        unsigned mask = (unsigned)_mm_movemask_epi8(ok);
+        if (mask != 0xffff) {
+            c += __builtin_ctz(~mask);
+            break;
+        }
+        c += 16;
+    }
+#endif
+    while (c < end && value_byte[*c])
+        c++;
+    return c;
+}
+
+/*
+ * Header lines from <l> up to and including the empty line: each name a
+ * token right before its colon, each value without OWS around it, every
+ * line ending in CRLF. Fills h->field; 0, or a status with <why>.
+ */
+static int parse_fields(const unsigned char *l, const unsigned char *end, struct mesh_h1_head *h,
+                        const char **why)
+{
+    h->nfields = 0;
+    for (;;) {
+        if (l >= end)
+            return bad(why, "incomplete header section", 400);
+        if (*l == '\r') {
+            if (l + 1 < end && l[1] == '\n') {
+                h->len = (size_t)(l + 2 - h->start);
+                return 0;
+            }
+            return bad(why, "bare CR in header section", 400);
+        }
+        if (*l == '\n')
+            return bad(why, "header lines must end with CRLF", 400);
+        if (*l == ' ' || *l == '\t')
+            return bad(why, "obs-fold (a header line starting with whitespace) is not allowed", 400);
+        if (h->nfields == MESH_MAX_HEADERS)
+            return bad(why, "too many header fields", 431);
+        const unsigned char *n = l;
+        while (n < end && tchar[*n])
+            n++;
+        if (n >= end)
+            return bad(why, "incomplete header section", 400);
+        if (*n != ':') {
+            if (*n == ' ' || *n == '\t')
+                return bad(why, "whitespace between header name and colon", 400);
+            return bad(why, "invalid character in header name", 400);
+        }
+        if (n == l)
+            return bad(why, "empty header name", 400);
+        const unsigned char *v = n + 1;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        const unsigned char *c = value_end(v, end);
+        if (c >= end)
+            return bad(why, "incomplete header section", 400);
+        if (*c != '\r') {
+            if (*c == '\n')
+                return bad(why, "bare LF in header value", 400);
+            if (*c == 0)
+                return bad(why, "NUL in header value", 400);
+            return bad(why, "control character in header value", 400);
+        }
+        if (c + 1 >= end || c[1] != '\n')
+            return bad(why, "bare CR in header value", 400);
+        const unsigned char *ve = c;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        struct mesh_h1_field *f = &h->field[h->nfields++];
+        f->name = (const char *)l;
+        f->name_len = (uint32_t)(n - l);
+        f->value = (const char *)v;
+        f->value_len = (uint32_t)(ve - v);
+        l = c + 2;
+    }
+}
+
+int mesh_h1_parse_request_head(const char *p, size_t len, struct mesh_h1_head *h, const char **why)
 {
     const unsigned char *s = (const unsigned char *)p, *end = s + len;
     const unsigned char *lf = memchr(s, '\n', len);
@@ -217,6 +333,8 @@ int mesh_h1_validate_request_head(const char *p, size_t len, const char **why)
     if (q == s || q >= le || *q != ' ')
         return bad(why, "invalid method", 400);
     size_t mlen = (size_t)(q - s);
+    if (!known_method(s, mlen))
+        return bad(why, "invalid method", 400);
     bool connect = mlen == 7 && memcmp(s, "CONNECT", 7) == 0;
     bool options = mlen == 7 && memcmp(s, "OPTIONS", 7) == 0;
     /* target */
@@ -249,55 +367,43 @@ int mesh_h1_validate_request_head(const char *p, size_t len, const char **why)
     if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
         return bad(why, "unsupported HTTP version (HTTP/1.0 and HTTP/1.1 only)", 400);
 
-    /* header lines */
-    unsigned count = 0;
-    const unsigned char *l = lf + 1;
-    for (;;) {
-        if (l >= end)
-            return bad(why, "incomplete header section", 400);
-        if (*l == '\r') {
-            if (l + 1 < end && l[1] == '\n')
-                return 0;
-            return bad(why, "bare CR in header section", 400);
-        }
-        if (*l == '\n')
-            return bad(why, "header lines must end with CRLF", 400);
-        if (*l == ' ' || *l == '\t')
-            return bad(why, "obs-fold (a header line starting with whitespace) is not allowed", 400);
-        if (++count > MESH_MAX_HEADERS)
-            return bad(why, "too many header fields", 431);
-        const unsigned char *n = l;
-        while (n < end && tchar[*n])
-            n++;
-        if (n >= end)
-            return bad(why, "incomplete header section", 400);
-        if (*n != ':') {
-            if (*n == ' ' || *n == '\t')
-                return bad(why, "whitespace between header name and colon", 400);
-            return bad(why, "invalid character in header name", 400);
-        }
-        if (n == l)
-            return bad(why, "empty header name", 400);
-        const unsigned char *c = n + 1;
-        for (;;) {
-            if (c >= end)
-                return bad(why, "incomplete header section", 400);
-            unsigned char ch = *c;
-            if (ch == '\r') {
-                if (c + 1 >= end || c[1] != '\n')
-                    return bad(why, "bare CR in header value", 400);
-                l = c + 2;
-                break;
-            }
-            if (ch == '\n')
-                return bad(why, "bare LF in header value", 400);
-            if (ch == 0)
-                return bad(why, "NUL in header value", 400);
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-                return bad(why, "control character in header value", 400);
-            c++;
-        }
+    h->method = (const char *)s;
+    h->method_len = (uint32_t)mlen;
+    h->target = (const char *)t;
+    h->target_len = (uint32_t)tlen;
+    h->minor = (uint8_t)(v[7] - '0');
+    h->status = 0;
+    h->start = s;
+    return parse_fields(lf + 1, end, h, why);
+}
+
+size_t mesh_h1_parse_response_head(const char *p, size_t len, struct mesh_h1_head *h)
+{
+    const unsigned char *s = (const unsigned char *)p, *end = s + len;
+    if (len < 14 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') || s[8] != ' ')
+        return 0;
+    int status = 0;
+    for (int i = 9; i < 12; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        status = status * 10 + (s[i] - '0');
     }
+    const unsigned char *q = s + 12;
+    if (*q == ' ') {
+        q++;
+        q = value_end(q, end);
+    }
+    if (q + 1 >= end || q[0] != '\r' || q[1] != '\n')
+        return 0;
+    const char *why;
+    h->start = s;
+    if (parse_fields(q + 2, end, h, &why))
+        return 0;
+    h->method = h->target = NULL;
+    h->method_len = h->target_len = 0;
+    h->minor = (uint8_t)(s[7] - '0');
+    h->status = status;
+    return h->len;
 }
 
 /* ---- Serialisation ---- */

@@ -296,16 +296,15 @@ struct mesh_conn {
     /* HTTP/1.1 */
     http_parser parser;
     struct mesh_stream *h1_stream;        /* request being parsed or answered */
-    size_t h1_msg_start;                  /* offset of the current message head in in */
-    bool h1_headers_done, h1_paused;
-    unsigned h1_nhdr;
-    char *h1_hdr_name;                    /* parse state for header callbacks */
+    bool h1_headers_done;                 /* chunked: http-parser is past the head */
+    int64_t h1_body_left;                 /* body bytes still to come; -1: chunked (http-parser) */
+    unsigned h1_nhdr;                     /* header fields and trailers so far */
+    char *h1_hdr_name;                    /* trailer being parsed (http-parser callbacks) */
     size_t h1_hdr_name_len;
     char *h1_hdr_value;
     size_t h1_hdr_value_len;
     bool h1_in_value;
     bool h1_resp_chunked, h1_resp_nobody, h1_msg_complete;
-    bool h1_cl_seen, h1_te_seen;
     int h1_err_status;                    /* set by a parser callback that refuses the request */
     const char *h1_err;                   /* static reason for h1_err_status */
     struct evbuffer *h1_body;             /* decoded body bytes of the current read */
@@ -343,12 +342,40 @@ void mesh_h2_down_close(struct mesh_conn *c);
 void mesh_h2_down_drain(struct mesh_conn *c);
 
 /* ---- HTTP/1.1 helpers (http1.c) ---- */
+/** One header field of a parsed head: spans into the head, the value without OWS. */
+struct mesh_h1_field {
+    const char *name, *value;
+    uint32_t name_len, value_len;
+};
+
+/** A parsed HTTP/1.x head; every pointer points into the text it was parsed from. */
+struct mesh_h1_head {
+    const char *method, *target;       /* requests */
+    uint32_t method_len, target_len;
+    int status;                        /* responses */
+    uint8_t minor;                     /* HTTP/1.<minor> */
+    const unsigned char *start;        /* the head's first byte */
+    size_t len;                        /* the head's length, its empty line included */
+    unsigned nfields;
+    struct mesh_h1_field field[MESH_MAX_HEADERS];
+};
+
 /**
- * Strict check of a request head (request line + header lines, up to and
- * including the empty line). Returns 0, or an HTTP status (400/414/431) with
- * <why> set to a static reason.
+ * Strict parse of a request head (request line + header lines, up to and
+ * including the empty line) in one pass: the request line's grammar, a
+ * method http-parser knows, token names right before their colons, no
+ * obs-fold, CRLF only, no NUL or control bytes, counts and sizes. Returns 0
+ * with <h> filled, or an HTTP status (400/414/431) with <why> set to a
+ * static reason.
  */
-int mesh_h1_validate_request_head(const char *p, size_t len, const char **why);
+int mesh_h1_parse_request_head(const char *p, size_t len, struct mesh_h1_head *h, const char **why);
+/**
+ * Parses a response head in its plain shape ("HTTP/1.x DDD reason", the
+ * same strict field grammar) from the start of <p>, which may hold more
+ * than the head. Returns the head's length, or 0 when it is anything else
+ * or not all there: the caller hands it to http-parser, which judges it.
+ */
+size_t mesh_h1_parse_response_head(const char *p, size_t len, struct mesh_h1_head *h);
 /** Serialises a request head (HTTP/1.1) into <out>. */
 void mesh_h1_write_request_head(struct evbuffer *out, const struct mesh_msg *m, bool chunked);
 /** Serialises a response head into <out>. */
@@ -408,6 +435,10 @@ struct mesh_upconn {
     size_t hdr_name_len;
     bool in_value, resp_headers_done, resp_headers_emitted, resp_complete, body_sent_end;
     bool req_chunked, interim;
+    bool parser_fed;                   /* this response's bytes went to a parser already */
+    bool plain;                        /* this response's head was parsed without http-parser */
+    bool plain_keep_alive;             /* plain: the upstream keeps the connection open */
+    int64_t plain_left;                /* plain: body bytes still to come */
     unsigned nhdr;
     char *hdr_value;
     size_t hdr_value_len;
