@@ -28,7 +28,7 @@ import http.server, socketserver, sys, time
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
-        time.sleep(0.3)
+        time.sleep(1.0)  # long enough that it is rarely idle when a client starts
         self.send_response(200)
         self.send_header("x-backend", "slow")
         self.send_header("content-length", "5")
@@ -152,11 +152,12 @@ expect_eq "$(header_of "$out" set-cookie)" "" "no cookie set when the request ha
 stats=$("${CURL[@]}" "$(admin_url /stats)")
 expect_match "$stats" 'lb_cookie_generated: [1-9]' "lb_cookie_generated counted"
 
-# Least request: 8 clients at once, 6 requests each; the slow backend holds its requests
-# and so gets far fewer than the third round robin would give it.
+# Least request: 8 clients at once, 9 requests each; the slow backend holds its requests
+# (1 s each) and so gets far fewer than the third round robin would give it (24 of 72;
+# a random pick would pass the check below 2.5% of the time).
 if [ -n "$SLOW" ]; then
     for ((k = 0; k < 8; k++)); do
-        split /lr 6 >"$T_DIR/lr.$k" &
+        split /lr 9 >"$T_DIR/lr.$k" &
     done
     wait_for 60 bash -c "[ \$(cat $T_DIR/lr.* 2>/dev/null | wc -l) -ge 8 ]"
     tot=0
@@ -166,8 +167,8 @@ if [ -n "$SLOW" ]; then
         tot=$((tot + xa + xb + xs))
         slow=$((slow + xs))
     done
-    if [ "$tot" = 48 ] && [ "$slow" -le 10 ]; then
-        ok "least request: the slow backend got $slow of 48 (round robin: 16)"
+    if [ "$tot" = 72 ] && [ "$slow" -le 16 ]; then
+        ok "least request: the slow backend got $slow of 72 (round robin: 24)"
     else
         not_ok "least request avoids the slow backend" "slow got $slow of $tot"
     fi
