@@ -5,6 +5,7 @@
 #include <string.h>
 #include "core/io_batch.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/runtime.h"
 #include "roles/ctl.h"
 #include "roles/iptables.h"
@@ -71,6 +72,7 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 
 int main(int argc, char **argv)
 {
+    mesh_mem_use_for_libevent(); /* before any other libevent call */
     struct mesh_opts o = {.ready_fd = -1, .debounce_ms = -1, .drain_grace_ms = -1, .poll_spins = -1};
     if (argc > 1 && strcmp(argv[1], "ctl") == 0)
         return mesh_ctl_main(argc - 1, argv + 1);

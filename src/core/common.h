@@ -30,5 +30,7 @@ void *mesh_xmalloc(size_t n);
 void *mesh_xcalloc(size_t n, size_t size);
 void *mesh_xrealloc(void *p, size_t n);
 char *mesh_xstrdup(const char *s);
+/** <s> with everything but RFC 3986's unreserved characters percent-encoded; free(). */
+char *mesh_pct_encode(const char *s);
 
 #endif /* MESH_CORE_COMMON_H */

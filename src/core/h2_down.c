@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/proxy-int.h"
 
 #define LIT(s) s, sizeof(s) - 1
@@ -420,7 +421,7 @@ int mesh_h2_down_init(struct mesh_conn *c)
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    int rv = nghttp2_session_server_new2(&c->h2, cb, c, opt);
+    int rv = nghttp2_session_server_new3(&c->h2, cb, c, opt, mesh_mem_nghttp2());
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (rv)

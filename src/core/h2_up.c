@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/proxy-int.h"
 
 #define LIT(s) s, sizeof(s) - 1
@@ -337,7 +338,7 @@ int mesh_h2_up_init(struct mesh_upconn *u)
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    int rv = nghttp2_session_client_new2(&u->h2, cb, u, opt);
+    int rv = nghttp2_session_client_new3(&u->h2, cb, u, opt, mesh_mem_nghttp2());
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (rv)

@@ -73,19 +73,11 @@ static void sb_str(struct sbuf *b, const char *s)
     sb_add(b, s, strlen(s));
 }
 
-/* Percent-encodes everything but RFC 3986's unreserved characters. */
 static void sb_enc(struct sbuf *b, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-            sb_add(b, (const char *)p, 1);
-        } else {
-            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            sb_add(b, e, 3);
-        }
-    }
+    char *e = mesh_pct_encode(s);
+    sb_str(b, e);
+    free(e);
 }
 
 /* Appends "?key=value" or "&key=value" (value encoded); NULL or "" values are left out. */

@@ -95,7 +95,7 @@ static void add_param(char **uri, size_t *len, const char *key, const char *val)
 {
     if (!val)
         return;
-    char *enc = evhttp_encode_uri(val);
+    char *enc = mesh_pct_encode(val); /* not evhttp_encode_uri: its string is libevent's to free */
     size_t need = *len + strlen(key) + strlen(enc) + 3;
     *uri = mesh_xrealloc(*uri, need + 1);
     *len += (size_t)snprintf(*uri + *len, need + 1 - *len, "%c%s=%s",
