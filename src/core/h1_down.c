@@ -55,35 +55,6 @@ static int set_err(struct mesh_conn *c, int status, const char *why)
     return -1;
 }
 
-/* Appends a piece of a trailer name or value: pieces may span reads, so they are copied. */
-static int append_piece(struct mesh_stream *s, char **dst, size_t *dlen, const char *at, size_t len)
-{
-    if (*dlen + len > MESH_MAX_HEADER_BYTES)
-        return -1;
-    char *n = mesh_arena_alloc(s->arena, *dlen + len + 1);
-    if (!n)
-        return -1;
-    if (*dlen)
-        memcpy(n, *dst, *dlen);
-    memcpy(n + *dlen, at, len);
-    *dst = n;
-    *dlen += len;
-    return 0;
-}
-
-static const char *trim(const char *v, size_t *len)
-{
-    size_t n = *len;
-    while (n && (*v == ' ' || *v == '\t')) {
-        v++;
-        n--;
-    }
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    *len = n;
-    return v;
-}
-
 /* A whole trailer (name + value) is known. */
 static int commit_trailer(struct mesh_conn *c)
 {
@@ -101,7 +72,7 @@ static int commit_trailer(struct mesh_conn *c)
         return 0;
     if (!value)
         value = "";
-    value = trim(value, &vlen);
+    value = mesh_h1_trim_ows(value, &vlen);
     return mesh_headers_add(s->arena, &s->req.trailers, name, nlen, value, vlen) ? -1 : 0;
 }
 
@@ -117,7 +88,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         c->h1_nhdr++;
     if (c->h1_nhdr > MESH_MAX_HEADERS)
         return set_err(c, 431, "too many header fields");
-    return append_piece(c->h1_stream, &c->h1_hdr_name, &c->h1_hdr_name_len, at, len);
+    return mesh_h1_append_piece(c->h1_stream->arena, &c->h1_hdr_name, &c->h1_hdr_name_len, at,
+                                len);
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
@@ -126,7 +98,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     if (!c->h1_headers_done)
         return 0;
     c->h1_in_value = true;
-    if (append_piece(c->h1_stream, &c->h1_hdr_value, &c->h1_hdr_value_len, at, len))
+    if (mesh_h1_append_piece(c->h1_stream->arena, &c->h1_hdr_value, &c->h1_hdr_value_len, at,
+                             len))
         return set_err(c, 431, "header value too large");
     return 0;
 }

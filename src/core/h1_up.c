@@ -13,21 +13,6 @@ static http_parser_settings resp_settings;
 
 /* ---- Response parsing ---- */
 
-static int append(struct mesh_stream *s, char **dst, size_t *dlen, const char *at, size_t len)
-{
-    if (*dlen + len > MESH_MAX_HEADER_BYTES)
-        return -1;
-    char *n = mesh_arena_alloc(s->arena, *dlen + len + 1);
-    if (!n)
-        return -1;
-    if (*dlen)
-        memcpy(n, *dst, *dlen);
-    memcpy(n + *dlen, at, len);
-    *dst = n;
-    *dlen += len;
-    return 0;
-}
-
 static int commit(struct mesh_upconn *u)
 {
     struct mesh_stream *s = u->stream;
@@ -38,10 +23,7 @@ static int commit(struct mesh_upconn *u)
     u->in_value = false;
     if (!name)
         return 0;
-    while (vlen && (*value == ' ' || *value == '\t'))
-        value++, vlen--;
-    while (vlen && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
-        vlen--;
+    value = mesh_h1_trim_ows(value, &vlen);
     if (u->resp_headers_done)
         return mesh_headers_add(s->arena, &s->resp.trailers, name, nlen, value, vlen) ? -1 : 0;
     if ((nlen == 14 && strncasecmp(name, "content-length", 14) == 0) ||
@@ -57,14 +39,14 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         return -1;
     if (!u->hdr_name && ++u->nhdr > MESH_MAX_HEADERS)
         return -1;
-    return append(u->stream, &u->hdr_name, &u->hdr_name_len, at, len);
+    return mesh_h1_append_piece(u->stream->arena, &u->hdr_name, &u->hdr_name_len, at, len);
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct mesh_upconn *u = p->data;
     u->in_value = true;
-    return append(u->stream, &u->hdr_value, &u->hdr_value_len, at, len);
+    return mesh_h1_append_piece(u->stream->arena, &u->hdr_value, &u->hdr_value_len, at, len);
 }
 
 static int on_headers_complete(http_parser *p)

@@ -41,6 +41,35 @@ int mesh_headers_add_copy(struct mesh_arena *a, struct mesh_headers *h, const ch
     return mesh_headers_add(a, h, n, nlen, v, vlen);
 }
 
+int mesh_h1_append_piece(struct mesh_arena *a, char **dst, size_t *dlen, const char *at,
+                         size_t len)
+{
+    if (*dlen + len > MESH_MAX_HEADER_BYTES)
+        return -1;
+    char *n = mesh_arena_alloc(a, *dlen + len + 1);
+    if (!n)
+        return -1;
+    if (*dlen)
+        memcpy(n, *dst, *dlen);
+    memcpy(n + *dlen, at, len);
+    *dst = n;
+    *dlen += len;
+    return 0;
+}
+
+const char *mesh_h1_trim_ows(const char *v, size_t *len)
+{
+    size_t n = *len;
+    while (n && (*v == ' ' || *v == '\t')) {
+        v++;
+        n--;
+    }
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    *len = n;
+    return v;
+}
+
 bool mesh_header_is(const struct mesh_header *hd, const char *name, size_t nlen)
 {
     return hd->name_len == nlen && strncasecmp(hd->name, name, nlen) == 0;

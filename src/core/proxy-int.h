@@ -376,6 +376,15 @@ int mesh_h1_parse_request_head(const char *p, size_t len, struct mesh_h1_head *h
  * or not all there: the caller hands it to http-parser, which judges it.
  */
 size_t mesh_h1_parse_response_head(const char *p, size_t len, struct mesh_h1_head *h);
+/**
+ * Appends a piece of a header name or value that http-parser handed over
+ * (pieces may span reads): a new arena copy of the whole. -1 past
+ * MESH_MAX_HEADER_BYTES or the arena's budget.
+ */
+int mesh_h1_append_piece(struct mesh_arena *a, char **dst, size_t *dlen, const char *at,
+                         size_t len);
+/** <v> without the spaces and tabs around it; <len> is updated. */
+const char *mesh_h1_trim_ows(const char *v, size_t *len);
 /** Serialises a request head (HTTP/1.1) into <out>. */
 void mesh_h1_write_request_head(struct evbuffer *out, const struct mesh_msg *m, bool chunked);
 /** Serialises a response head into <out>. */
