@@ -138,10 +138,10 @@ static http_parser_settings chunked_settings = {
 
 /* ---- Acting on a parsed request head ---- */
 
-/* What a head's fields decide besides themselves. */
+/* What a head's fields decide besides themselves; Connection's tokens from all its fields. */
 struct head_facts {
     bool cl_seen, te_seen, upgrade;
-    const struct mesh_h1_field *connection;
+    bool conn_upgrade, conn_keep_alive;
 };
 
 /* One field of the head: framing, Host and Expect are ours, the rest is forwarded. 0 or a status. */
@@ -174,9 +174,10 @@ static int apply_field(struct mesh_stream *s, const struct mesh_h1_field *f, str
         break;
     case 10:
         if (strncasecmp(name, "connection", 10) == 0) {
-            hf->connection = f;
             if (mesh_token_list_has(value, vlen, LIT("close")))
                 s->close_after = true;
+            hf->conn_keep_alive |= mesh_token_list_has(value, vlen, LIT("keep-alive"));
+            hf->conn_upgrade |= mesh_token_list_has(value, vlen, LIT("upgrade"));
         }
         break;
     case 14:
@@ -259,10 +260,6 @@ static int apply_head(struct mesh_stream *s, const struct mesh_h1_head *h, const
     }
     s->is_head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     s->is_connect = h->method_len == 7 && memcmp(h->method, "CONNECT", 7) == 0;
-    /* as http-parser: an upgrade needs both the Upgrade header and the Connection token */
-    s->is_upgrade = !s->is_connect && hf.upgrade && hf.connection &&
-                    mesh_token_list_has(hf.connection->value, hf.connection->value_len,
-                                        LIT("upgrade"));
     if (hf.te_seen && hf.cl_seen)
         return *why = "both Content-Length and Transfer-Encoding", 400;
     if (hf.te_seen && h->minor == 0)
@@ -270,9 +267,16 @@ static int apply_head(struct mesh_stream *s, const struct mesh_h1_head *h, const
     s->req.chunked = hf.te_seen;
     if (!hf.cl_seen)
         s->req.content_length = -1;
-    if (h->minor == 0 && (!hf.connection || !mesh_token_list_has(hf.connection->value,
-                                                                 hf.connection->value_len,
-                                                                 LIT("keep-alive"))))
+    /*
+     * An upgrade needs the Upgrade header and Connection's token (as
+     * http-parser), and no body: the bytes after the head are the tunnel's
+     * only if the upstream switches, and if it declines they would be read as
+     * the next request on both sides. A request with a body is forwarded as a
+     * plain request (Upgrade and Connection go as hop-by-hop headers).
+     */
+    s->is_upgrade = !s->is_connect && hf.upgrade && hf.conn_upgrade && !hf.te_seen &&
+                    s->req.content_length <= 0;
+    if (h->minor == 0 && !hf.conn_keep_alive)
         s->close_after = true;
     if (s->is_connect) {
         s->req.authority = s->req.path;

@@ -82,5 +82,23 @@ order=$(printf '%s' "$out" | tr -d '\r' | grep -Eo '^HTTP/1\.1 [0-9]{3}' | awk '
     tr '\n' ' ')
 expect_eq "$order" "200 201 " "upgrade refused by the backend (200): connection stays HTTP"
 
+# Connection's tokens count from every Connection field (RFC 9110 5.3).
+ws2=$(req GET /ws 'Upgrade: websocket' 'Connection: Upgrade' 'Connection: keep-alive' \
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' 'Sec-WebSocket-Version: 13')
+out=$(raw "$WEB" "send:$ws2" 'expect:\r\n\r\n' 'send:two-fields' 'expect:two-fields')
+expect_match "$out" $'^HTTP/1\\.1 101 ' \
+    "websocket: the upgrade token in the first of two Connection fields still upgrades"
+expect_match "$out" 'two-fields$' "websocket: and the tunnel carries bytes"
+
+# An upgrade request with a body is a plain request: the body goes with it, and what
+# follows is the next request (as a tunnel, a declined upgrade would desync both sides).
+out=$(raw "$WEB" "send:$(req POST '/echo?buffered' 'Upgrade: websocket' 'Connection: Upgrade' \
+    'Content-Length: 5')hello$(req GET /status/201 'Connection: close')" readall)
+# (the echoed body ends without a newline: the second status line follows it on the same line)
+order=$(printf '%s' "$out" | tr -d '\r' | grep -Eo 'HTTP/1\.1 [0-9]{3}' | awk '{print $2}' |
+    tr '\n' ' ')
+expect_eq "$order" "200 201 " "upgrade request with a body: answered as HTTP, then the next request"
+expect_match "$out" $'\r\n\r\nhello' "upgrade request with a body: the body reached the backend"
+
 # A plain request still works on the web listener.
 expect_eq "$("${CURL[@]}" "http://127.0.0.1:$WEB/hello")" "hello from a" "still serving plain HTTP"
