@@ -160,9 +160,10 @@ static void deliver(struct mesh_upconn *u)
  * The common response, parsed in one pass instead of http-parser's callback
  * per piece (a quarter of a proxied request's user-space instructions): its
  * whole head in the first buffer segment, a final status with a body framed
- * by one Content-Length (or none, to a HEAD), no Transfer-Encoding. Returns
- * true when it took the head; anything else stays with http-parser, whose
- * judgement is unchanged.
+ * by one Content-Length, or no body (a HEAD's answer, 204, 304: whatever a
+ * Content-Length says, RFC 9112 6.3), no Transfer-Encoding. Returns true when
+ * it took the head; anything else stays with http-parser, whose judgement is
+ * unchanged.
  */
 static bool plain_head(struct mesh_upconn *u)
 {
@@ -175,8 +176,9 @@ static bool plain_head(struct mesh_upconn *u)
     struct mesh_h1_head h;
     size_t len = MESH_MIN(v.iov_len, (size_t)MESH_MAX_HEADER_BYTES);
     size_t end = mesh_h1_parse_response_head(p, len, &h);
-    if (!end || h.status < 200 || h.status == 204 || h.status == 304)
+    if (!end || h.status < 200)
         return false;
+    bool nobody = s->is_head || h.status == 204 || h.status == 304;
     /* the fields must outlive the input buffer: one copy into the arena, spans moved over */
     char *head = mesh_arena_alloc(s->arena, end);
     if (!head)
@@ -215,16 +217,16 @@ static bool plain_head(struct mesh_upconn *u)
         if (mesh_headers_add(s->arena, &s->resp.hdrs, f->name, f->name_len, f->value, f->value_len))
             goto other;
     }
-    if (cl < 0 && !s->is_head)
+    if (cl < 0 && !nobody)
         goto other; /* the close ends the body: http-parser's case */
     evbuffer_drain(u->in, end);
     s->resp.status = h.status;
     s->resp.http_minor = h.minor;
     s->resp.chunked = false;
-    s->resp.content_length = cl;
+    s->resp.content_length = h.status == 204 ? -1 : cl; /* a 204 has none to announce */
     u->plain = true;
     u->plain_keep_alive = !close && (h.minor == 1 || keep);
-    u->plain_left = s->is_head ? 0 : cl;
+    u->plain_left = nobody ? 0 : cl;
     u->resp_headers_done = true;
     u->resp_complete = u->plain_left == 0;
     return true;
