@@ -143,6 +143,10 @@ void mesh_mem_free(void *p)
     struct hdr *h = (struct hdr *)p - 1;
     MESH_BUG_ON(h->magic != MEM_MAGIC);
     unsigned cls = h->cls;
+#ifdef MEM_ASAN
+    /* a cached block is poisoned: freeing it again would link it twice */
+    MESH_BUG_ON(cls < MEM_CLASSES && __asan_address_is_poisoned(p));
+#endif
     if (cls >= MEM_CLASSES || tc.n[cls] >= keep_max(cls)) {
         h->magic = 0;
         free(h);

@@ -2,6 +2,7 @@
  * thread exit, and the libevent and nghttp2 hooks. */
 #include "core/common.h"
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <criterion/criterion.h>
 #include <event2/buffer.h>
@@ -183,3 +184,13 @@ LEAK_TEST(mem, cached_blocks_are_reachable)
         mesh_mem_free(p[i]);
     cr_expect_geq(mesh_mem_cached(), 10);
 }
+
+#ifdef MESH_HAVE_LSAN
+/* Under ASan a second free of a cached block stops the process (it would be linked twice). */
+Test(mem, double_free_is_caught, .signal = SIGABRT)
+{
+    void *p = mesh_mem_alloc(100);
+    mesh_mem_free(p);
+    mesh_mem_free(p);
+}
+#endif
