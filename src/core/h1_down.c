@@ -2,11 +2,13 @@
  * Downstream HTTP/1.1: one request at a time per connection, pipelined
  * requests wait in the input buffer and are answered in order.
  *
- * A request head is found and checked strictly (mesh_h1_validate_request_head)
- * before http-parser sees it, then copied once into the stream arena and
- * parsed from there, so every header pointer stays valid for the stream's
- * life with no further copies. Framing (Content-Length / chunked) is decided
- * here, not left to the parser's leniency: that is where smuggling lives.
+ * A request head is found, parsed strictly in one pass where it lies
+ * (mesh_h1_parse_request_head; refused before any stream exists), then
+ * copied once into the stream arena with its spans moved onto the copy
+ * (mesh_h1_head_keep), so every header pointer stays valid for the stream's
+ * life. Framing (Content-Length / chunked) is decided here, not left to a
+ * parser's leniency: that is where smuggling lives. Content-Length bodies are
+ * counted here; http-parser decodes chunked bodies and their trailers.
  */
 #include "core/common.h"
 #include <errno.h>
@@ -206,7 +208,9 @@ static int apply_field(struct mesh_stream *s, const struct mesh_h1_field *f, str
         }
         break;
     }
-    return mesh_headers_add(s->arena, &s->req.hdrs, name, f->name_len, value, vlen) ? 431 : 0;
+    if (mesh_headers_add(s->arena, &s->req.hdrs, name, f->name_len, value, vlen))
+        return *why = "request header section too large", 431;
+    return 0;
 }
 
 /* Splits an absolute-form target into authority and path. */
@@ -252,11 +256,8 @@ static int apply_head(struct mesh_stream *s, const struct mesh_h1_head *h, const
     s->req.http_minor = h->minor;
     for (unsigned i = 0; i < h->nfields; i++) {
         int st = apply_field(s, &h->field[i], &hf, why);
-        if (st) {
-            if (st == 431)
-                *why = "request header section too large";
+        if (st)
             return st;
-        }
     }
     s->is_head = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     s->is_connect = h->method_len == 7 && memcmp(h->method, "CONNECT", 7) == 0;
@@ -398,22 +399,24 @@ static void start_request(struct mesh_conn *c)
         return;
     }
 
+    struct mesh_h1_head h;
+    const char *why = NULL;
+    int status = mesh_h1_parse_request_head((const char *)p, end, &h, &why);
+    if (status) {
+        reply_error(c, status, why); /* refused before it became a stream */
+        return;
+    }
+    /* one copy into the stream arena: every span of the parse stays valid for the stream */
     struct mesh_stream *s = mesh_stream_new(c, &h1_ops);
-    char *head = s ? mesh_arena_alloc(s->arena, end) : NULL;
+    const char *head = s ? mesh_h1_head_keep(&h, s->arena) : NULL;
     if (!head) {
         if (s)
             mesh_stream_free(s);
         reply_error(c, 431, "request header section too large");
         return;
     }
-    /* one copy into the stream arena: every pointer of the parse stays valid for the stream */
-    memcpy(head, p, end);
     evbuffer_drain(c->in, end);
-    struct mesh_h1_head h;
-    const char *why = NULL;
-    int status = mesh_h1_parse_request_head(head, end, &h, &why);
-    if (!status)
-        status = apply_head(s, &h, &why);
+    status = apply_head(s, &h, &why);
     if (status) {
         mesh_stream_free(s);
         reply_error(c, status, why);

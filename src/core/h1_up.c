@@ -179,15 +179,8 @@ static bool plain_head(struct mesh_upconn *u)
     if (!end || h.status < 200)
         return false;
     bool nobody = s->is_head || h.status == 204 || h.status == 304;
-    /* the fields must outlive the input buffer: one copy into the arena, spans moved over */
-    char *head = mesh_arena_alloc(s->arena, end);
-    if (!head)
+    if (!mesh_h1_head_keep(&h, s->arena))
         return false;
-    memcpy(head, p, end);
-    for (unsigned i = 0; i < h.nfields; i++) {
-        h.field[i].name = head + (h.field[i].name - p);
-        h.field[i].value = head + (h.field[i].value - p);
-    }
     int64_t cl = -1;
     bool close = false, keep = false;
     uint32_t had = s->resp.hdrs.n;

@@ -406,6 +406,25 @@ int mesh_h1_parse_request_head(const char *p, size_t len, struct mesh_h1_head *h
     return parse_fields(lf + 1, end, h, why);
 }
 
+const char *mesh_h1_head_keep(struct mesh_h1_head *h, struct mesh_arena *a)
+{
+    char *copy = mesh_arena_alloc(a, h->len);
+    if (!copy)
+        return NULL;
+    memcpy(copy, h->start, h->len);
+    const char *from = (const char *)h->start;
+    if (h->method) {
+        h->method = copy + (h->method - from);
+        h->target = copy + (h->target - from);
+    }
+    for (unsigned i = 0; i < h->nfields; i++) {
+        h->field[i].name = copy + (h->field[i].name - from);
+        h->field[i].value = copy + (h->field[i].value - from);
+    }
+    h->start = (const unsigned char *)copy;
+    return copy;
+}
+
 size_t mesh_h1_parse_response_head(const char *p, size_t len, struct mesh_h1_head *h)
 {
     const unsigned char *s = (const unsigned char *)p, *end = s + len;

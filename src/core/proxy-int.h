@@ -370,6 +370,12 @@ struct mesh_h1_head {
  */
 int mesh_h1_parse_request_head(const char *p, size_t len, struct mesh_h1_head *h, const char **why);
 /**
+ * Copies a parsed head into <a> and moves every span of <h> onto the copy, so
+ * that they outlive the input buffer. Returns the copy; NULL past the arena's
+ * budget.
+ */
+const char *mesh_h1_head_keep(struct mesh_h1_head *h, struct mesh_arena *a);
+/**
  * Parses a response head in its plain shape ("HTTP/1.x DDD reason", the
  * same strict field grammar) from the start of <p>, which may hold more
  * than the head. Returns the head's length, or 0 when it is anything else

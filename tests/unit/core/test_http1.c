@@ -302,3 +302,24 @@ LEAK_TEST(http1, response_head)
     cr_expect(strstr(s, "onnection: close\r\n") != NULL, "%s", s);
     teardown();
 }
+
+/* A kept head is a copy in the arena with every span moved onto it; the input may go. */
+LEAK_TEST(http1, kept_head_outlives_its_input)
+{
+    setup();
+    char *in = strdup("GET /k HTTP/1.1\r\nHost: a\r\nX-V:  v1 \r\n\r\nrest-of-the-buffer");
+    const char *why;
+    cr_assert_eq(mesh_h1_parse_request_head(in, strlen(in), &parsed, &why), 0);
+    cr_assert_eq(parsed.len, strlen(in) - 18);
+    const char *copy = mesh_h1_head_keep(&parsed, arena);
+    cr_assert_not_null(copy);
+    memset(in, 'x', strlen(in));
+    free(in);
+    cr_expect(parsed.method == copy && memcmp(parsed.method, "GET", 3) == 0);
+    cr_expect(parsed.target_len == 2 && memcmp(parsed.target, "/k", 2) == 0);
+    cr_assert_eq(parsed.nfields, 2);
+    cr_expect(parsed.field[1].name_len == 3 && memcmp(parsed.field[1].name, "X-V", 3) == 0);
+    cr_expect(parsed.field[1].value_len == 2 && memcmp(parsed.field[1].value, "v1", 2) == 0);
+    cr_expect(parsed.field[1].value > copy && parsed.field[1].value < copy + parsed.len);
+    teardown();
+}
