@@ -16,7 +16,9 @@
 
 static const struct mesh_down_ops h2_ops;
 
-static void h2_send(struct mesh_conn *c)
+/* Serializes what the session has to send into c->out, up to MESH_BUF_HIGH, and queues
+ * the write; closes a connection that nghttp2 is done with. */
+static void h2_emit(struct mesh_conn *c)
 {
     if (c->dead || !c->h2 || c->h2_in_cb)
         return;
@@ -38,6 +40,24 @@ static void h2_send(struct mesh_conn *c)
         mesh_conn_close(c);
     else if (!c->dead && !nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2))
         c->closing = true;
+}
+
+static void h2_fill(struct mesh_io_op *op)
+{
+    h2_emit(MESH_CONTAINER_OF(op, struct mesh_conn, wop));
+}
+
+/*
+ * Sending is deferred to the end of the turn (mesh_io_want_fill): a proxied response's
+ * head, body and end arrive as three calls, and serializing at each made three frames
+ * (HEADERS, DATA, an empty DATA with END_STREAM) and three passes through nghttp2. Once
+ * a turn, the body and its end leave in one DATA frame, every stream's frames of the
+ * turn in one pass.
+ */
+static void h2_send(struct mesh_conn *c)
+{
+    if (!c->dead && c->h2)
+        mesh_io_want_fill(c->w->io, &c->wop);
 }
 
 static struct mesh_stream *stream_of(struct mesh_conn *c, int32_t id)
@@ -428,6 +448,7 @@ int mesh_h2_down_init(struct mesh_conn *c)
         return MESH_ENOMEM;
     mesh_list_init(&c->h2_streams);
     c->h2_tmp = evbuffer_new();
+    c->wop.fill = h2_fill;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 256},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 256 * 1024},
@@ -451,7 +472,7 @@ int mesh_h2_down_on_read(struct mesh_conn *c)
             mesh_log_debug("h2 from %s: %s", c->peer_ip, nghttp2_strerror((int)n));
             c->h2_in_cb--;
             /* nghttp2 queued a GOAWAY for protocol errors: try to send it, then close */
-            h2_send(c);
+            h2_emit(c);
             c->closing = true;
             mesh_conn_set_reading(c, false);
             mesh_conn_flush(c);

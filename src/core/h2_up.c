@@ -11,7 +11,7 @@
 
 static const struct mesh_up_ops h2_up_ops;
 
-static void h2u_send(struct mesh_upconn *u)
+static void h2u_emit(struct mesh_upconn *u)
 {
     if (u->dead || !u->h2 || u->h2_in_cb)
         return;
@@ -23,6 +23,18 @@ static void h2u_send(struct mesh_upconn *u)
         evbuffer_add(u->out, data, (size_t)n);
     }
     mesh_upconn_flush(u);
+}
+
+static void h2u_fill(struct mesh_io_op *op)
+{
+    h2u_emit(MESH_CONTAINER_OF(op, struct mesh_upconn, wop));
+}
+
+/* Once a turn, at its end, like the downstream side (h2_down.c h2_send). */
+static void h2u_send(struct mesh_upconn *u)
+{
+    if (!u->dead && u->h2)
+        mesh_io_want_fill(u->pool->w->io, &u->wop);
 }
 
 /* Fails every attached stream and closes the connection. */
@@ -344,6 +356,7 @@ int mesh_h2_up_init(struct mesh_upconn *u)
     if (rv)
         return MESH_ENOMEM;
     mesh_list_init(&u->h2_streams);
+    u->wop.fill = h2u_fill;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 256 * 1024},

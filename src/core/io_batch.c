@@ -25,6 +25,7 @@ struct iob_slot {
 
 struct mesh_io_batch {
     struct mesh_list queue;
+    struct mesh_list fills;           /* ops whose fill runs before the next round */
     bool uring;
     struct io_uring ring;
     uint64_t rounds, ops;
@@ -43,6 +44,9 @@ void mesh_io_op_init(struct mesh_io_op *op, int fd, struct evbuffer *buf, bool w
     op->slot = -1;
     op->max = 0;
     op->before = 0;
+    op->fill = NULL;
+    mesh_list_init(&op->fill_link);
+    op->fill_queued = false;
 }
 
 void mesh_io_queue(struct mesh_io_batch *b, struct mesh_io_op *op, size_t max)
@@ -54,8 +58,20 @@ void mesh_io_queue(struct mesh_io_batch *b, struct mesh_io_op *op, size_t max)
     mesh_list_insert_tail(&b->queue, &op->link);
 }
 
+void mesh_io_want_fill(struct mesh_io_batch *b, struct mesh_io_op *op)
+{
+    if (op->fill_queued)
+        return;
+    op->fill_queued = true;
+    mesh_list_insert_tail(&b->fills, &op->fill_link);
+}
+
 void mesh_io_cancel(struct mesh_io_batch *b, struct mesh_io_op *op)
 {
+    if (op->fill_queued) {
+        mesh_list_remove(&op->fill_link);
+        op->fill_queued = false;
+    }
     if (op->queued) {
         mesh_list_remove(&op->link);
         op->queued = false;
@@ -91,6 +107,7 @@ struct mesh_io_batch *mesh_io_batch_new(enum mesh_io_mode mode, char *err, size_
 {
     struct mesh_io_batch *b = mesh_xcalloc(1, sizeof(*b));
     mesh_list_init(&b->queue);
+    mesh_list_init(&b->fills);
     if (mode == MESH_IO_SYSCALLS)
         return b;
     int rc = io_uring_queue_init(IOB_SLOTS, &b->ring, 0);
@@ -309,11 +326,26 @@ static unsigned round_once(struct mesh_io_batch *b)
 
 bool mesh_io_batch_pending(const struct mesh_io_batch *b)
 {
-    return !mesh_list_empty(&b->queue);
+    return !mesh_list_empty(&b->queue) || !mesh_list_empty(&b->fills);
+}
+
+/* Between rounds only: no slot holds an op, so a fill may cancel or close anything. */
+static void run_fills(struct mesh_io_batch *b)
+{
+    while (!mesh_list_empty(&b->fills)) {
+        struct mesh_io_op *op = mesh_list_entry(b->fills.next, struct mesh_io_op, fill_link);
+        mesh_list_remove(&op->fill_link);
+        op->fill_queued = false;
+        op->fill(op);
+    }
 }
 
 void mesh_io_batch_run(struct mesh_io_batch *b)
 {
-    while (!mesh_list_empty(&b->queue))
+    for (;;) {
+        run_fills(b);
+        if (mesh_list_empty(&b->queue))
+            return;
         round_once(b);
+    }
 }

@@ -37,6 +37,8 @@ enum mesh_io_mode {
 struct mesh_io_op;
 /** <res>: bytes moved, 0 at end of stream (reads), or -errno (-EAGAIN: would block). */
 typedef void (*mesh_io_done_fn)(struct mesh_io_op *op, ssize_t res);
+/** Produces a write op's bytes late, right before the round that would send them. */
+typedef void (*mesh_io_fill_fn)(struct mesh_io_op *op);
 
 struct mesh_io_op {
     struct mesh_list link;      /* in the batch's queue while queued */
@@ -48,6 +50,9 @@ struct mesh_io_op {
     int16_t slot;               /* index in the round in flight, else -1 */
     size_t max;                 /* read: at most this many bytes */
     size_t before;              /* write: buffer length when it was issued */
+    mesh_io_fill_fn fill;       /* optional (mesh_io_want_fill); set after mesh_io_op_init */
+    struct mesh_list fill_link; /* in the batch's fill list while fill_queued */
+    bool fill_queued;
 };
 
 struct mesh_io_batch;
@@ -65,11 +70,20 @@ void mesh_io_op_init(struct mesh_io_op *op, int fd, struct evbuffer *buf, bool w
                      mesh_io_done_fn done);
 /** Queues <op> for the end of this turn (no-op when already queued). Reads take up to <max>. */
 void mesh_io_queue(struct mesh_io_batch *b, struct mesh_io_op *op, size_t max);
-/** Forgets <op>: dequeued, and its result, if one is in flight, is dropped. */
+/**
+ * Asks for <op>'s fill callback before the next round is issued, once however often it
+ * is asked. Why: an owner whose bytes come from a serializer (an HTTP/2 session) runs it
+ * once a turn instead of once per call, so a response's HEADERS, DATA and END_STREAM are
+ * framed together. The callback runs between rounds, never inside another owner's
+ * callback; it may queue, cancel or close like a done callback.
+ */
+void mesh_io_want_fill(struct mesh_io_batch *b, struct mesh_io_op *op);
+/** Forgets <op>: dequeued, its fill dropped, and its result, if one is in flight, dropped. */
 void mesh_io_cancel(struct mesh_io_batch *b, struct mesh_io_op *op);
-/** Issues everything queued, in rounds, until nothing is: done callbacks may queue more. */
+/** Runs the fills asked for, then issues everything queued, in rounds, until nothing is
+ * left of either: done and fill callbacks may ask for more. */
 void mesh_io_batch_run(struct mesh_io_batch *b);
-/** True when ops are queued. */
+/** True when ops are queued or fills asked for. */
 bool mesh_io_batch_pending(const struct mesh_io_batch *b);
 /** Parses "auto" / "uring" / "syscalls"; -1 when it is none of them. */
 int mesh_io_mode_parse(const char *s);

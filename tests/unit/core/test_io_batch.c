@@ -22,6 +22,8 @@ struct end {
     struct mesh_io_batch *b;
     struct end *cancel;       /* done: cancels this other end's op */
     bool requeue;             /* done: queues itself once more */
+    struct end *want_fill;    /* done: asks for this other end's fill */
+    int fills;                /* fill: times it ran */
 };
 
 static void on_done(struct mesh_io_op *op, ssize_t res)
@@ -36,6 +38,19 @@ static void on_done(struct mesh_io_op *op, ssize_t res)
         e->requeue = false;
         mesh_io_queue(e->b, op, 100);
     }
+    if (e->want_fill) {
+        mesh_io_want_fill(e->b, &e->want_fill->op);
+        e->want_fill = NULL;
+    }
+}
+
+/* A late producer: writes what it has been asked for so far, then queues the write. */
+static void on_fill(struct mesh_io_op *op)
+{
+    struct end *e = MESH_CONTAINER_OF(op, struct end, op);
+    e->fills++;
+    evbuffer_add_printf(e->buf, "fill%d;", e->fills);
+    mesh_io_queue(e->b, op, 0);
 }
 
 static void end_open(struct end *e, struct mesh_io_batch *b, bool write)
@@ -221,6 +236,41 @@ ParameterizedTest(enum mesh_io_mode *mode, io_batch, big_write_and_full_socket)
         got += (size_t)n;
     cr_expect_eq(got, 40 * 1024 + total - left, "the peer got exactly the bytes drained");
     finish(b, 4, 4, (struct end *[]){&w}, 1); /* 32 + 8 chains, the partial write, -EAGAIN */
+}
+
+BOTH_MODES(late_fill)
+
+/* Fills run before the round that sends their bytes, once however often they are asked
+ * for; one asked for from a done callback runs before the next round; a cancelled op's
+ * fill does not run. */
+ParameterizedTest(enum mesh_io_mode *mode, io_batch, late_fill)
+{
+    struct mesh_io_batch *b = batch(*mode);
+    struct end w, r, gone;
+    end_open(&w, b, true);
+    end_open(&r, b, false);
+    end_open(&gone, b, true);
+    w.op.fill = on_fill;
+    gone.op.fill = on_fill;
+    cr_expect_not(mesh_io_batch_pending(b));
+    for (int i = 0; i < 3; i++)
+        mesh_io_want_fill(b, &w.op);
+    mesh_io_want_fill(b, &gone.op);
+    cr_expect(mesh_io_batch_pending(b), "a fill asked for is pending work");
+    mesh_io_cancel(b, &gone.op);
+    cr_assert_eq(write(r.peer, "go", 2), 2);
+    r.want_fill = &w;
+    mesh_io_queue(b, &r.op, 100);
+    mesh_io_batch_run(b);
+    cr_expect_not(mesh_io_batch_pending(b));
+    cr_expect_eq(w.fills, 2, "once before the first round, once more after r's done asked");
+    cr_expect_eq(gone.fills, 0);
+    cr_expect_eq(w.calls, 2);
+    cr_expect_eq(r.calls, 1);
+    char got[32] = "";
+    cr_expect_eq(read(w.peer, got, sizeof(got) - 1), 12);
+    cr_expect_str_eq(got, "fill1;fill2;");
+    finish(b, 3, *mode == MESH_IO_URING ? 2 : 3, (struct end *[]){&w, &r, &gone}, 3);
 }
 
 /* More ops than one io_uring_enter takes (128): all are done, in several rounds. */
