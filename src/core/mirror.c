@@ -158,8 +158,7 @@ static int copy_request(struct mesh_stream *s, const struct mesh_stream *p)
 static struct mesh_stream *shadow_new(struct mesh_stream *p, const struct mesh_mirror *m)
 {
     struct mesh_worker *w = p->w;
-    struct mesh_arena *a = w->n_arena_cache ? w->arena_cache[--w->n_arena_cache]
-                                            : mesh_arena_new(4096, MESH_STREAM_ARENA_BUDGET);
+    struct mesh_arena *a = mesh_stream_arena_take(w);
     if (!a)
         return NULL;
     struct mesh_stream *s = mesh_arena_calloc(a, 1, sizeof(*s));

@@ -37,6 +37,9 @@
  * block (16 KiB plus the header would round up to a 32 KiB allocation) */
 #define MESH_READ_SIZE (16 * 1024 - 64)
 #define MESH_STREAM_ARENA_BUDGET (256 * 1024)
+#define MESH_STREAM_CACHE_MAX 512      /* stream arenas a worker keeps for reuse ... */
+#define MESH_STREAM_CACHE_KEEP 32      /* ... and keeps for good; the rest, only while used */
+#define MESH_STREAM_CACHE_TRIM_MS 5000 /* how often what no stream took is given back */
 
 struct mesh_worker;
 struct mesh_runtime;
@@ -222,7 +225,11 @@ struct mesh_stream {
 struct mesh_stream *mesh_stream_new(struct mesh_conn *c, const struct mesh_down_ops *dops);
 /** Frees the stream; detaches the upstream side first. Called by the downstream codec. */
 void mesh_stream_free(struct mesh_stream *s);
-/** Frees the worker's cache of stream arenas (at worker exit). */
+/** A reset arena for a new stream (or shadow), from the worker's cache or new; NULL: no memory. */
+struct mesh_arena *mesh_stream_arena_take(struct mesh_worker *w);
+/** Takes back a stream's arena <a> (ownership passes) for the next stream. */
+void mesh_stream_arena_give(struct mesh_worker *w, struct mesh_arena *a);
+/** Frees the worker's cache of stream arenas (at worker exit, after its last stream). */
 void mesh_stream_cache_free(struct mesh_worker *w);
 
 /* ---- Proxy glue (proxy.c) ---- */
@@ -516,8 +523,12 @@ struct mesh_worker {
     size_t n_listen;
     struct event *notify;              /* main thread -> worker: new snapshot / drain */
     int notify_fd;                     /* eventfd behind <notify> */
-    struct mesh_arena *arena_cache[32]; /* reset stream arenas, reused (no malloc per request) */
+    struct mesh_arena *arena_cache[MESH_STREAM_CACHE_MAX]; /* reset stream arenas, reused */
     size_t n_arena_cache;
+    size_t arena_cache_low;            /* fewest kept since the trim timer was armed */
+    struct event *arena_trim;          /* gives back what a burst left (lazily made) */
+    bool arena_trim_armed;
+    uint32_t arena_trim_ms;            /* its period; 0: MESH_STREAM_CACHE_TRIM_MS (tests set it) */
     struct mesh_list conns;
     uint32_t n_conns;
     struct mesh_pool **pool_tab;       /* hash of endpoint pools */
