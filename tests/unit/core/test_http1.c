@@ -284,6 +284,39 @@ LEAK_TEST(http1, request_head_keeps_case)
     teardown();
 }
 
+/* Heads are sized before they are copied (one reservation): the longest pieces fit. */
+LEAK_TEST(http1, heads_at_their_longest)
+{
+    setup();
+    static char big[60000];
+    memset(big, 'v', sizeof(big));
+    struct mesh_msg m = {.status = 404, .content_length = INT64_MAX};
+    mesh_headers_add(arena, &m.hdrs, LIT("X-Big"), big, sizeof(big));
+    mesh_headers_add(arena, &m.hdrs, LIT("X-Empty"), "", 0);
+    mesh_h1_write_response_head(out, &m, 0, false, false);
+    size_t len = evbuffer_get_length(out);
+    char *s = drain();
+    static const char tail[] = "\r\nX-Empty: \r\nContent-Length: 9223372036854775807\r\n"
+                               "Connection: keep-alive\r\n\r\n";
+    static const char head[] = "HTTP/1.0 404 Not Found\r\nX-Big: ";
+    cr_expect(strncmp(s, head, sizeof(head) - 1) == 0, "%.40s", s);
+    cr_expect_eq(len, sizeof(head) - 1 + sizeof(big) + sizeof(tail) - 1);
+    cr_expect_str_eq(s + len - (sizeof(tail) - 1), tail);
+    struct mesh_msg q = {.method = "CONNECT", .method_len = 7, .authority = "h:443",
+                         .authority_len = 5, .content_length = INT64_MAX};
+    mesh_headers_add(arena, &q.hdrs, LIT("Host"), LIT("h:443"));
+    mesh_h1_write_request_head(out, &q, false);
+    cr_expect_str_eq(drain(), "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n"
+                              "Content-Length: 9223372036854775807\r\n\r\n");
+    struct mesh_headers t = {0};
+    mesh_headers_add(arena, &t, LIT("grpc-status"), LIT("0"));
+    mesh_h1_write_last_chunk(out, &t);
+    cr_expect_str_eq(drain(), "0\r\ngrpc-status: 0\r\n\r\n");
+    mesh_h1_write_last_chunk(out, NULL);
+    cr_expect_str_eq(drain(), "0\r\n\r\n");
+    teardown();
+}
+
 LEAK_TEST(http1, response_head)
 {
     setup();
