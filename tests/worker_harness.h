@@ -99,7 +99,7 @@ static inline void harness_worker_free(struct mesh_worker *w, struct mesh_runtim
     }
     mesh_worker_settle(w);
     mesh_pools_free(w);
-    mesh_stream_cache_free(w);
+    mesh_stream_worker_free(w);
     mesh_worker_settle(w);
     mesh_lb_worker_free(w->lb);
     mesh_lb_shared_free(rt->lb);

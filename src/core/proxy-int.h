@@ -23,6 +23,7 @@
 #include "core/arena.h"
 #include "core/io_batch.h"
 #include "core/list.h"
+#include "core/tqueue.h"
 #include "core/snapshot.h"
 #include "core/stats.h"
 #include "core/status.h"
@@ -177,7 +178,9 @@ struct mesh_stream {
 
     struct evbuffer *req_buf;            /* request body not yet handed to the upstream */
     struct evbuffer *resp_buf;           /* HTTP/2 downstream: response body not yet framed */
-    struct event *timer;                 /* request timeout */
+    struct mesh_tq_entry tmo;            /* request and stream idle timeouts (tqueue.h) ... */
+    struct event *timer;                 /* ... or, for what is left after an early fire, this */
+    uint32_t timeout_ms;                 /* the request timeout in effect (0: none) */
     uint64_t down_unconsumed;            /* HTTP/2 downstream: bytes received but not acked */
     uint64_t up_unconsumed;              /* HTTP/2 upstream: bytes received but not acked */
     uint64_t req_bytes, resp_bytes;
@@ -229,8 +232,9 @@ void mesh_stream_free(struct mesh_stream *s);
 struct mesh_arena *mesh_stream_arena_take(struct mesh_worker *w);
 /** Takes back a stream's arena <a> (ownership passes) for the next stream. */
 void mesh_stream_arena_give(struct mesh_worker *w, struct mesh_arena *a);
-/** Frees the worker's cache of stream arenas (at worker exit, after its last stream). */
-void mesh_stream_cache_free(struct mesh_worker *w);
+/** Frees what the worker keeps for its streams, the arena cache and the timeout queues (at
+ * worker exit, after its last stream). */
+void mesh_stream_worker_free(struct mesh_worker *w);
 
 /* ---- Proxy glue (proxy.c) ---- */
 /** Request head complete. <end>: no body follows. */
@@ -523,6 +527,7 @@ struct mesh_worker {
     size_t n_listen;
     struct event *notify;              /* main thread -> worker: new snapshot / drain */
     int notify_fd;                     /* eventfd behind <notify> */
+    struct mesh_tqs *tqs;              /* streams' timeout queues (tqueue.h; lazily made) */
     struct mesh_arena *arena_cache[MESH_STREAM_CACHE_MAX]; /* reset stream arenas, reused */
     size_t n_arena_cache;
     size_t arena_cache_low;            /* fewest kept since the trim timer was armed */

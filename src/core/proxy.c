@@ -29,6 +29,8 @@ uint64_t mesh_now_ns(void)
 
 /* ---- Stream lifetime ---- */
 
+static void stop_timer(struct mesh_stream *s);
+
 /*
  * A stream's arena (its first 4 KiB chunk) is kept for the next stream: no malloc per
  * request. Up to MESH_STREAM_CACHE_MAX, because HTTP/2 keeps hundreds of streams in
@@ -185,8 +187,7 @@ void mesh_stream_free(struct mesh_stream *s)
     mesh_mirror_stream_gone(s);
     detach_upstream(s);
     retry_release(s);
-    if (s->timer)
-        event_del(s->timer); /* the event itself lives in the arena */
+    stop_timer(s);
     if (s->try_timer)
         event_del(s->try_timer);
     if (s->req_buf)
@@ -202,8 +203,10 @@ void mesh_stream_free(struct mesh_stream *s)
     mesh_stream_arena_give(w, s->arena);
 }
 
-void mesh_stream_cache_free(struct mesh_worker *w)
+void mesh_stream_worker_free(struct mesh_worker *w)
 {
+    mesh_tqs_free(w->tqs);
+    w->tqs = NULL;
     while (w->n_arena_cache)
         mesh_arena_free(w->arena_cache[--w->n_arena_cache]);
     if (w->arena_trim)
@@ -220,8 +223,7 @@ void mesh_proxy_local_reply(struct mesh_stream *s, int status, unsigned flag, co
     detach_upstream(s);
     retry_release(s);
     stop_try_timer(s);
-    if (s->timer)
-        event_del(s->timer);
+    stop_timer(s);
     s->state = MESH_SS_LOCAL;
     if (s->resp_headers_sent) {
         s->dops->reset(s);
@@ -385,7 +387,12 @@ bool mesh_lazy_timer_due(struct mesh_worker *w, struct mesh_lazy_timer *t, struc
  * One timer per stream covers both the request timeout (a deadline set when
  * the request is complete) and the stream idle timeout (no byte either way).
  * Activity only stamps a cached time; the timer re-arms itself when it fires
- * early, so the hot path never touches the timer heap.
+ * early, so the hot path never touches a timer.
+ *
+ * The timer is an entry of the worker's timeout queue for its duration
+ * (tqueue.h): arming for a whole request or idle timeout is a list append.
+ * What is left after an early fire is some other duration, so it goes on a
+ * libevent timer of the stream's own, made only then.
  */
 static void touch(struct mesh_stream *s)
 {
@@ -394,9 +401,8 @@ static void touch(struct mesh_stream *s)
 
 static void schedule_timer(struct mesh_stream *s);
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
+static void stream_timeout(struct mesh_stream *s)
 {
-    struct mesh_stream *s = arg;
     uint64_t now = mesh_worker_now_ms(s->w);
     if (s->deadline_ms && now >= s->deadline_ms) {
         MESH_STAT_INC(&s->w->stats, downstream_rq_timeout);
@@ -415,26 +421,55 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     schedule_timer(s);
 }
 
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    stream_timeout(arg);
+}
+
+static void on_tq_timeout(struct mesh_tq_entry *e)
+{
+    stream_timeout(MESH_CONTAINER_OF(e, struct mesh_stream, tmo));
+}
+
+static void stop_timer(struct mesh_stream *s)
+{
+    mesh_tq_del(&s->tmo);
+    if (s->timer)
+        event_del(s->timer); /* the event itself lives in the arena */
+}
+
 static void schedule_timer(struct mesh_stream *s)
 {
-    uint64_t now = mesh_worker_now_ms(s->w), next = 0;
+    struct mesh_worker *w = s->w;
+    uint64_t now = mesh_worker_now_ms(w), next = 0;
     uint32_t idle = s->snap->timeouts.stream_idle_ms;
     if (idle)
         next = s->last_ms + idle;
     if (s->deadline_ms && (!next || s->deadline_ms < next))
         next = s->deadline_ms;
     if (!next) {
-        if (s->timer)
-            event_del(s->timer);
+        stop_timer(s);
         return;
     }
+    uint64_t ms = next > now ? next - now : 0;
+    if (ms && (ms == idle || ms == s->timeout_ms)) {
+        if (!w->tqs)
+            w->tqs = mesh_tqs_new(w->base);
+        if (!s->tmo.fire)
+            mesh_tq_entry_init(&s->tmo, on_tq_timeout);
+        if (mesh_tq_add(w->tqs, &s->tmo, (uint32_t)ms, now)) {
+            if (s->timer)
+                event_del(s->timer);
+            return;
+        }
+    }
+    mesh_tq_del(&s->tmo);
     if (!s->timer) {
         s->timer = mesh_arena_alloc(s->arena, event_get_struct_event_size());
         if (!s->timer)
             return;
-        evtimer_assign(s->timer, s->w->base, on_timeout, s);
+        evtimer_assign(s->timer, w->base, on_timeout, s);
     }
-    uint64_t ms = next > now ? next - now : 0;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     evtimer_add(s->timer, &tv);
 }
@@ -447,6 +482,7 @@ static void arm_timeout(struct mesh_stream *s)
     if (s->is_connect || s->is_upgrade)
         return;
     uint32_t ms = s->route && s->route->timeout_ms ? s->route->timeout_ms : s->snap->timeouts.request_ms;
+    s->timeout_ms = ms;
     s->deadline_ms = ms ? mesh_worker_now_ms(s->w) + ms : 0;
     schedule_timer(s);
 }
@@ -934,8 +970,7 @@ bool mesh_proxy_response_data(struct mesh_stream *s, struct evbuffer *data)
 
 void mesh_proxy_response_end(struct mesh_stream *s)
 {
-    if (s->timer)
-        event_del(s->timer);
+    stop_timer(s);
     stop_try_timer(s);
     /* release the upstream connection before the codec may free <s> */
     detach_upstream(s);

@@ -476,7 +476,7 @@ void mesh_runtime_free(struct mesh_runtime *rt)
         mesh_mirror_free_all(w); /* shadows hold pool connections */
         mesh_pools_free(w);
         mesh_worker_settle(w);
-        mesh_stream_cache_free(w); /* after the settle: a teardown it runs may free a stream */
+        mesh_stream_worker_free(w); /* after the settle: a teardown it runs may free a stream */
         mesh_io_batch_free(w->io);
         if (w->notify)
             event_free(w->notify);

@@ -20,7 +20,7 @@ static void worker_init(struct mesh_worker *w)
 
 static void worker_free(struct mesh_worker *w)
 {
-    mesh_stream_cache_free(w);
+    mesh_stream_worker_free(w);
     cr_expect_eq(w->n_arena_cache, 0);
     event_base_free(w->base);
     mesh_assert_no_leaks();
