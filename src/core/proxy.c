@@ -339,15 +339,20 @@ static void add_request_headers(struct mesh_stream *s)
         if (v) {
             /* UUID v4 layout, formatted by hand (snprintf was a tenth of a request) */
             static const char hx[] = "0123456789abcdef";
-            for (int i = 0, bit = 0; i < 36; i++) {
-                if (i == 8 || i == 13 || i == 18 || i == 23) {
-                    v[i] = '-';
-                    continue;
-                }
-                uint64_t src = bit < 64 ? a : b;
-                v[i] = hx[(src >> (bit & 63)) & 15];
-                bit += 4;
+            char d[32]; /* 32 digits, then placed around the dashes (8-4-4-4-12) */
+            for (int i = 0; i < 16; i++) {
+                d[i] = hx[(a >> (4 * i)) & 15];
+                d[16 + i] = hx[(b >> (4 * i)) & 15];
             }
+            memcpy(v, d, 8);
+            v[8] = '-';
+            memcpy(v + 9, d + 8, 4);
+            v[13] = '-';
+            memcpy(v + 14, d + 12, 4);
+            v[18] = '-';
+            memcpy(v + 19, d + 16, 4);
+            v[23] = '-';
+            memcpy(v + 24, d + 20, 12);
             v[14] = '4';                                    /* version */
             v[19] = hx[8 | ((b >> 60) & 3)];                /* variant 10xx */
             v[36] = '\0';
