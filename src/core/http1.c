@@ -280,6 +280,38 @@ static const unsigned char *value_end(const unsigned char *c, const unsigned cha
 }
 
 /*
+ * The first byte at or after <n> that is not a token character (the colon, at the
+ * latest), or <end>. Names are letters, digits and dashes 16 at a time; any other token
+ * character (rare: "_", ".", "!") goes byte by byte through the table.
+ */
+static const unsigned char *name_end(const unsigned char *n, const unsigned char *end)
+{
+#ifdef __SSE2__
+    const __m128i lo_a = _mm_set1_epi8('a'), lo_0 = _mm_set1_epi8('0'), dash = _mm_set1_epi8('-');
+    const __m128i case_bit = _mm_set1_epi8(0x20), m1 = _mm_set1_epi8(-1);
+    while (end - n >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)n);
+        /* x - 'a' in 0..25 and x - '0' in 0..9, as signed bytes (>= 0x80 is negative) */
+        __m128i al = _mm_sub_epi8(_mm_or_si128(v, case_bit), lo_a);
+        __m128i dg = _mm_sub_epi8(v, lo_0);
+        __m128i ok = _mm_or_si128(
+            _mm_and_si128(_mm_cmpgt_epi8(al, m1), _mm_cmplt_epi8(al, _mm_set1_epi8(26))),
+            _mm_or_si128(_mm_and_si128(_mm_cmpgt_epi8(dg, m1), _mm_cmplt_epi8(dg, _mm_set1_epi8(10))),
+                         _mm_cmpeq_epi8(v, dash)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(ok);
+        if (mask != 0xffff) {
+            n += __builtin_ctz(~mask);
+            break;
+        }
+        n += 16;
+    }
+#endif
+    while (n < end && tchar[*n])
+        n++;
+    return n;
+}
+
+/*
  * Header lines from <l> up to and including the empty line: each name a
  * token right before its colon, each value without OWS around it, every
  * line ending in CRLF. Fills h->field; 0, or a status with <why>.
@@ -304,9 +336,7 @@ static int parse_fields(const unsigned char *l, const unsigned char *end, struct
             return bad(why, "obs-fold (a header line starting with whitespace) is not allowed", 400);
         if (h->nfields == MESH_MAX_HEADERS)
             return bad(why, "too many header fields", 431);
-        const unsigned char *n = l;
-        while (n < end && tchar[*n])
-            n++;
+        const unsigned char *n = name_end(l, end);
         if (n >= end)
             return bad(why, "incomplete header section", 400);
         if (*n != ':') {

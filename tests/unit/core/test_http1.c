@@ -122,6 +122,37 @@ Test(http1, value_scan_every_offset)
     }
 }
 
+/*
+ * Names are scanned 16 bytes at a time for letters, digits and dashes: every byte value
+ * at every offset of a long name must get the table's answer, in the first block, a
+ * later one and the byte-wise tail.
+ */
+Test(http1, name_scan_every_offset)
+{
+    static const char tchars[] = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    char head[256];
+    for (int at = 0; at < 40; at++) {
+        for (int c = 0; c < 256; c++) {
+            if (c == ':')
+                continue;
+            int n = snprintf(head, sizeof(head), "GET / HTTP/1.1\r\n");
+            memset(head + n, 'n', 40);
+            head[n + at] = (char)c;
+            memcpy(head + n + 40, ": v\r\n\r\n", 9);
+            const char *why = NULL;
+            int st = mesh_h1_parse_request_head(head, (size_t)n + 48, &parsed, &why);
+            bool token = c && strchr(tchars, c) != NULL;
+            if (token) {
+                cr_assert_eq(st, 0, "token byte 0x%02x at %d refused: %s", c, at, why ? why : "");
+                cr_assert_eq(parsed.field[0].name_len, 40);
+            } else {
+                cr_assert_eq(st, 400, "byte 0x%02x at %d of a name accepted", c, at);
+            }
+        }
+    }
+}
+
 /* A response head in its plain shape is parsed; anything else is left to http-parser (0). */
 Test(http1, response_heads)
 {
