@@ -99,8 +99,8 @@ static inline void harness_worker_free(struct mesh_worker *w, struct mesh_runtim
     }
     mesh_worker_settle(w);
     mesh_pools_free(w);
-    mesh_stream_worker_free(w);
     mesh_worker_settle(w);
+    mesh_stream_worker_free(w); /* after the last settle, which may free a stream */
     mesh_lb_worker_free(w->lb);
     mesh_lb_shared_free(rt->lb);
     event_base_free(w->base);

@@ -130,6 +130,12 @@ static void on_write_done(struct mesh_io_op *op, ssize_t res)
         return;
     }
     size_t left = evbuffer_get_length(c->out);
+    /* closing once <out> is empty: first what a late producer (HTTP/2) still has to frame */
+    if (!left && c->closing && mesh_io_fill_now(c->w->io, op)) {
+        if (c->dead)
+            return;
+        left = evbuffer_get_length(c->out);
+    }
     if (left) {
         if (!op->queued) /* it would block: wait until the socket takes more */
             event_add(c->wev, NULL);
@@ -234,11 +240,19 @@ static void after_eof(struct mesh_conn *c, bool reset)
         if (c->dead)
             return;
     }
-    if (c->proto == MESH_CONN_TUNNEL)
+    if (c->proto == MESH_CONN_TUNNEL) {
         mesh_tunnel_down_closed(c);
-    else if (c->proto == MESH_CONN_H1 && c->h1_stream && c->h1_stream->req_end)
+        return;
+    }
+    if (c->proto == MESH_CONN_H1 && c->h1_stream && c->h1_stream->req_end) {
         c->h1_stream->close_after = true; /* half-close: answer, then close */
-    else if (!reset && evbuffer_get_length(c->out) > 0) {
+        return;
+    }
+    /* HTTP/2 frames what it has at the end of the turn (mesh_io_want_fill): now, so that
+     * an answer finished in this round is in <out> */
+    if (!reset && mesh_io_fill_now(c->w->io, &c->wop) && c->dead)
+        return;
+    if (!reset && evbuffer_get_length(c->out) > 0) {
         /* an answer finished in this same turn waits in <out> (its upstream's read came
          * before this EOF in the round): it goes out, then the connection closes */
         c->closing = true;

@@ -174,7 +174,11 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t err, void *
 static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
-    struct mesh_stream *s = src->ptr;
+    /* the stream's user data, not src->ptr: a stream detached (and freed) before its body
+     * was framed has none, and nghttp2 resets the stream */
+    struct mesh_stream *s = nghttp2_session_get_stream_user_data(h2, id);
+    if (!s)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     size_t avail = s->req_buf ? evbuffer_get_length(s->req_buf) : 0;
     if (!avail && !s->up_req_end) {
         s->h2_up_deferred = true;
@@ -185,6 +189,7 @@ static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
         evbuffer_remove(s->req_buf, buf, n);
     if (s->up_req_end && n == avail) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        s->up_req_framed = true;
         if (s->req.trailers.n) {
             nghttp2_nv nva[MESH_MAX_HEADERS];
             size_t k = 0;
@@ -262,6 +267,7 @@ void mesh_h2_up_attach(struct mesh_upconn *u, struct mesh_stream *s)
         return;
     }
     s->up_h2_id = id;
+    s->up_req_framed = no_body;
     if (no_body)
         s->up_req_end = true;
     u->h2_active++;
@@ -303,7 +309,9 @@ static void u_detach(struct mesh_stream *s)
     mesh_list_remove(&s->up_link);
     if (!u->dead && u->h2) {
         nghttp2_session_set_stream_user_data(u->h2, s->up_h2_id, NULL);
-        if (!s->up_resp_complete || !s->up_req_end)
+        /* the request's end submitted is not enough: its DATA is framed at the end of the
+         * turn, from buffers that go with the stream */
+        if (!s->up_resp_complete || !s->up_req_framed)
             nghttp2_submit_rst_stream(u->h2, NGHTTP2_FLAG_NONE, s->up_h2_id, NGHTTP2_CANCEL);
         h2u_send(u);
     }

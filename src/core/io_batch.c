@@ -66,6 +66,17 @@ void mesh_io_want_fill(struct mesh_io_batch *b, struct mesh_io_op *op)
     mesh_list_insert_tail(&b->fills, &op->fill_link);
 }
 
+bool mesh_io_fill_now(struct mesh_io_batch *b, struct mesh_io_op *op)
+{
+    (void)b;
+    if (!op->fill_queued)
+        return false;
+    mesh_list_remove(&op->fill_link);
+    op->fill_queued = false;
+    op->fill(op);
+    return true;
+}
+
 void mesh_io_cancel(struct mesh_io_batch *b, struct mesh_io_op *op)
 {
     if (op->fill_queued) {

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <criterion/criterion.h>
+#include <nghttp2/nghttp2.h>
 #include "../../worker_harness.h"
 #include "../leakcheck.h"
 
@@ -25,7 +26,8 @@ struct rig {
     int up;      /* the upstream's end of meshd's connection */
 };
 
-static void rig_start(struct rig *r, enum mesh_io_mode mode)
+/* Starts the rig and sends <req> (<req_len> bytes) as the client's first bytes. */
+static void rig_start_with(struct rig *r, enum mesh_io_mode mode, const void *req, size_t req_len)
 {
     memset(r, 0, sizeof(*r));
     r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -52,8 +54,7 @@ static void rig_start(struct rig *r, enum mesh_io_mode mode)
     r->client = harness_client(&r->w);
     cr_assert(r->client >= 0);
     /* the request goes through to the upstream */
-    static const char req[] = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
-    cr_assert_eq(write(r->client, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    cr_assert_eq(write(r->client, req, req_len), (ssize_t)req_len);
     r->up = -1;
     char buf[4096];
     for (int i = 0; i < 50 && r->up < 0; i++) {
@@ -67,6 +68,12 @@ static void rig_start(struct rig *r, enum mesh_io_mode mode)
         got = read(r->up, buf, sizeof(buf));
     }
     cr_assert(got > 0 && memcmp(buf, "GET /x HTTP/1.1\r\n", 17) == 0, "the request reaches it");
+}
+
+static void rig_start(struct rig *r, enum mesh_io_mode mode)
+{
+    static const char req[] = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
+    rig_start_with(r, mode, req, sizeof(req) - 1);
 }
 
 /* Everything the client receives until meshd closes (or 50 turns). */
@@ -146,6 +153,103 @@ LEAK_TEST(conn, answer_and_fin_in_one_round_syscalls)
 LEAK_TEST(conn, fin_before_the_answer)
 {
     fin_then_answer(MESH_IO_AUTO);
+}
+
+/*
+ * The same over HTTP/2: frames are made at the end of the turn (mesh_io_want_fill), so
+ * when the answer and the client's FIN land in one round, the FIN must not close the
+ * connection before the answer is framed. It did: the frames were never sent.
+ */
+struct h2c {
+    bool got_200, ended;
+    uint32_t close_code;
+    char body[64];
+    size_t body_len;
+};
+
+static int h2c_on_header(nghttp2_session *h, const nghttp2_frame *f, const uint8_t *n, size_t nl,
+                         const uint8_t *v, size_t vl, uint8_t fl, void *ud)
+{
+    struct h2c *c = ud;
+    if (nl == 7 && memcmp(n, ":status", 7) == 0 && vl == 3 && memcmp(v, "200", 3) == 0)
+        c->got_200 = true;
+    return 0;
+}
+
+static int h2c_on_data(nghttp2_session *h, uint8_t fl, int32_t id, const uint8_t *d, size_t len,
+                       void *ud)
+{
+    struct h2c *c = ud;
+    size_t n = MESH_MIN(len, sizeof(c->body) - 1 - c->body_len);
+    memcpy(c->body + c->body_len, d, n);
+    c->body_len += n;
+    c->body[c->body_len] = '\0';
+    return 0;
+}
+
+static int h2c_on_close(nghttp2_session *h, int32_t id, uint32_t code, void *ud)
+{
+    struct h2c *c = ud;
+    if (id == 1) {
+        c->ended = true;
+        c->close_code = code;
+    }
+    return 0;
+}
+
+static void h2_answer_then_fin(enum mesh_io_mode mode)
+{
+    struct h2c st = {0};
+    nghttp2_session_callbacks *cb;
+    cr_assert_eq(nghttp2_session_callbacks_new(&cb), 0);
+    nghttp2_session_callbacks_set_on_header_callback(cb, h2c_on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2c_on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2c_on_close);
+    nghttp2_session *h;
+    cr_assert_eq(nghttp2_session_client_new(&h, cb, &st), 0);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(h, NGHTTP2_FLAG_NONE, NULL, 0);
+    const nghttp2_nv nva[] = {
+        {(uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+        {(uint8_t *)":authority", (uint8_t *)"t", 10, 1, 0},
+        {(uint8_t *)":path", (uint8_t *)"/x", 5, 2, 0},
+    };
+    cr_assert_eq(nghttp2_submit_request(h, NULL, nva, 4, NULL, NULL), 1);
+    char out[512]; /* the client's magic, SETTINGS and HEADERS: nghttp2 makes all three */
+    size_t olen = 0;
+    const uint8_t *d;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(h, &d)) > 0) {
+        cr_assert_leq(olen + (size_t)n, sizeof(out));
+        memcpy(out + olen, d, (size_t)n);
+        olen += (size_t)n;
+    }
+    struct rig r;
+    rig_start_with(&r, mode, out, olen);
+    /* the answer, then the client's FIN: one round reads both */
+    cr_assert_eq(write(r.up, response, sizeof(response) - 1), (ssize_t)(sizeof(response) - 1));
+    shutdown(r.client, SHUT_WR);
+    char got[4096];
+    size_t have = rig_client_reads(&r, got, sizeof(got));
+    cr_assert(nghttp2_session_mem_recv(h, (const uint8_t *)got, have) >= 0);
+    cr_expect(st.got_200, "the client gets the answer's HEADERS (%zu bytes in)", have);
+    cr_expect_str_eq(st.body, "hello");
+    cr_expect(st.ended && st.close_code == 0, "and its end (closed: %d, code %u)", st.ended,
+              st.close_code);
+    cr_expect_eq(r.w.n_conns, 0, "then the connection closes");
+    nghttp2_session_del(h);
+    rig_stop(&r);
+}
+
+LEAK_TEST(conn, h2_answer_and_fin_in_one_round_uring)
+{
+    h2_answer_then_fin(MESH_IO_AUTO);
+}
+
+LEAK_TEST(conn, h2_answer_and_fin_in_one_round_syscalls)
+{
+    h2_answer_then_fin(MESH_IO_SYSCALLS);
 }
 
 /*
