@@ -24,10 +24,14 @@ struct rig {
     int lfd;     /* the upstream's listener */
     int client;  /* the client's end of the downstream socket pair */
     int up;      /* the upstream's end of meshd's connection */
+    char first[4096];  /* the first bytes the upstream read */
+    size_t first_len;
 };
 
-/* Starts the rig and sends <req> (<req_len> bytes) as the client's first bytes. */
-static void rig_start_with(struct rig *r, enum mesh_io_mode mode, const void *req, size_t req_len)
+/* Starts the rig, the cluster speaking <proto>, and sends <req> (<req_len> bytes) as the
+ * client's first bytes; the upstream's first read must start with <expect>. */
+static void rig_start_with(struct rig *r, enum mesh_io_mode mode, const char *proto,
+                           const void *req, size_t req_len, const char *expect)
 {
     memset(r, 0, sizeof(*r));
     r->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -41,8 +45,9 @@ static void rig_start_with(struct rig *r, enum mesh_io_mode mode, const void *re
                      "\"port\":0,\"route_config\":\"rc\"}],\"route_configs\":[{\"name\":\"rc\","
                      "\"virtual_hosts\":[{\"name\":\"v\",\"domains\":[\"*\"],\"routes\":[{\"match\":"
                      "{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"}}]}]}],\"clusters\":[{\"name\":"
-                     "\"c\",\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":%u}]}]}",
-                     (unsigned)ntohs(sa.sin_port));
+                     "\"c\",\"protocol\":\"%s\",\"endpoints\":[{\"address\":\"127.0.0.1\","
+                     "\"port\":%u}]}]}",
+                     proto, (unsigned)ntohs(sa.sin_port));
     struct mesh_err err;
     mesh_err_init(&err, "test");
     r->snap = mesh_snapshot_parse(json, (size_t)n, &err);
@@ -56,7 +61,6 @@ static void rig_start_with(struct rig *r, enum mesh_io_mode mode, const void *re
     /* the request goes through to the upstream */
     cr_assert_eq(write(r->client, req, req_len), (ssize_t)req_len);
     r->up = -1;
-    char buf[4096];
     for (int i = 0; i < 50 && r->up < 0; i++) {
         mesh_worker_settle(&r->w);
         r->up = accept4(r->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -65,15 +69,16 @@ static void rig_start_with(struct rig *r, enum mesh_io_mode mode, const void *re
     ssize_t got = 0;
     for (int i = 0; i < 50 && got <= 0; i++) {
         mesh_worker_settle(&r->w);
-        got = read(r->up, buf, sizeof(buf));
+        got = read(r->up, r->first, sizeof(r->first));
     }
-    cr_assert(got > 0 && memcmp(buf, "GET /x HTTP/1.1\r\n", 17) == 0, "the request reaches it");
+    cr_assert(got > 0 && memcmp(r->first, expect, strlen(expect)) == 0, "the request reaches it");
+    r->first_len = (size_t)got;
 }
 
 static void rig_start(struct rig *r, enum mesh_io_mode mode)
 {
     static const char req[] = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
-    rig_start_with(r, mode, req, sizeof(req) - 1);
+    rig_start_with(r, mode, "http1", req, sizeof(req) - 1, "GET /x HTTP/1.1\r\n");
 }
 
 /* Everything the client receives until meshd closes (or 50 turns). */
@@ -226,7 +231,7 @@ static void h2_answer_then_fin(enum mesh_io_mode mode)
         olen += (size_t)n;
     }
     struct rig r;
-    rig_start_with(&r, mode, out, olen);
+    rig_start_with(&r, mode, "http1", out, olen, "GET /x HTTP/1.1\r\n");
     /* the answer, then the client's FIN: one round reads both */
     cr_assert_eq(write(r.up, response, sizeof(response) - 1), (ssize_t)(sizeof(response) - 1));
     shutdown(r.client, SHUT_WR);
@@ -318,6 +323,102 @@ LEAK_TEST(conn, upstream_head_then_body)
  * After a plain answer the upstream connection serves the next request, unless it said
  * close. <want>: what the client must get of the first answer.
  */
+/*
+ * An HTTP/2 upstream that answers before the request's body has ended. The body's end
+ * and the answer can land in one round: the end is submitted, the answer completes the
+ * stream, which is freed, and the body would be framed at the end of the turn from the
+ * freed stream. meshd resets the upstream stream instead; the client gets the answer.
+ */
+struct h2s {
+    nghttp2_session *h;
+    int answered;
+    uint32_t close_code;
+    bool closed;
+};
+
+static ssize_t h2s_body(nghttp2_session *h, int32_t id, uint8_t *buf, size_t len, uint32_t *fl,
+                        nghttp2_data_source *src, void *ud)
+{
+    memcpy(buf, "ok", 2);
+    *fl |= NGHTTP2_DATA_FLAG_EOF;
+    return 2;
+}
+
+static int h2s_on_frame(nghttp2_session *h, const nghttp2_frame *f, void *ud)
+{
+    struct h2s *st = ud;
+    if (f->hd.type == NGHTTP2_HEADERS && f->hd.stream_id == 1 && !st->answered++) {
+        const nghttp2_nv nva[] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0}};
+        nghttp2_data_provider dp = {.read_callback = h2s_body};
+        nghttp2_submit_response(h, 1, nva, 1, &dp);
+    }
+    return 0;
+}
+
+static int h2s_on_close(nghttp2_session *h, int32_t id, uint32_t code, void *ud)
+{
+    struct h2s *st = ud;
+    if (id == 1) {
+        st->closed = true;
+        st->close_code = code;
+    }
+    return 0;
+}
+
+/* Feeds <len> bytes to the server session and writes what it answers to <fd>. */
+static void h2s_turn(struct h2s *st, int fd, const void *in, size_t len)
+{
+    cr_assert(nghttp2_session_mem_recv(st->h, in, len) == (ssize_t)len);
+    const uint8_t *d;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(st->h, &d)) > 0)
+        cr_assert_eq(write(fd, d, (size_t)n), n);
+}
+
+static void h2_upstream_answers_early(enum mesh_io_mode mode)
+{
+    struct h2s st = {0};
+    nghttp2_session_callbacks *cb;
+    cr_assert_eq(nghttp2_session_callbacks_new(&cb), 0);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2s_on_frame);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2s_on_close);
+    cr_assert_eq(nghttp2_session_server_new(&st.h, cb, &st), 0);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(st.h, NGHTTP2_FLAG_NONE, NULL, 0);
+    static const char head[] = "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345";
+    struct rig r;
+    rig_start_with(&r, mode, "http2", head, sizeof(head) - 1, NGHTTP2_CLIENT_MAGIC);
+    /* the request's HEADERS (and maybe its first DATA) reach the upstream: it answers at
+     * once; the rest of the body comes first in the next round, the answer right after */
+    cr_assert_eq(write(r.client, "67890", 5), 5);
+    h2s_turn(&st, r.up, r.first, r.first_len);
+    cr_assert(st.answered, "the upstream saw the request's HEADERS");
+    char got[1024];
+    cr_expect(client_gets(&r, "ok", got, sizeof(got)), "the client gets the answer: \"%s\"", got);
+    cr_expect(strstr(got, "HTTP/1.1 200 OK\r\n") == got, "%s", got);
+    /* what meshd sent the upstream after: at most a reset of a stream already answered */
+    char in[4096];
+    for (int i = 0; i < 5; i++) {
+        mesh_worker_settle(&r.w);
+        ssize_t n = read(r.up, in, sizeof(in));
+        if (n > 0)
+            h2s_turn(&st, r.up, in, (size_t)n);
+    }
+    cr_expect(st.closed, "the upstream stream is over");
+    nghttp2_session_del(st.h);
+    rig_stop(&r);
+}
+
+LEAK_TEST(conn, h2_upstream_answers_before_the_body_ends_uring)
+{
+    h2_upstream_answers_early(MESH_IO_AUTO);
+}
+
+LEAK_TEST(conn, h2_upstream_answers_before_the_body_ends_syscalls)
+{
+    h2_upstream_answers_early(MESH_IO_SYSCALLS);
+}
+
 static void second_request(const char *answer, const char *want, bool reused)
 {
     struct rig r;
