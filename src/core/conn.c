@@ -118,6 +118,17 @@ static void on_written(struct mesh_conn *c)
     }
 }
 
+/*
+ * What waits in <out>, once a codec that frames late (HTTP/2 frames at the end of the
+ * turn, mesh_io_want_fill) has framed what it holds: a decision that the connection has
+ * nothing left to send must not miss an answer finished in this round. 0 once dead.
+ */
+static size_t out_pending(struct mesh_conn *c)
+{
+    mesh_io_fill_now(&c->wop);
+    return c->dead ? 0 : evbuffer_get_length(c->out);
+}
+
 /* The batch wrote what it could of <out> (io_batch.h). */
 static void on_write_done(struct mesh_io_op *op, ssize_t res)
 {
@@ -130,11 +141,10 @@ static void on_write_done(struct mesh_io_op *op, ssize_t res)
         return;
     }
     size_t left = evbuffer_get_length(c->out);
-    /* closing once <out> is empty: first what a late producer (HTTP/2) still has to frame */
-    if (!left && c->closing && mesh_io_fill_now(c->w->io, op)) {
+    if (!left && c->closing) { /* about to close: only if nothing waits to be framed */
+        left = out_pending(c);
         if (c->dead)
             return;
-        left = evbuffer_get_length(c->out);
     }
     if (left) {
         if (!op->queued) /* it would block: wait until the socket takes more */
@@ -248,11 +258,10 @@ static void after_eof(struct mesh_conn *c, bool reset)
         c->h1_stream->close_after = true; /* half-close: answer, then close */
         return;
     }
-    /* HTTP/2 frames what it has at the end of the turn (mesh_io_want_fill): now, so that
-     * an answer finished in this round is in <out> */
-    if (!reset && mesh_io_fill_now(c->w->io, &c->wop) && c->dead)
+    size_t waiting = reset ? 0 : out_pending(c);
+    if (c->dead)
         return;
-    if (!reset && evbuffer_get_length(c->out) > 0) {
+    if (waiting) {
         /* an answer finished in this same turn waits in <out> (its upstream's read came
          * before this EOF in the round): it goes out, then the connection closes */
         c->closing = true;

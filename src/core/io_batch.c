@@ -66,15 +66,13 @@ void mesh_io_want_fill(struct mesh_io_batch *b, struct mesh_io_op *op)
     mesh_list_insert_tail(&b->fills, &op->fill_link);
 }
 
-bool mesh_io_fill_now(struct mesh_io_batch *b, struct mesh_io_op *op)
+void mesh_io_fill_now(struct mesh_io_op *op)
 {
-    (void)b;
     if (!op->fill_queued)
-        return false;
+        return;
     mesh_list_remove(&op->fill_link);
     op->fill_queued = false;
     op->fill(op);
-    return true;
 }
 
 void mesh_io_cancel(struct mesh_io_batch *b, struct mesh_io_op *op)
@@ -344,10 +342,7 @@ bool mesh_io_batch_pending(const struct mesh_io_batch *b)
 static void run_fills(struct mesh_io_batch *b)
 {
     while (!mesh_list_empty(&b->fills)) {
-        struct mesh_io_op *op = mesh_list_entry(b->fills.next, struct mesh_io_op, fill_link);
-        mesh_list_remove(&op->fill_link);
-        op->fill_queued = false;
-        op->fill(op);
+        mesh_io_fill_now(mesh_list_entry(b->fills.next, struct mesh_io_op, fill_link));
     }
 }
 

@@ -79,8 +79,8 @@ void mesh_io_queue(struct mesh_io_batch *b, struct mesh_io_op *op, size_t max);
  */
 void mesh_io_want_fill(struct mesh_io_batch *b, struct mesh_io_op *op);
 /** Runs <op>'s fill now if one was asked for (an owner about to judge its buffer, e.g. to
- * close once it is empty, needs the bytes the fill would produce). True when it ran. */
-bool mesh_io_fill_now(struct mesh_io_batch *b, struct mesh_io_op *op);
+ * close once it is empty, needs the bytes the fill would produce). */
+void mesh_io_fill_now(struct mesh_io_op *op);
 /** Forgets <op>: dequeued, its fill dropped, and its result, if one is in flight, dropped. */
 void mesh_io_cancel(struct mesh_io_batch *b, struct mesh_io_op *op);
 /** Runs the fills asked for, then issues everything queued, in rounds, until nothing is

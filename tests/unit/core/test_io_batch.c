@@ -261,16 +261,23 @@ ParameterizedTest(enum mesh_io_mode *mode, io_batch, late_fill)
     cr_assert_eq(write(r.peer, "go", 2), 2);
     r.want_fill = &w;
     mesh_io_queue(b, &r.op, 100);
+    mesh_io_fill_now(&r.op); /* none asked for: nothing runs */
     mesh_io_batch_run(b);
     cr_expect_not(mesh_io_batch_pending(b));
     cr_expect_eq(w.fills, 2, "once before the first round, once more after r's done asked");
+    mesh_io_want_fill(b, &w.op);
+    mesh_io_fill_now(&w.op); /* asked for and run now: not again by the batch */
+    cr_expect_eq(w.fills, 3);
+    cr_expect_not(w.op.fill_queued);
+    mesh_io_batch_run(b);
+    cr_expect_eq(w.fills, 3);
     cr_expect_eq(gone.fills, 0);
-    cr_expect_eq(w.calls, 2);
+    cr_expect_eq(w.calls, 3, "a write for each fill");
     cr_expect_eq(r.calls, 1);
     char got[32] = "";
-    cr_expect_eq(read(w.peer, got, sizeof(got) - 1), 12);
-    cr_expect_str_eq(got, "fill1;fill2;");
-    finish(b, 3, *mode == MESH_IO_URING ? 2 : 3, (struct end *[]){&w, &r, &gone}, 3);
+    cr_expect_eq(read(w.peer, got, sizeof(got) - 1), 18);
+    cr_expect_str_eq(got, "fill1;fill2;fill3;");
+    finish(b, 4, *mode == MESH_IO_URING ? 3 : 4, (struct end *[]){&w, &r, &gone}, 3);
 }
 
 /* More ops than one io_uring_enter takes (128): all are done, in several rounds. */
