@@ -578,9 +578,7 @@ uint64_t mesh_now_ns(void);
 /** The worker's clock of the current loop turn, in ms (libevent's cached time): free to read. */
 static inline uint64_t mesh_worker_now_ms(struct mesh_worker *w)
 {
-    struct timeval tv;
-    event_base_gettimeofday_cached(w->base, &tv);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+    return mesh_base_now_ms(w->base);
 }
 /** Arms <t> (its event <ev>) for <ms> from now (struct mesh_lazy_timer). */
 void mesh_lazy_timer_arm(struct mesh_worker *w, struct mesh_lazy_timer *t, struct event *ev,

@@ -15,13 +15,6 @@ struct mesh_tqs {
     size_t n, cap;
 };
 
-static uint64_t now_ms(struct event_base *base)
-{
-    struct timeval tv;
-    event_base_gettimeofday_cached(base, &tv);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 static void arm(struct mesh_tq *q, uint64_t due, uint64_t now)
 {
     uint64_t ms = due > now ? due - now : 0;
@@ -37,7 +30,7 @@ static void arm(struct mesh_tq *q, uint64_t due, uint64_t now)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct mesh_tq *q = arg;
-    uint64_t now = now_ms(q->owner->base);
+    uint64_t now = mesh_base_now_ms(q->owner->base);
     while (!mesh_list_empty(&q->entries)) {
         struct mesh_tq_entry *e = mesh_list_entry(q->entries.next, struct mesh_tq_entry, link);
         if (e->due_ms > now) {

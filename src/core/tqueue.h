@@ -16,6 +16,14 @@
 #include <event2/event.h>
 #include "core/list.h"
 
+/** libevent's cached clock of the turn for <base>, in ms: the clock workers keep time by. */
+static inline uint64_t mesh_base_now_ms(struct event_base *base)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(base, &tv);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
 struct mesh_tq;
 struct mesh_tq_entry;
 /** Called once the entry is due; it has left its queue and may be added again. */

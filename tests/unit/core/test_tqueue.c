@@ -22,13 +22,6 @@ struct rig {
     int n;
 };
 
-static uint64_t now_ms(struct event_base *base)
-{
-    struct timeval tv;
-    event_base_gettimeofday_cached(base, &tv);
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 static void on_fire(struct mesh_tq_entry *e)
 {
     struct item *it = MESH_CONTAINER_OF(e, struct item, e);
@@ -36,7 +29,7 @@ static void on_fire(struct mesh_tq_entry *e)
     cr_assert_not(mesh_tq_pending(e), "a firing entry has left its queue");
     if (r->n < 16) {
         r->order[r->n] = it->id;
-        r->fired_at[r->n] = now_ms(r->base);
+        r->fired_at[r->n] = mesh_base_now_ms(r->base);
     }
     r->n++;
     if (it->del_other)
@@ -44,7 +37,7 @@ static void on_fire(struct mesh_tq_entry *e)
     if (it->readd_ms) {
         uint32_t ms = it->readd_ms;
         it->readd_ms = 0;
-        cr_assert(mesh_tq_add(r->tqs, e, ms, now_ms(r->base)));
+        cr_assert(mesh_tq_add(r->tqs, e, ms, mesh_base_now_ms(r->base)));
     }
 }
 
@@ -64,7 +57,7 @@ static void rig_init(struct rig *r, struct item *items, int n)
 
 static void add(struct rig *r, struct item *it, uint32_t ms)
 {
-    cr_assert(mesh_tq_add(r->tqs, &it->e, ms, now_ms(r->base)));
+    cr_assert(mesh_tq_add(r->tqs, &it->e, ms, mesh_base_now_ms(r->base)));
 }
 
 /* Runs the base until it has nothing left (every timer fired or none armed). */
@@ -88,7 +81,7 @@ Test(tqueue, one_duration_fires_in_order_and_not_early)
     struct rig r;
     struct item it[4];
     rig_init(&r, it, 4);
-    uint64_t t0 = now_ms(r.base);
+    uint64_t t0 = mesh_base_now_ms(r.base);
     for (int i = 0; i < 4; i++)
         add(&r, &it[i], 20);
     mesh_tq_del(&it[1].e); /* removed: never fires */
