@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "core/lb.h"
@@ -69,10 +70,9 @@ static inline int harness_client(struct mesh_worker *w)
 
 /*
  * Writes the next piece of <data> (from *<off>) to <fd>: pieces of 1 to 2 KiB, sized by
- * the input itself, so that partial heads and bodies are exercised. Shuts <fd>'s write
- * side once everything went.
+ * the input itself, so that partial heads and bodies are exercised.
  */
-static inline void harness_feed(int fd, const uint8_t *data, size_t size, size_t *off)
+static inline void harness_send(int fd, const uint8_t *data, size_t size, size_t *off)
 {
     if (*off >= size)
         return;
@@ -85,8 +85,29 @@ static inline void harness_feed(int fd, const uint8_t *data, size_t size, size_t
     ssize_t n = send(fd, data + *off, piece, MSG_NOSIGNAL);
     if (n > 0)
         *off += (size_t)n;
+}
+
+/* harness_send(), and shuts <fd>'s write side once everything went. */
+static inline void harness_feed(int fd, const uint8_t *data, size_t size, size_t *off)
+{
+    if (*off >= size)
+        return;
+    harness_send(fd, data, size, off);
     if (*off == size)
         shutdown(fd, SHUT_WR);
+}
+
+/* A listener on 127.0.0.1 for a harness upstream, made once a run; aborts on failure. */
+static inline int harness_upstream_listener(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+        abort();
+    *port = ntohs(sa.sin_port);
+    return fd;
 }
 
 /* Closes what is still open, lets the deferred teardowns run, frees the rest. */

@@ -65,7 +65,9 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
     struct mesh_stream *s = stream_of(u, f->hd.stream_id);
     if (!s)
         return 0;
-    if (f->headers.cat == NGHTTP2_HCAT_HEADERS && s->resp.status >= 200) {
+    /* nghttp2 files every HEADERS after the first as NGHTTP2_HCAT_HEADERS: after a 1xx
+     * that is the next head, after the final head it is trailers */
+    if (f->headers.cat == NGHTTP2_HCAT_HEADERS && s->up_resp_final) {
         if (s->resp.trailers.n >= MESH_MAX_HEADERS ||
             mesh_headers_add_copy(s->arena, &s->resp.trailers, (const char *)name, nlen,
                                   (const char *)value, vlen))
@@ -106,11 +108,14 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
         return 0;
     bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (f->hd.type == NGHTTP2_HEADERS) {
-        if (f->headers.cat == NGHTTP2_HCAT_RESPONSE && s->resp.status < 200) {
+        bool head = f->headers.cat == NGHTTP2_HCAT_RESPONSE ||
+                    (f->headers.cat == NGHTTP2_HCAT_HEADERS && !s->up_resp_final);
+        if (head && s->resp.status < 200) {
             mesh_proxy_response_headers(s, false); /* interim */
             return 0;
         }
-        if (f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+        if (head) {
+            s->up_resp_final = true;
             s->up_resp_complete = end;
             mesh_proxy_response_headers(s, end);
             return 0;
@@ -257,6 +262,7 @@ void mesh_h2_up_attach(struct mesh_upconn *u, struct mesh_stream *s)
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = data_read};
     s->up_req_end = false;
     s->up_resp_complete = false;
+    s->up_resp_final = false;
     s->h2_up_deferred = false;
     s->up_unconsumed = 0;
     if (!s->req_buf)

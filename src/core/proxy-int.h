@@ -206,6 +206,8 @@ struct mesh_stream {
     bool h2_up_deferred;                 /* upstream data provider waits for data */
     bool up_req_end;                     /* HTTP/2 upstream: request body complete */
     bool up_resp_complete;               /* HTTP/2 upstream: response fully received */
+    bool up_resp_final;                  /* HTTP/2 upstream: the final (non-1xx) head came;
+                                            a later HEADERS frame is trailers */
     bool up_req_framed;                  /* HTTP/2 upstream: request's end framed by nghttp2 */
     bool h2_in_trailers;                 /* receiving request trailers (downstream) */
     int reject_status;                   /* HTTP/2: refuse once the head is complete (431) */

@@ -334,13 +334,21 @@ struct h2s {
     int answered;
     uint32_t close_code;
     bool closed;
+    bool interim;   /* a 103 before the answer */
+    bool trailers;  /* the answer ends with trailers (x-t: 1) */
 };
 
 static ssize_t h2s_body(nghttp2_session *h, int32_t id, uint8_t *buf, size_t len, uint32_t *fl,
                         nghttp2_data_source *src, void *ud)
 {
+    struct h2s *st = ud;
     memcpy(buf, "ok", 2);
     *fl |= NGHTTP2_DATA_FLAG_EOF;
+    if (st->trailers) {
+        static const nghttp2_nv t[] = {{(uint8_t *)"x-t", (uint8_t *)"1", 3, 1, 0}};
+        *fl |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        nghttp2_submit_trailer(h, id, t, 1);
+    }
     return 2;
 }
 
@@ -348,6 +356,11 @@ static int h2s_on_frame(nghttp2_session *h, const nghttp2_frame *f, void *ud)
 {
     struct h2s *st = ud;
     if (f->hd.type == NGHTTP2_HEADERS && f->hd.stream_id == 1 && !st->answered++) {
+        if (st->interim) {
+            const nghttp2_nv hint[] = {{(uint8_t *)":status", (uint8_t *)"103", 7, 3, 0},
+                                       {(uint8_t *)"link", (uint8_t *)"</s.css>", 4, 8, 0}};
+            nghttp2_submit_headers(h, NGHTTP2_FLAG_NONE, 1, NULL, hint, 2, NULL);
+        }
         const nghttp2_nv nva[] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0}};
         nghttp2_data_provider dp = {.read_callback = h2s_body};
         nghttp2_submit_response(h, 1, nva, 1, &dp);
@@ -365,6 +378,18 @@ static int h2s_on_close(nghttp2_session *h, int32_t id, uint32_t code, void *ud)
     return 0;
 }
 
+/* A server session for the rig's upstream end; the caller sets its options. */
+static void h2s_init(struct h2s *st)
+{
+    nghttp2_session_callbacks *cb;
+    cr_assert_eq(nghttp2_session_callbacks_new(&cb), 0);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2s_on_frame);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2s_on_close);
+    cr_assert_eq(nghttp2_session_server_new(&st->h, cb, st), 0);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(st->h, NGHTTP2_FLAG_NONE, NULL, 0);
+}
+
 /* Feeds <len> bytes to the server session and writes what it answers to <fd>. */
 static void h2s_turn(struct h2s *st, int fd, const void *in, size_t len)
 {
@@ -378,13 +403,7 @@ static void h2s_turn(struct h2s *st, int fd, const void *in, size_t len)
 static void h2_upstream_answers_early(enum mesh_io_mode mode)
 {
     struct h2s st = {0};
-    nghttp2_session_callbacks *cb;
-    cr_assert_eq(nghttp2_session_callbacks_new(&cb), 0);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2s_on_frame);
-    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2s_on_close);
-    cr_assert_eq(nghttp2_session_server_new(&st.h, cb, &st), 0);
-    nghttp2_session_callbacks_del(cb);
-    nghttp2_submit_settings(st.h, NGHTTP2_FLAG_NONE, NULL, 0);
+    h2s_init(&st);
     static const char head[] = "POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345";
     struct rig r;
     rig_start_with(&r, mode, "http2", head, sizeof(head) - 1, NGHTTP2_CLIENT_MAGIC);
@@ -417,6 +436,45 @@ LEAK_TEST(conn, h2_upstream_answers_before_the_body_ends_uring)
 LEAK_TEST(conn, h2_upstream_answers_before_the_body_ends_syscalls)
 {
     h2_upstream_answers_early(MESH_IO_SYSCALLS);
+}
+
+/*
+ * An HTTP/2 upstream sends a 1xx (103 Early Hints) before its answer. nghttp2 files every
+ * HEADERS frame after a stream's first as NGHTTP2_HCAT_HEADERS, so the answer's head came
+ * in under the category of trailers and was lost: the client got the 103, then a body
+ * with no head. Found by fuzz_h2_up. The answer's trailers must still be trailers.
+ */
+static void h2_upstream_interim(bool trailers)
+{
+    struct h2s st = {.interim = true, .trailers = trailers};
+    h2s_init(&st);
+    static const char head[] = "GET /x HTTP/1.1\r\nHost: t\r\nTE: trailers\r\n\r\n";
+    struct rig r;
+    rig_start_with(&r, MESH_IO_AUTO, "http2", head, sizeof(head) - 1, NGHTTP2_CLIENT_MAGIC);
+    h2s_turn(&st, r.up, r.first, r.first_len);
+    cr_assert(st.answered, "the upstream saw the request's HEADERS");
+    char got[1024];
+    const char *want = trailers ? "x-t: 1\r\n\r\n" : "ok";
+    cr_expect(client_gets(&r, want, got, sizeof(got)), "the client gets the answer: \"%s\"", got);
+    const char *final = strstr(got, "HTTP/1.1 200 OK\r\n");
+    cr_expect(strstr(got, "HTTP/1.1 103 Early Hints\r\nlink: </s.css>\r\n\r\n") == got,
+              "the 103 first: \"%s\"", got);
+    cr_expect_not_null(final, "then the answer's head: \"%s\"", got);
+    if (final && trailers)
+        cr_expect(strstr(final, "\r\n\r\n2\r\nok\r\n0\r\nx-t: 1\r\n\r\n"),
+                  "its body and its trailers, chunked: \"%s\"", got);
+    nghttp2_session_del(st.h);
+    rig_stop(&r);
+}
+
+LEAK_TEST(conn, h2_upstream_interim_then_answer)
+{
+    h2_upstream_interim(false);
+}
+
+LEAK_TEST(conn, h2_upstream_interim_then_answer_with_trailers)
+{
+    h2_upstream_interim(true);
 }
 
 static void second_request(const char *answer, const char *want, bool reused)

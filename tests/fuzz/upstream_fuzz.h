@@ -1,0 +1,87 @@
+/*
+ * The driver the upstream fuzz targets share (fuzz_http1_up, fuzz_h2_up): a client's
+ * request goes through a real connection of a hand-made worker to a cluster of the given
+ * protocol whose one endpoint is a listener of this harness; the input is that upstream's
+ * side of the connection. What meshd sends upstream and to the client is drained and
+ * dropped (MESH_HARNESS_SHOW=1 prints what the client got, to check the harness itself).
+ * The input's first byte picks one of the target's four requests.
+ */
+#ifndef MESH_TESTS_FUZZ_UPSTREAM_FUZZ_H
+#define MESH_TESTS_FUZZ_UPSTREAM_FUZZ_H
+
+#include "core/common.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "../worker_harness.h"
+
+static inline void upstream_fuzz_one(const uint8_t *data, size_t size, const char *protocol,
+                                     const char *const requests[4])
+{
+    static struct mesh_snapshot *snap;
+    static struct mesh_io_batch *io;
+    static int lfd = -1;
+    static bool show;
+    if (lfd < 0) {
+        show = getenv("MESH_HARNESS_SHOW") != NULL;
+        uint16_t port;
+        lfd = harness_upstream_listener(&port);
+        char json[1024];
+        int n = snprintf(json, sizeof(json),
+                         "{\"version\":\"fuzz\",\"listeners\":[{\"name\":\"l\",\"address\":"
+                         "\"127.0.0.1\",\"port\":0,\"route_config\":\"rc\"}],\"route_configs\":"
+                         "[{\"name\":\"rc\",\"virtual_hosts\":[{\"name\":\"v\",\"domains\":[\"*\"],"
+                         "\"routes\":[{\"match\":{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"}}]}]}],"
+                         "\"clusters\":[{\"name\":\"c\",\"protocol\":\"%s\",\"connect_timeout_ms\":1000,"
+                         "\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":%u}]}]}",
+                         protocol, (unsigned)port);
+        harness_once(json, (size_t)n, &snap, &io);
+    }
+    const char *req = requests[size ? data[0] & 3 : 0];
+    size_t start = size ? 1 : 0;
+    struct mesh_runtime rt;
+    struct mesh_worker w;
+    harness_worker_init(&w, &rt, snap, io);
+    int client = harness_client(&w);
+    if (client < 0 || write(client, req, strlen(req)) < 0)
+        abort();
+    /* the upstream connections meshd opened (a retry opens another): each gets the input */
+    int up[4], n_up = 0;
+    size_t off[4];
+    bool fed = false; /* every connection got all of it */
+    char sink[65536];
+    for (int turn = 0; turn < 64; turn++) {
+        mesh_worker_settle(&w);
+        int fd;
+        while (n_up < 4 && (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+            off[n_up] = start;
+            up[n_up++] = fd;
+        }
+        fed = n_up > 0;
+        for (int i = 0; i < n_up; i++) {
+            harness_feed(up[i], data, size, &off[i]);
+            fed = fed && off[i] == size;
+            while (read(up[i], sink, sizeof(sink)) > 0)
+                ;
+        }
+        ssize_t got;
+        while ((got = read(client, sink, sizeof(sink))) > 0)
+            if (show)
+                fwrite(sink, 1, (size_t)got, stderr);
+        if (fed)
+            shutdown(client, SHUT_WR); /* the client is done too: let meshd finish and close */
+        if (w.n_conns == 0 && (fed || n_up == 0))
+            break;
+    }
+    harness_worker_free(&w, &rt);
+    for (int i = 0; i < n_up; i++)
+        close(up[i]);
+    int fd;
+    while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+        close(fd); /* a connection meshd opened and closed before this turn took it */
+    close(client);
+}
+
+#endif /* MESH_TESTS_FUZZ_UPSTREAM_FUZZ_H */
