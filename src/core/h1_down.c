@@ -555,8 +555,17 @@ static void d_send_end(struct mesh_stream *s)
 
 static void d_reset(struct mesh_stream *s)
 {
-    /* HTTP/1.1 can only signal a broken response by closing the connection */
-    mesh_conn_close(s->conn);
+    /* HTTP/1.1 can only signal a broken response by closing the connection. What of it
+     * is buffered goes first: the client sees the response cut short (a body shorter than
+     * its Content-Length, no last chunk), not a connection closed with no answer, which
+     * it could take for a request never processed and send again. */
+    struct mesh_conn *c = s->conn;
+    if (c->dead)
+        return;
+    mesh_conn_set_reading(c, false);
+    c->closing = true;
+    c->linger = true;
+    mesh_conn_flush(c);
 }
 
 static void d_resume_read(struct mesh_stream *s)

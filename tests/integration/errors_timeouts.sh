@@ -83,6 +83,18 @@ expect_eq "$("${CURL[@]}" "$(mesh_url /hello)")" "hello from a" "control: routin
 err_case "upstream resets the connection (/reset)" 502 /reset
 err_case "cluster without endpoints" 503 /empty
 err_case "endpoint port closed (connect refused)" 503 /closed
+# The upstream breaks a response after its head (/cut: 20 bytes announced, 10 sent, then
+# FIN). HTTP/1.1 can only say so by closing: the client must get what was sent, then the
+# close (curl: "transfer closed with 10 bytes remaining", exit 18), not a bare close.
+# HTTP/2 resets the stream.
+rc=0
+out=$(curl -s --max-time 10 -i "$(mesh_url /cut)" 2>/dev/null) || rc=$?
+expect_eq "$rc" 18 "response cut short by the upstream, HTTP/1.1: the client sees a short body"
+expect_eq "$(status_of "$out")" 200 "response cut short, HTTP/1.1: the head that went out"
+expect_eq "$(body_of "$out")" "cut short" "response cut short, HTTP/1.1: the bytes the upstream sent"
+rc=0
+curl -s --max-time 10 --http2-prior-knowledge -o /dev/null "$(mesh_url /cut)" 2>/dev/null || rc=$?
+expect_eq "$([ "$rc" -ne 0 ] && echo error)" error "response cut short, HTTP/2: the stream ends in an error (curl exit $rc)"
 err_case "route timeout 200 ms, backend answers after 2000 ms" 504 /delay/2000
 out=$("${CURL[@]}" -i "$(mesh_url /direct)" 2>&1)
 expect_eq "$(status_of "$out")" 418 "direct response: status"

@@ -21,6 +21,8 @@
  *   /early-hints     103 (link: </style.css>; rel=preload), then 200 "hints from NAME\n"
  *   /close           200 with "connection: close", then closes
  *   /reset           closes the socket without answering (RST, SO_LINGER 0)
+ *   /cut             200 announcing content-length 20, sends "cut short\n" (10 bytes),
+ *                    then closes: a response the upstream breaks after its head
  *   /ws              with "Upgrade: websocket": 101, then echoes every byte
  *   /grpc/N          200 "trailers-only" gRPC answer: content-type application/grpc,
  *                    grpc-status: N (0..16), empty body (retry on gRPC status tests)
@@ -83,6 +85,7 @@ enum endpoint {
     EP_TRAILERS,
     EP_CLOSE,
     EP_RESET,
+    EP_CUT,
     EP_COUNT,
     EP_CONNS,
     EP_EARLY_HINTS,
@@ -392,6 +395,8 @@ static enum endpoint classify(struct conn *c, long *arg)
         return EP_TRAILERS;
     if (strcmp(path, "/reset") == 0)
         return EP_RESET;
+    if (strcmp(path, "/cut") == 0)
+        return EP_CUT;
     if (strcmp(path, "/__count") == 0)
         return EP_COUNT;
     if (strcmp(path, "/__conns") == 0)
@@ -620,6 +625,13 @@ static void dispatch(struct conn *c)
     case EP_RESET:
         c->reset_now = true;
         return;
+    case EP_CUT:
+        write_head(c, 200, "content-type: text/plain\r\ncontent-length: 20\r\n");
+        evbuffer_add(out_of(c), "\r\n", 2);
+        if (!c->head)
+            evbuffer_add(out_of(c), "cut short\n", 10);
+        c->close_after = true;
+        break;
     case EP_COUNT:
         respond_text(c, 200, "%lu\n", s->requests);
         break;

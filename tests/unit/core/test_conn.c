@@ -536,3 +536,84 @@ LEAK_TEST(conn, upstream_no_content_with_a_length)
     second_request("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: \"e\"\r\n\r\n",
                    "\r\n\r\n", true);
 }
+
+/*
+ * The upstream breaks a response it began: HTTP/1.1 can only say so by closing the
+ * client's connection, and what meshd has of the response goes out first, so the client
+ * sees it cut short. meshd used to close at once, dropping the head and body still in
+ * its buffer: when they came in the same round as the break, the client got a connection
+ * closed with no answer, as if the request was never processed.
+ */
+static void expect_cut_short(struct rig *r, const char *framing, const char *body)
+{
+    char got[1024];
+    size_t n = 0;
+    bool eof = false;
+    for (int i = 0; i < 50 && !eof; i++) {
+        mesh_worker_settle(&r->w);
+        ssize_t k = -1;
+        while (n < sizeof(got) - 1 && (k = read(r->client, got + n, sizeof(got) - 1 - n)) > 0)
+            n += (size_t)k;
+        eof = k == 0;
+    }
+    got[n] = '\0';
+    cr_expect(strstr(got, "HTTP/1.1 200 OK\r\n") == got, "the head goes out: \"%s\"", got);
+    cr_expect(strstr(got, framing) != NULL, "framed: \"%s\"", got);
+    cr_expect(n >= strlen(body) && strcmp(got + n - strlen(body), body) == 0,
+              "what the body had, and no more: \"%s\"", got);
+    cr_expect(eof, "then the connection closes");
+}
+
+static void h1_upstream_cuts(bool same_round, bool chunked)
+{
+    struct rig r;
+    rig_start(&r, MESH_IO_AUTO);
+    const char *head = chunked ? "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n"
+                               : "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab";
+    cr_assert_eq(write(r.up, head, strlen(head)), (ssize_t)strlen(head));
+    if (!same_round)
+        for (int k = 0; k < 3; k++)
+            mesh_worker_settle(&r.w);
+    close(r.up); /* the upstream dies mid-body */
+    r.up = -1;
+    expect_cut_short(&r, chunked ? "Transfer-Encoding: chunked\r\n" : "Content-Length: 5\r\n",
+                     chunked ? "2\r\nab\r\n" : "\r\n\r\nab");
+    rig_stop(&r);
+}
+
+LEAK_TEST(conn, h1_upstream_cuts_a_response_short)
+{
+    h1_upstream_cuts(true, false);
+    h1_upstream_cuts(false, false);
+    h1_upstream_cuts(true, true);
+    h1_upstream_cuts(false, true);
+}
+
+/* An HTTP/2 upstream resets the stream after "ab" of a 5-byte body. */
+static ssize_t h2s_short_body(nghttp2_session *h, int32_t id, uint8_t *buf, size_t len,
+                              uint32_t *fl, nghttp2_data_source *src, void *ud)
+{
+    memcpy(buf, "ab", 2);
+    *fl |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    nghttp2_submit_rst_stream(h, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+    return 2;
+}
+
+LEAK_TEST(conn, h2_upstream_cuts_a_response_short)
+{
+    struct h2s st = {.answered = 1}; /* this test answers, not h2s_on_frame */
+    h2s_init(&st);
+    static const char head[] = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
+    struct rig r;
+    rig_start_with(&r, MESH_IO_AUTO, "http2", head, sizeof(head) - 1, NGHTTP2_CLIENT_MAGIC);
+    cr_assert(nghttp2_session_mem_recv(st.h, (const uint8_t *)r.first, r.first_len) ==
+              (ssize_t)r.first_len);
+    const nghttp2_nv nva[] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
+                              {(uint8_t *)"content-length", (uint8_t *)"5", 14, 1, 0}};
+    nghttp2_data_provider dp = {.read_callback = h2s_short_body};
+    cr_assert_eq(nghttp2_submit_response(st.h, 1, nva, 2, &dp), 0);
+    h2s_turn(&st, r.up, "", 0); /* head, "ab" and the reset: one write, one round */
+    expect_cut_short(&r, "Content-Length: 5\r\n", "\r\n\r\nab");
+    nghttp2_session_del(st.h);
+    rig_stop(&r);
+}
