@@ -127,4 +127,19 @@ static inline void harness_worker_free(struct mesh_worker *w, struct mesh_runtim
     event_base_free(w->base);
 }
 
+/* Ends a run that had upstream connections: frees the worker, closes <up> (<n_up> of them)
+ * and <client>, and those <lfd> still holds (opened and closed by meshd before a turn
+ * accepted them). */
+static inline void harness_end(struct mesh_worker *w, struct mesh_runtime *rt, int lfd,
+                               const int *up, int n_up, int client)
+{
+    harness_worker_free(w, rt);
+    for (int i = 0; i < n_up; i++)
+        close(up[i]);
+    int fd;
+    while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+        close(fd);
+    close(client);
+}
+
 #endif /* MESH_TESTS_WORKER_HARNESS_H */

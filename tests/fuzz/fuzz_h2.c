@@ -86,12 +86,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (w.n_conns == 0 && (shut || off == size))
             break;
     }
-    harness_worker_free(&w, &rt);
-    for (int i = 0; i < n_up; i++)
-        close(up[i]);
-    int fd;
-    while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
-        close(fd); /* a connection meshd opened and closed before a turn took it */
-    close(client);
+    harness_end(&w, &rt, lfd, up, n_up, client);
     return 0;
 }

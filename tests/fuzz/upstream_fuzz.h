@@ -75,13 +75,7 @@ static inline void upstream_fuzz_one(const uint8_t *data, size_t size, const cha
         if (w.n_conns == 0 && (fed || n_up == 0))
             break;
     }
-    harness_worker_free(&w, &rt);
-    for (int i = 0; i < n_up; i++)
-        close(up[i]);
-    int fd;
-    while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
-        close(fd); /* a connection meshd opened and closed before this turn took it */
-    close(client);
+    harness_end(&w, &rt, lfd, up, n_up, client);
 }
 
 #endif /* MESH_TESTS_FUZZ_UPSTREAM_FUZZ_H */
