@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "../worker_harness.h"
+#include "h2_show.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -40,7 +41,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct mesh_snapshot *snap;
     static struct mesh_io_batch *io;
     static int lfd = -1;
+    static struct h2_show *show; /* MESH_HARNESS_SHOW=1: what the client got, decoded */
     if (lfd < 0) {
+        if (getenv("MESH_HARNESS_SHOW") && !(show = calloc(1, sizeof(*show))))
+            abort();
         uint16_t port;
         lfd = harness_upstream_listener(&port);
         char json[1024];
@@ -81,11 +85,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int i = 0; i < n_up; i++)
             upstream_serve(up[i]);
         mesh_worker_settle(&w);
-        while (read(client, sink, sizeof(sink)) > 0)
-            ;
+        ssize_t got;
+        while ((got = read(client, sink, sizeof(sink))) > 0)
+            if (show)
+                h2_show_feed(show, (const uint8_t *)sink, (size_t)got);
         if (w.n_conns == 0 && (shut || off == size))
             break;
     }
     harness_end(&w, &rt, lfd, up, n_up, client);
+    if (show)
+        h2_show_end(show);
     return 0;
 }

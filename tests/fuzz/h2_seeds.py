@@ -53,7 +53,7 @@ down = {
     + frame(CONT, EH, 1, req(path="/up")[20:]),
     "connect": S0 + frame(HEADERS, EH, 1, block((":method", "CONNECT"), (":authority", "f:80")))
     + frame(DATA, 0, 1, b"x"),
-    "goaway": S0 + frame(HEADERS, ES | EH, 1, req(path="/up")) + frame(GOAWAY, 0, 0, struct.pack(">II", 1, 0)),
+    "goaway": S0 + frame(HEADERS, ES | EH, 1, req(path="/up")) + frame(GOAWAY, 0, 0, struct.pack(">II", 0, 0)),
     "small-window": settings((4, 1), (5, 16384)) + frame(HEADERS, ES | EH, 1, req(path="/up"))
     + frame(WINDOW, 0, 1, struct.pack(">I", 1)) + frame(WINDOW, 0, 0, struct.pack(">I", 100)),
     "padded-priority": S0 + frame(HEADERS, ES | EH | PADDED | PRIO, 1,

@@ -15,12 +15,15 @@ cat >"$T_DIR/snap.json" <<EOF
  "admin":{"address":"127.0.0.1","port":0},
  "listeners":[
    {"name":"web","address":"127.0.0.1","port":0,"route_config":"to_web"},
-   {"name":"tcp","address":"127.0.0.1","port":0,"route_config":"to_echo"}],
+   {"name":"tcp","address":"127.0.0.1","port":0,"route_config":"to_echo"},
+   {"name":"direct","address":"127.0.0.1","port":0,"route_config":"direct"}],
  "route_configs":[
    {"name":"to_web","virtual_hosts":[{"name":"all","domains":["*"],
      "routes":[{"match":{"prefix":"/"},"route":{"cluster":"web"}}]}]},
    {"name":"to_echo","virtual_hosts":[{"name":"all","domains":["*"],
-     "routes":[{"match":{"prefix":"/"},"route":{"cluster":"echo"}}]}]}],
+     "routes":[{"match":{"prefix":"/"},"route":{"cluster":"echo"}}]}]},
+   {"name":"direct","virtual_hosts":[{"name":"all","domains":["*"],
+     "routes":[{"match":{"prefix":"/"},"direct_response":{"status":200,"body":"direct"}}]}]}],
  "clusters":[
    {"name":"web","protocol":"http1","endpoints":[{"address":"127.0.0.1","port":$HTTP}]},
    {"name":"echo","protocol":"http1","endpoints":[{"address":"127.0.0.1","port":$ECHO}]}]}
@@ -28,7 +31,9 @@ EOF
 start_meshd "$T_DIR/snap.json" || bail_out "meshd starts"
 WEB=${MESHD_PORTS[web]:-}
 TCP=${MESHD_PORTS[tcp]:-}
-[ -n "$WEB" ] && [ -n "$TCP" ] || bail_out "ready line names both listeners (web, tcp)"
+DIRECT=${MESHD_PORTS[direct]:-}
+[ -n "$WEB" ] && [ -n "$TCP" ] && [ -n "$DIRECT" ] ||
+    bail_out "ready line names the listeners (web, tcp, direct)"
 
 # ---- CONNECT -------------------------------------------------------------------------------
 out=$("${CURL[@]}" -p -x "http://127.0.0.1:$WEB" "http://127.0.0.1:$HTTP/hello" 2>&1)
@@ -57,6 +62,20 @@ expect_eq "$(cat "$T_DIR/raw.outcome")" "mesh-test-raw: eof" \
     'send:\0\0\x01\x02zz' 'expect:zz' >"$T_DIR/nul.out" 2>/dev/null
 expect_match "$(od -An -tx1 "$T_DIR/nul.out" | tr -d '\n')" '0d 0a 0d 0a 00 00 01 02 7a 7a$' \
     "CONNECT tunnel: NUL bytes pass"
+
+# A CONNECT that matches a route with a 2xx direct response is refused: a 2xx would tell
+# the client its tunnel is open.
+out=$(raw "$DIRECT" "send:CONNECT 127.0.0.1:$ECHO HTTP/1.1\r\nHost: 127.0.0.1:$ECHO\r\n\r\n" 'expect:direct response')
+expect_eq "$(status_of "$out")" 405 "CONNECT matching a direct response: 405"
+expect_match "$out" 'CONNECT matched a route with a direct response' \
+    "CONNECT matching a direct response: the body says why"
+expect_eq "$("${CURL[@]}" "http://127.0.0.1:$DIRECT/x")" direct "a GET on that route gets the direct response"
+
+# CONNECT over HTTP/2 (RFC 9113 8.5) is not built yet: it says so, whatever the route.
+for port in "$WEB" "$DIRECT"; do
+    out=$("$H2RAW_BIN" --timeout 5 127.0.0.1 "$port" --connect --authority "127.0.0.1:$ECHO" 2>&1)
+    expect_match "$out" 'status=501' "HTTP/2 CONNECT (port $port): 501, not a tunnel"
+done
 
 # ---- Upgrade: websocket -------------------------------------------------------------------------
 ws_req=$(req GET /ws 'Upgrade: websocket' 'Connection: Upgrade' \

@@ -5,7 +5,8 @@
  * sends. Reports what happened to the stream.
  *
  *   mesh-test-h2raw [--timeout SEC] HOST PORT [--method M] [--path P] [--authority A]
- *                   [--scheme S] [-H 'name: value']... [--data STRING]
+ *                   [--scheme S] [-H 'name: value']... [--data STRING] [--connect]
+ * --connect sends a CONNECT to the authority: no :scheme, no :path (RFC 9113 8.5).
  *
  * Prints, one per line: "status=N", "header NAME: VALUE", "body-bytes=N",
  * "trailer NAME: VALUE", then how it ended: "end-stream", "rst-stream=CODE",
@@ -196,7 +197,7 @@ static nghttp2_nv make_nv(const char *name, size_t namelen, const char *value)
 static void usage(void)
 {
     fprintf(stderr, "usage: mesh-test-h2raw [--timeout SEC] HOST PORT [--method M] [--path P]\n"
-                    "       [--authority A] [--scheme S] [-H 'name: value']... [--data STR]\n");
+                    "       [--authority A] [--scheme S] [-H 'name: value']... [--data STR] [--connect]\n");
 }
 
 int main(int argc, char **argv)
@@ -216,7 +217,12 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *host = argv[i], *port = argv[i + 1];
+    bool connect = false;
     for (i += 2; i < argc; i++) {
+        if (strcmp(argv[i], "--connect") == 0) {
+            connect = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             usage();
             return 1;
@@ -247,10 +253,12 @@ int main(int argc, char **argv)
 
     nghttp2_nv nva[MAX_NV];
     size_t nvlen = 0;
-    nva[nvlen++] = make_nv(":method", 7, method);
-    nva[nvlen++] = make_nv(":scheme", 7, scheme);
+    nva[nvlen++] = make_nv(":method", 7, connect ? "CONNECT" : method);
+    if (!connect)
+        nva[nvlen++] = make_nv(":scheme", 7, scheme);
     nva[nvlen++] = make_nv(":authority", 10, authority);
-    nva[nvlen++] = make_nv(":path", 5, path);
+    if (!connect)
+        nva[nvlen++] = make_nv(":path", 5, path);
     for (size_t k = 0; k < n_extra; k++) {
         /* split "name: value" at the first ':' that is not the first character */
         const char *colon = strchr(extra[k] + 1, ':');
