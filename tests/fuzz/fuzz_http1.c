@@ -4,6 +4,8 @@
  * and an upstream that refuses connections), answered and closed.
  */
 #include "core/common.h"
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,6 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct mesh_snapshot *snap;
     static struct mesh_io_batch *io;
+    static int show = -1; /* MESH_HARNESS_SHOW=1: what the client got */
+    if (show < 0)
+        show = getenv("MESH_HARNESS_SHOW") != NULL;
     harness_once(snapshot_json, sizeof(snapshot_json) - 1, &snap, &io);
     struct mesh_runtime rt;
     struct mesh_worker w;
@@ -33,8 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int turn = 0; turn < 64; turn++) {
         harness_feed(client, data, size, &off);
         mesh_worker_settle(&w);
-        while (read(client, sink, sizeof(sink)) > 0)
-            ;
+        ssize_t got;
+        while ((got = read(client, sink, sizeof(sink))) > 0)
+            if (show)
+                fwrite(sink, 1, (size_t)got, stderr);
         if (w.n_conns == 0 && off == size)
             break;
     }
