@@ -601,7 +601,7 @@ void mesh_h1_write_response_head(struct evbuffer *out, const struct mesh_msg *m,
     char *p = head_reserve(out, n, &iov);
     if (!p)
         return;
-    p = put(p, minor ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
+    p = put(p, "HTTP/1.1 ", 9); /* our version, whatever the client's (RFC 9110 6.2) */
     *p++ = (char)('0' + st / 100 % 10);
     *p++ = (char)('0' + st / 10 % 10);
     *p++ = (char)('0' + st % 10);

@@ -407,7 +407,8 @@ int mesh_h1_append_piece(struct mesh_arena *a, char **dst, size_t *dlen, const c
 const char *mesh_h1_trim_ows(const char *v, size_t *len);
 /** Serialises a request head (HTTP/1.1) into <out>. */
 void mesh_h1_write_request_head(struct evbuffer *out, const struct mesh_msg *m, bool chunked);
-/** Serialises a response head into <out>. */
+/** Serialises a response head into <out>, HTTP/1.1 always; <minor> is the client's: an
+ * HTTP/1.0 client kept alive is told so (Connection: keep-alive). */
 void mesh_h1_write_response_head(struct evbuffer *out, const struct mesh_msg *m, int minor,
                                  bool chunked, bool close);
 /** Appends <data> to <out> as one chunk (moves it). */

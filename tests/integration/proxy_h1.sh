@@ -16,6 +16,8 @@ expect_eq "$(header_of "$out" x-backend)" a "GET /hello: backend response header
 
 out=$("${CURL[@]}" --http1.0 -i "$(mesh_url /hello)" 2>&1)
 expect_eq "$(status_of "$out")" 200 "HTTP/1.0 GET: 200"
+expect_match "$out" '^HTTP/1\.1 200' "HTTP/1.0 GET: answered as HTTP/1.1, the server's version (RFC 9110 6.2)"
+expect_eq "$(body_of "$out")" "hello from a" "HTTP/1.0 GET: the body, delimited for an HTTP/1.0 client"
 
 # ---- keep-alive: three URLs, one downstream connection --------------------------------
 out=$("${CURL[@]}" -w '%{num_connects} ' -o /dev/null -o /dev/null -o /dev/null \
