@@ -64,6 +64,17 @@ down = {
     "bad-content-length": S0 + frame(HEADERS, EH, 1, req("POST", "/up", [("content-length", "2")]))
     + frame(DATA, ES, 1, b"hello"),
     "settings-ack": S0 + S_ACK + frame(HEADERS, ES | EH, 1, req(path="/up")),
+    # /h2 goes to an HTTP/2 upstream (answers with a body and trailers)
+    "h2-get": S0 + frame(HEADERS, ES | EH, 1, req(path="/h2", extra=[("te", "trailers")])),
+    "h2-post": S0 + frame(HEADERS, EH, 1, req("POST", "/h2", [("content-length", "5")]))
+    + frame(DATA, ES, 1, b"hello"),
+    "h2-rst": S0 + frame(HEADERS, EH, 1, req("POST", "/h2")) + frame(DATA, 0, 1, b"abc")
+    + frame(RST, 0, 1, struct.pack(">I", 8)) + frame(HEADERS, ES | EH, 3, req(path="/h2")),
+    "h2-trailers": S0 + frame(HEADERS, EH, 1, req("POST", "/h2", [("te", "trailers")]))
+    + frame(DATA, 0, 1, b"abc") + frame(HEADERS, ES | EH, 1, block(("grpc-timeout", "1S"))),
+    "h2-mixed": S0 + b"".join(frame(HEADERS, ES | EH, sid, req(path=p))
+                              for sid, p in ((1, "/h2"), (3, "/up"), (5, "/h2"), (7, "/")))
+    + frame(WINDOW, 0, 0, struct.pack(">I", 65535)),
 }
 
 # fuzz_h2_up: the first byte picks the client's request (0 GET, 1 HEAD, 2 POST, 3 trailers)
