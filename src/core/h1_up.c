@@ -26,8 +26,15 @@ static int commit(struct mesh_upconn *u)
     value = mesh_h1_trim_ows(value, &vlen);
     if (u->resp_headers_done)
         return mesh_headers_add(s->arena, &s->resp.trailers, name, nlen, value, vlen) ? -1 : 0;
-    if ((nlen == 14 && strncasecmp(name, "content-length", 14) == 0) ||
-        (nlen == 17 && strncasecmp(name, "transfer-encoding", 17) == 0))
+    if (nlen == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) {
+        /* meshd re-frames the body and can undo only chunked: a body that is also gzip'ed
+         * (say) would reach the client as if it were not. Refused if a body follows,
+         * as a request with one is refused (400). */
+        if (vlen != 7 || strncasecmp(value, "chunked", 7) != 0)
+            u->refused = "a transfer-coding other than chunked";
+        return 0;
+    }
+    if (nlen == 14 && strncasecmp(name, "content-length", 14) == 0)
         return 0; /* framing is re-decided for the downstream side */
     return mesh_headers_add(s->arena, &s->resp.hdrs, name, nlen, value, vlen) ? -1 : 0;
 }
@@ -64,6 +71,9 @@ static int on_headers_complete(http_parser *p)
     u->interim = p->status_code >= 100 && p->status_code < 200 && p->status_code != 101;
     if (s->is_head && !u->interim)
         return 1; /* no body follows, whatever the length says */
+    if (u->refused && !u->interim && p->status_code != 204 && p->status_code != 304)
+        return -1; /* see commit() */
+    u->refused = NULL;
     return 0;
 }
 
@@ -104,6 +114,7 @@ static void reset_parser(struct mesh_upconn *u)
     u->parser.data = u;
     u->resp_headers_done = u->resp_headers_emitted = u->resp_complete = false;
     u->interim = false;
+    u->refused = NULL;
     u->plain = u->parser_fed = false;
     u->plain_left = 0;
     u->nhdr = 0;
@@ -262,7 +273,7 @@ static void process(struct mesh_upconn *u)
         if (e != HPE_OK && e != HPE_PAUSED) {
             char why[160];
             snprintf(why, sizeof(why), "upstream sent an invalid response: %s",
-                     http_errno_description(e));
+                     u->refused ? u->refused : http_errno_description(e));
             fail(u, 502, MESH_RF_UPE, why, false);
             return;
         }

@@ -468,6 +468,7 @@ struct mesh_upconn {
     bool parser_fed;                   /* this response's bytes went to a parser already */
     bool plain;                        /* this response's head was parsed without http-parser */
     bool plain_keep_alive;             /* plain: the upstream keeps the connection open */
+    const char *refused;               /* why a callback refused the response (static text) */
     int64_t plain_left;                /* plain: body bytes still to come */
     unsigned nhdr;
     char *hdr_value;
