@@ -19,6 +19,14 @@
 #include "core/log.h"
 #include "core/proxy-int.h"
 
+/* A snapshot's start for the harness's targets: one listener whose one virtual host
+ * takes every domain; the routes (a JSON list's items), then "]}]}],", then the clusters
+ * follow. */
+#define HARNESS_SNAPSHOT_HEAD                                                                  \
+    "{\"version\":\"fuzz\",\"listeners\":[{\"name\":\"l\",\"address\":\"127.0.0.1\","          \
+    "\"port\":0,\"route_config\":\"rc\"}],\"route_configs\":[{\"name\":\"rc\","                \
+    "\"virtual_hosts\":[{\"name\":\"v\",\"domains\":[\"*\"],\"routes\":["
+
 /* Parses <json> and makes the batch, once; aborts if either fails (a broken harness). */
 static inline void harness_once(const char *json, size_t len, struct mesh_snapshot **snap,
                                     struct mesh_io_batch **io)

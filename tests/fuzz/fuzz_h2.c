@@ -106,10 +106,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lfd = harness_upstream_listener(&port);
         char json[1024];
         int n = snprintf(json, sizeof(json),
-                         "{\"version\":\"fuzz\",\"listeners\":[{\"name\":\"l\",\"address\":"
-                         "\"127.0.0.1\",\"port\":0,\"route_config\":\"rc\"}],\"route_configs\":"
-                         "[{\"name\":\"rc\",\"virtual_hosts\":[{\"name\":\"v\",\"domains\":[\"*\"],"
-                         "\"routes\":[{\"match\":{\"prefix\":\"/up\"},\"route\":{\"cluster\":\"c\"}},"
+                         HARNESS_SNAPSHOT_HEAD
+                         "{\"match\":{\"prefix\":\"/up\"},\"route\":{\"cluster\":\"c\"}},"
                          "{\"match\":{\"prefix\":\"/h2\"},\"route\":{\"cluster\":\"c2\"}},"
                          "{\"match\":{\"prefix\":\"/\"},\"direct_response\":{\"status\":200,"
                          "\"body\":\"direct\"}}]}]}],\"clusters\":[{\"name\":\"c\","

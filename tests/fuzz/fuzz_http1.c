@@ -12,9 +12,7 @@
 #include "../worker_harness.h"
 
 static const char snapshot_json[] =
-    "{\"version\":\"fuzz\",\"listeners\":[{\"name\":\"l\",\"address\":\"127.0.0.1\",\"port\":0,"
-    "\"route_config\":\"rc\"}],\"route_configs\":[{\"name\":\"rc\",\"virtual_hosts\":[{\"name\":"
-    "\"v\",\"domains\":[\"*\"],\"routes\":[{\"match\":{\"prefix\":\"/up\"},\"route\":{\"cluster\":"
+    HARNESS_SNAPSHOT_HEAD "{\"match\":{\"prefix\":\"/up\"},\"route\":{\"cluster\":"
     "\"c\"}},{\"match\":{\"prefix\":\"/\"},\"direct_response\":{\"status\":200,\"body\":\"ok\"}}]}]}]"
     ",\"clusters\":[{\"name\":\"c\",\"connect_timeout_ms\":50,\"endpoints\":[{\"address\":"
     "\"127.0.0.1\",\"port\":1}]}]}";

@@ -30,10 +30,8 @@ static inline void upstream_fuzz_one(const uint8_t *data, size_t size, const cha
         lfd = harness_upstream_listener(&port);
         char json[1024];
         int n = snprintf(json, sizeof(json),
-                         "{\"version\":\"fuzz\",\"listeners\":[{\"name\":\"l\",\"address\":"
-                         "\"127.0.0.1\",\"port\":0,\"route_config\":\"rc\"}],\"route_configs\":"
-                         "[{\"name\":\"rc\",\"virtual_hosts\":[{\"name\":\"v\",\"domains\":[\"*\"],"
-                         "\"routes\":[{\"match\":{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"}}]}]}],"
+                         HARNESS_SNAPSHOT_HEAD
+                         "{\"match\":{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"}}]}]}],"
                          "\"clusters\":[{\"name\":\"c\",\"protocol\":\"%s\",\"connect_timeout_ms\":1000,"
                          "\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":%u}]}]}",
                          protocol, (unsigned)port);
