@@ -201,7 +201,7 @@ static int apply_field(struct mesh_stream *s, const struct mesh_h1_field *f, str
         break;
     case 17:
         if (strncasecmp(name, "transfer-encoding", 17) == 0) {
-            if (hf->te_seen || vlen != 7 || strncasecmp(value, "chunked", 7) != 0)
+            if (hf->te_seen || !mesh_h1_te_is_chunked(value, vlen))
                 return *why = "unsupported Transfer-Encoding (only a single chunked)", 400;
             hf->te_seen = true;
             return 0;

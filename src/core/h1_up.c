@@ -27,10 +27,9 @@ static int commit(struct mesh_upconn *u)
     if (u->resp_headers_done)
         return mesh_headers_add(s->arena, &s->resp.trailers, name, nlen, value, vlen) ? -1 : 0;
     if (nlen == 17 && strncasecmp(name, "transfer-encoding", 17) == 0) {
-        /* meshd re-frames the body and can undo only chunked: a body that is also gzip'ed
-         * (say) would reach the client as if it were not. Refused if a body follows,
-         * as a request with one is refused (400). */
-        if (vlen != 7 || strncasecmp(value, "chunked", 7) != 0)
+        /* a body also gzip'ed (say) would reach the client as if it were not: refused
+         * in on_headers_complete if a body follows, as a request with one is (400) */
+        if (!mesh_h1_te_is_chunked(value, vlen))
             u->refused = "a transfer-coding other than chunked";
         return 0;
     }

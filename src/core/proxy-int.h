@@ -19,6 +19,7 @@
 #include <http_parser.h>
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include "core/arena.h"
 #include "core/io_batch.h"
@@ -405,6 +406,12 @@ int mesh_h1_append_piece(struct mesh_arena *a, char **dst, size_t *dlen, const c
                          size_t len);
 /** <v> without the spaces and tabs around it; <len> is updated. */
 const char *mesh_h1_trim_ows(const char *v, size_t *len);
+/** A Transfer-Encoding value (trimmed) meshd can undo: "chunked" alone, in any case.
+ * Anything else (gzip, "gzip, chunked") is refused both ways: meshd re-frames bodies. */
+static inline bool mesh_h1_te_is_chunked(const char *v, size_t len)
+{
+    return len == 7 && strncasecmp(v, "chunked", 7) == 0;
+}
 /** Serialises a request head (HTTP/1.1) into <out>. */
 void mesh_h1_write_request_head(struct evbuffer *out, const struct mesh_msg *m, bool chunked);
 /** Serialises a response head into <out>, HTTP/1.1 always; <minor> is the client's: an
