@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (client < 0 || write(client, preface, sizeof(preface) - 1) < 0)
         abort();
     struct up ups[8];
-    int up[8], n_up = 0; /* their fds, for harness_end */
+    int n_up = 0;
     size_t off = 0;
     bool shut = false;
     char sink[65536];
@@ -139,10 +139,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         mesh_worker_settle(&w);
         int fd;
-        while (n_up < 8 && (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-            ups[n_up] = (struct up){.fd = fd};
-            up[n_up++] = fd;
-        }
+        while (n_up < 8 && (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+            ups[n_up++] = (struct up){.fd = fd};
         for (int i = 0; i < n_up; i++)
             upstream_serve(&ups[i]);
         mesh_worker_settle(&w);
@@ -153,9 +151,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (w.n_conns == 0 && (shut || off == size))
             break;
     }
-    harness_end(&w, &rt, lfd, up, n_up, client);
-    for (int i = 0; i < n_up; i++)
+    for (int i = 0; i < n_up; i++) {
+        close(ups[i].fd);
         nghttp2_session_del(ups[i].h2);
+    }
+    harness_end(&w, &rt, lfd, NULL, 0, client);
     if (show)
         h2_show_end(show);
     return 0;

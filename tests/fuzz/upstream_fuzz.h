@@ -4,7 +4,9 @@
  * protocol whose one endpoint is a listener of this harness; the input is that upstream's
  * side of the connection. What meshd sends upstream and to the client is drained and
  * dropped (MESH_HARNESS_SHOW=1 prints what the client got, to check the harness itself).
- * The input's first byte picks one of the target's four requests.
+ * The input's first byte picks the request: GET, HEAD, POST with a body, or the target's
+ * own (an Upgrade, a request asking for trailers), so that responses without a body,
+ * tunnels and trailers are covered too.
  */
 #ifndef MESH_TESTS_FUZZ_UPSTREAM_FUZZ_H
 #define MESH_TESTS_FUZZ_UPSTREAM_FUZZ_H
@@ -18,8 +20,14 @@
 #include "../worker_harness.h"
 
 static inline void upstream_fuzz_one(const uint8_t *data, size_t size, const char *protocol,
-                                     const char *const requests[4])
+                                     const char *own_request)
 {
+    const char *const requests[4] = {
+        "GET /up HTTP/1.1\r\nHost: f\r\n\r\n",
+        "HEAD /up HTTP/1.1\r\nHost: f\r\n\r\n",
+        "POST /up HTTP/1.1\r\nHost: f\r\nContent-Length: 5\r\n\r\nhello",
+        own_request,
+    };
     static struct mesh_snapshot *snap;
     static struct mesh_io_batch *io;
     static int lfd = -1;

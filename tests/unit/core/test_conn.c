@@ -574,7 +574,9 @@ static void h1_upstream_cuts(bool same_round, bool chunked)
     if (!same_round)
         for (int k = 0; k < 3; k++)
             mesh_worker_settle(&r.w);
-    close(r.up); /* the upstream dies mid-body */
+    /* the upstream dies mid-body; "same round" only sends the close at once: h1_up reads
+     * the EOF a round after the bytes, so only the HTTP/2 case below forces one round */
+    close(r.up);
     r.up = -1;
     expect_cut_short(&r, chunked ? "Transfer-Encoding: chunked\r\n" : "Content-Length: 5\r\n",
                      chunked ? "2\r\nab\r\n" : "\r\n\r\nab");
