@@ -186,6 +186,17 @@ void mesh_conn_flush(struct mesh_conn *c)
         mesh_io_queue(c->w->io, &c->wop, 0);
 }
 
+void mesh_conn_close_after_flush(struct mesh_conn *c, bool linger)
+{
+    if (c->dead)
+        return;
+    mesh_conn_set_reading(c, false);
+    c->closing = true;
+    c->linger = c->linger || linger;
+    mesh_conn_idle_arm(c);
+    mesh_conn_flush(c);
+}
+
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     mesh_conn_flush(arg);
@@ -264,8 +275,7 @@ static void after_eof(struct mesh_conn *c, bool reset)
     if (waiting) {
         /* an answer finished in this same turn waits in <out> (its upstream's read came
          * before this EOF in the round): it goes out, then the connection closes */
-        c->closing = true;
-        mesh_conn_flush(c);
+        mesh_conn_close_after_flush(c, false);
     } else
         mesh_conn_close(c);
 }
@@ -337,7 +347,7 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
     if (!mesh_lazy_timer_due(c->w, &c->idle_t, c->idle))
         return;
     MESH_STAT_INC(&c->w->stats, downstream_cx_idle_timeout);
-    if (c->proto == MESH_CONN_H2)
+    if (c->proto == MESH_CONN_H2 && !c->closing) /* closing: the client stopped reading */
         mesh_h2_down_drain(c);
     else
         mesh_conn_close(c);

@@ -40,10 +40,7 @@ static void reply_error(struct mesh_conn *c, int status, const char *why)
                         "x-meshd-error: %s\r\nconnection: close\r\n\r\n%s\n",
                         status, mesh_http_reason(status), blen, why, why);
     evbuffer_drain(c->in, evbuffer_get_length(c->in));
-    mesh_conn_set_reading(c, false);
-    c->closing = true;
-    c->linger = true;
-    mesh_conn_flush(c);
+    mesh_conn_close_after_flush(c, true);
 }
 
 /* ---- Trailers of a chunked request (http-parser) ---- */
@@ -559,13 +556,7 @@ static void d_reset(struct mesh_stream *s)
      * is buffered goes first: the client sees the response cut short (a body shorter than
      * its Content-Length, no last chunk), not a connection closed with no answer, which
      * it could take for a request never processed and send again. */
-    struct mesh_conn *c = s->conn;
-    if (c->dead)
-        return;
-    mesh_conn_set_reading(c, false);
-    c->closing = true;
-    c->linger = true;
-    mesh_conn_flush(c);
+    mesh_conn_close_after_flush(s->conn, true);
 }
 
 static void d_resume_read(struct mesh_stream *s)
@@ -624,9 +615,7 @@ static void h1_finish(struct mesh_conn *c)
     c->h1_stream = NULL;
     mesh_stream_free(s);
     if (close || c->draining) {
-        c->closing = true;
-        mesh_conn_set_reading(c, false);
-        mesh_conn_flush(c);
+        mesh_conn_close_after_flush(c, false);
         return;
     }
     mesh_conn_flush(c);

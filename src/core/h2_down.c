@@ -473,9 +473,7 @@ int mesh_h2_down_on_read(struct mesh_conn *c)
             c->h2_in_cb--;
             /* nghttp2 queued a GOAWAY for protocol errors: try to send it, then close */
             h2_emit(c);
-            c->closing = true;
-            mesh_conn_set_reading(c, false);
-            mesh_conn_flush(c);
+            mesh_conn_close_after_flush(c, false);
             if (!evbuffer_get_length(c->out))
                 mesh_conn_close(c);
             return MESH_EPROTO;

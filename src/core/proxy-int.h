@@ -336,6 +336,10 @@ void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,
                       const struct sockaddr *sa, socklen_t salen);
 /** Schedules writing <out> at the end of this loop turn (coalesces writes). */
 void mesh_conn_flush(struct mesh_conn *c);
+/** Writes what <c> holds, then closes it (a lingering close with <linger>, for a client
+ * whose unread input would turn the close into a reset). Reading stops; the idle timeout
+ * bounds the wait for a client that does not read. */
+void mesh_conn_close_after_flush(struct mesh_conn *c, bool linger);
 void mesh_conn_set_reading(struct mesh_conn *c, bool on);
 /** Closes now (streams aborted). */
 void mesh_conn_close(struct mesh_conn *c);

@@ -28,6 +28,9 @@ struct rig {
     size_t first_len;
 };
 
+/* The snapshot's connection idle timeout for the next rig_start (ms; 0: the default). */
+static unsigned rig_idle_ms;
+
 /* Starts the rig, the cluster speaking <proto>, and sends <req> (<req_len> bytes) as the
  * client's first bytes; the upstream's first read must start with <expect>. */
 static void rig_start_with(struct rig *r, enum mesh_io_mode mode, const char *proto,
@@ -41,13 +44,13 @@ static void rig_start_with(struct rig *r, enum mesh_io_mode mode, const char *pr
               listen(r->lfd, 8) == 0 && getsockname(r->lfd, (struct sockaddr *)&sa, &len) == 0);
     char json[768];
     int n = snprintf(json, sizeof(json),
-                     "{\"version\":\"t\",\"listeners\":[{\"name\":\"l\",\"address\":\"127.0.0.1\","
+                     "{\"version\":\"t\",\"timeouts\":{\"idle_ms\":%u},\"listeners\":[{\"name\":\"l\",\"address\":\"127.0.0.1\","
                      "\"port\":0,\"route_config\":\"rc\"}],\"route_configs\":[{\"name\":\"rc\","
                      "\"virtual_hosts\":[{\"name\":\"v\",\"domains\":[\"*\"],\"routes\":[{\"match\":"
                      "{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"}}]}]}],\"clusters\":[{\"name\":"
                      "\"c\",\"protocol\":\"%s\",\"endpoints\":[{\"address\":\"127.0.0.1\","
                      "\"port\":%u}]}]}",
-                     proto, (unsigned)ntohs(sa.sin_port));
+                     rig_idle_ms ? rig_idle_ms : 300000u, proto, (unsigned)ntohs(sa.sin_port));
     struct mesh_err err;
     mesh_err_init(&err, "test");
     r->snap = mesh_snapshot_parse(json, (size_t)n, &err);
@@ -644,4 +647,44 @@ LEAK_TEST(conn, upstream_transfer_coding_other_than_chunked)
     /* chunked alone, in any case, passes */
     upstream_coding("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
                     "3\r\nabc\r\n0\r\n\r\n");
+}
+
+/*
+ * A client that stops reading while meshd writes out a response the upstream broke (or
+ * any response that ends with a close): the wait is bounded by the connection idle
+ * timeout. Before, the stream's timers were stopped and the connection's not armed, so
+ * the connection and its buffered response stayed for as long as the client did.
+ */
+LEAK_TEST(conn, closing_connection_whose_client_does_not_read)
+{
+    rig_idle_ms = 200;
+    struct rig r;
+    rig_start(&r, MESH_IO_AUTO);
+    rig_idle_ms = 0;
+    static char chunk[65536];
+    memset(chunk, 'x', sizeof(chunk));
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 8388608\r\n\r\n";
+    cr_assert_eq(write(r.up, head, sizeof(head) - 1), (ssize_t)(sizeof(head) - 1));
+    /* more than the client's socket holds (~200 KiB), less than makes meshd stop reading
+     * the upstream (256 KiB in its buffer), so that it sees the break */
+    size_t sent = 0, want = 400000;
+    for (int i = 0; i < 400 && sent < want; i++) {
+        ssize_t n = write(r.up, chunk, MESH_MIN(sizeof(chunk), want - sent));
+        if (n > 0)
+            sent += (size_t)n;
+        mesh_worker_settle(&r.w);
+    }
+    cr_assert_eq(sent, want);
+    for (int i = 0; i < 5; i++)
+        mesh_worker_settle(&r.w);
+    cr_assert_gt(evbuffer_get_length(mesh_list_entry(r.w.conns.next, struct mesh_conn, link)->out),
+                 0u, "meshd holds what the client's socket could not take");
+    close(r.up); /* the upstream breaks the response; the client reads nothing */
+    r.up = -1;
+    for (int i = 0; i < 300 && r.w.n_conns > 0; i++) {
+        mesh_worker_settle(&r.w);
+        usleep(10000);
+    }
+    cr_expect_eq(r.w.n_conns, 0, "the idle timeout (200 ms) closes the connection");
+    rig_stop(&r);
 }
