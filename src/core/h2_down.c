@@ -227,8 +227,9 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
         (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS))
         return 0;
     struct mesh_stream *s = stream_of(c, f->hd.stream_id);
-    /* the response is complete while the client still sends: stop it (RFC 9113 8.1) */
-    if (s && !s->req_end)
+    /* the response is complete while the client still sends: stop it (RFC 9113 8.1).
+     * Not a tunnel: after the upstream's FIN the client's bytes still go (a half-close). */
+    if (s && !s->req_end && !s->is_connect)
         nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
 }
@@ -387,7 +388,9 @@ static void d_reset(struct mesh_stream *s)
     struct mesh_conn *c = s->conn;
     if (c->dead)
         return;
-    nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->h2_id, NGHTTP2_INTERNAL_ERROR);
+    /* a tunnel's TCP connection broke or timed out (RFC 9113 8.5) */
+    uint32_t code = s->is_connect ? NGHTTP2_CONNECT_ERROR : NGHTTP2_INTERNAL_ERROR;
+    nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->h2_id, code);
     h2_send(c);
 }
 
@@ -410,9 +413,16 @@ static bool d_congested(struct mesh_stream *s)
            evbuffer_get_length(s->conn->out) >= MESH_BUF_HIGH;
 }
 
+/* CONNECT (RFC 9113 8.5): the 200 says the TCP connection is up, and the stream's DATA
+ * frames carry its bytes from now on (tunnel.c). No 101 comes here: an HTTP/2 request
+ * never asks for an Upgrade. */
 static void d_start_tunnel(struct mesh_stream *s)
 {
-    d_reset(s); /* not reached: CONNECT over HTTP/2 is refused before routing */
+    s->resp.status = 200;
+    s->resp.hdrs.n = 0;
+    s->resp.content_length = -1;
+    d_send_headers(s, false);
+    mesh_tunnel_start_stream(s);
 }
 
 static const struct mesh_down_ops h2_ops = {

@@ -491,9 +491,11 @@ struct mesh_upconn {
     uint32_t h2_active;
     uint32_t h2_max_streams;
     bool goaway;
-    /* Tunnel peer */
+    /* Tunnel peer: a whole HTTP/1.1 connection, or one HTTP/2 CONNECT stream */
     struct mesh_conn *tunnel_down;
+    struct mesh_stream *tunnel_stream;
     bool shut_wr_pending;              /* tunnel: half-close once out is flushed */
+    bool tunnel_eof;                   /* stream tunnel: the upstream's FIN came */
 };
 
 /** Attaches <s> to a connection of its endpoint, now or when one is free. */
@@ -523,12 +525,14 @@ bool mesh_h2_up_has_capacity(struct mesh_upconn *u);
 
 /* Tunnels (tunnel.c): after CONNECT 200 or Upgrade 101, bytes flow both ways. */
 void mesh_tunnel_start(struct mesh_conn *c, struct mesh_upconn *u);
+/** HTTP/2 CONNECT (RFC 9113 8.5): s->up carries the bytes of the stream's DATA frames,
+ * both ways. The stream owns the connection from here: it closes when the stream goes. */
+void mesh_tunnel_start_stream(struct mesh_stream *s);
 void mesh_tunnel_on_down_read(struct mesh_conn *c);
 void mesh_tunnel_on_up_read(struct mesh_upconn *u, ssize_t res);
 void mesh_tunnel_on_down_written(struct mesh_conn *c);
 void mesh_tunnel_on_up_written(struct mesh_upconn *u);
 void mesh_tunnel_down_closed(struct mesh_conn *c);
-void mesh_tunnel_up_closed(struct mesh_upconn *u);
 
 /* ---- Workers (worker.c) ---- */
 struct mesh_worker {

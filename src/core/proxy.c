@@ -771,10 +771,6 @@ static void start_mirrors(struct mesh_stream *s)
 void mesh_proxy_continue(struct mesh_stream *s)
 {
     const struct mesh_route *r = s->route;
-    if (s->is_connect && s->h2_id) {
-        mesh_proxy_local_reply(s, 501, 0, "CONNECT over HTTP/2 is not supported yet");
-        return;
-    }
     if (s->is_connect && r->action == MESH_ACTION_DIRECT && r->direct_status / 100 == 2) {
         /* a 2xx to CONNECT says the tunnel is open: the client would send its tunnel
          * bytes into an HTTP connection */

@@ -1,6 +1,12 @@
-/* Byte tunnels after CONNECT (200) or an Upgrade (101): bytes flow both ways, with backpressure. */
+/*
+ * Byte tunnels after CONNECT (200) or an Upgrade (101): bytes flow both ways, with
+ * backpressure. Over HTTP/1.1 the whole client connection becomes the tunnel; over HTTP/2
+ * one CONNECT stream does (RFC 9113 8.5), its DATA frames carrying the bytes, and the
+ * connection's other streams go on.
+ */
 #include "core/common.h"
 #include <errno.h>
+#include <string.h>
 #include <sys/socket.h>
 #include "core/log.h"
 #include "core/proxy-int.h"
@@ -45,8 +51,14 @@ void mesh_tunnel_on_down_read(struct mesh_conn *c)
         down_to_up(c, u);
 }
 
+static void stream_on_up_read(struct mesh_upconn *u, ssize_t n);
+
 void mesh_tunnel_on_up_read(struct mesh_upconn *u, ssize_t n)
 {
+    if (u->tunnel_stream) {
+        stream_on_up_read(u, n);
+        return;
+    }
     struct mesh_conn *c = u->tunnel_down;
     if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR)
         return;
@@ -73,6 +85,12 @@ void mesh_tunnel_on_down_written(struct mesh_conn *c)
 
 void mesh_tunnel_on_up_written(struct mesh_upconn *u)
 {
+    struct mesh_stream *s = u->tunnel_stream;
+    if (s) {
+        if (s->req_paused)
+            s->dops->resume_read(s); /* the client's window opens again */
+        return;
+    }
     struct mesh_conn *c = u->tunnel_down;
     if (c && !c->dead)
         mesh_conn_set_reading(c, true);
@@ -98,12 +116,115 @@ void mesh_tunnel_down_closed(struct mesh_conn *c)
     }
 }
 
-void mesh_tunnel_up_closed(struct mesh_upconn *u)
+/* ---- HTTP/2 CONNECT: one stream <-> one upstream connection ---- */
+
+/* The stream's upstream side while it is a tunnel (struct mesh_up_ops): what the client
+ * sends goes out as it is, no HTTP framing. */
+static void t_send_data(struct mesh_stream *s, struct evbuffer *data)
 {
-    struct mesh_conn *c = u->tunnel_down;
-    u->tunnel_down = NULL;
-    if (c) {
-        c->tunnel_up = NULL;
-        mesh_conn_close(c);
+    struct mesh_upconn *u = s->up;
+    evbuffer_add_buffer(u->out, data);
+    mesh_upconn_flush(u);
+}
+
+/* The client's END_STREAM: a FIN once what it sent is out (a TCP half-close). */
+static void t_send_end(struct mesh_stream *s)
+{
+    struct mesh_upconn *u = s->up;
+    u->shut_wr_pending = true;
+    mesh_upconn_flush(u);
+}
+
+/*
+ * The stream goes (both sides ended, a reset, the connection closed): so does the tunnel.
+ * After a clean end the client's last bytes and its FIN may still wait in <out>: the
+ * connection closes once they are out (upstream.c), or at the cluster's idle timeout.
+ */
+static void t_detach(struct mesh_stream *s)
+{
+    struct mesh_upconn *u = s->up;
+    if (!u)
+        return;
+    u->tunnel_stream = NULL;
+    uint32_t ms = u->pool->idle_timeout_ms;
+    if (s->state == MESH_SS_DONE && s->req_end && ms &&
+        (evbuffer_get_length(u->out) || u->shut_wr_pending)) {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        event_add(u->timer, &tv);
+        mesh_upconn_flush(u);
+        return;
     }
+    mesh_upconn_close(u);
+}
+
+static void t_resume_read(struct mesh_stream *s)
+{
+    struct mesh_upconn *u = s->up;
+    s->resp_paused = false;
+    if (!u->tunnel_eof)
+        mesh_upconn_set_reading(u, true);
+}
+
+static bool t_congested(struct mesh_stream *s)
+{
+    return evbuffer_get_length(s->up->out) >= MESH_BUF_HIGH;
+}
+
+static const struct mesh_up_ops stream_tunnel_ops = {
+    .send_data = t_send_data,
+    .send_end = t_send_end,
+    .detach = t_detach,
+    .resume_read = t_resume_read,
+    .congested = t_congested,
+};
+
+static void up_to_stream(struct mesh_upconn *u, struct mesh_stream *s)
+{
+    if (mesh_proxy_response_data(s, u->in)) { /* the client's side is full: wait for it */
+        s->resp_paused = true;
+        mesh_upconn_set_reading(u, false);
+    }
+}
+
+static void stream_on_up_read(struct mesh_upconn *u, ssize_t n)
+{
+    struct mesh_stream *s = u->tunnel_stream;
+    if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR)
+        return;
+    if (evbuffer_get_length(u->in))
+        up_to_stream(u, s);
+    if (n > 0 || u->tunnel_stream != s)
+        return;
+    if (n == 0 && !u->tunnel_eof) {
+        /* the upstream's FIN: END_STREAM after what it sent. The client may go on
+         * sending until its own END_STREAM (RFC 9113 8.5), so the connection stays. */
+        u->tunnel_eof = true;
+        mesh_upconn_set_reading(u, false);
+        s->dops->send_end(s);
+        return;
+    }
+    /* a reset, or a read after the FIN (a write failed, upstream.c): RST_STREAM with
+     * CONNECT_ERROR. The codec already sent the 200, so this resets the stream. */
+    mesh_log_debug("tunnel to %s: %s", u->pool->key, n < 0 ? strerror((int)-n) : "write failed");
+    mesh_proxy_local_reply(s, 502, MESH_RF_UC, "upstream connection reset");
+}
+
+void mesh_tunnel_start_stream(struct mesh_stream *s)
+{
+    struct mesh_upconn *u = s->up;
+    u->tunnel = true;
+    u->tunnel_stream = s;
+    u->stream = NULL; /* the HTTP/1.1 codec lets go: its ops are not the stream's any more */
+    s->uops = &stream_tunnel_ops;
+    s->state = MESH_SS_TUNNEL;
+    mesh_upconn_set_reading(u, true);
+    /* DATA that came while the connection was being made */
+    if (s->req_buf && evbuffer_get_length(s->req_buf))
+        t_send_data(s, s->req_buf);
+    if (s->req_end && !s->req_sent_end) {
+        s->req_sent_end = true;
+        t_send_end(s);
+    }
+    if (s->req_paused && !t_congested(s))
+        s->dops->resume_read(s);
 }

@@ -28,21 +28,21 @@ static uint64_t hash_str(const char *s)
 static void dispatch_cb(evutil_socket_t fd, short what, void *arg);
 
 static struct mesh_pool *pool_get(struct mesh_worker *w, const struct mesh_endpoint *ep,
-                                  const struct mesh_cluster *cl)
+                                  enum mesh_upstream_proto proto)
 {
     if (!w->pool_tab) {
         w->pool_tab_size = 64;
         w->pool_tab = mesh_xcalloc(w->pool_tab_size, sizeof(*w->pool_tab));
     }
-    size_t i = (hash_str(ep->key) ^ (uint64_t)cl->protocol) & (w->pool_tab_size - 1);
+    size_t i = (hash_str(ep->key) ^ (uint64_t)proto) & (w->pool_tab_size - 1);
     for (struct mesh_pool *p = w->pool_tab[i]; p; p = p->hnext)
-        if (p->proto == cl->protocol && strcmp(p->key, ep->key) == 0)
+        if (p->proto == proto && strcmp(p->key, ep->key) == 0)
             return p;
     struct mesh_pool *p = mesh_xcalloc(1, sizeof(*p));
     p->key = mesh_xstrdup(ep->key);
     p->sa = ep->sa;
     p->salen = ep->salen;
-    p->proto = cl->protocol;
+    p->proto = proto;
     p->w = w;
     mesh_list_init(&p->idle);
     mesh_list_init(&p->all);
@@ -56,9 +56,9 @@ static struct mesh_pool *pool_get(struct mesh_worker *w, const struct mesh_endpo
 
 /* Limits follow the newest snapshot that used the pool. */
 static struct mesh_pool *pool_lookup(struct mesh_worker *w, const struct mesh_endpoint *ep,
-                                     const struct mesh_cluster *cl)
+                                     const struct mesh_cluster *cl, enum mesh_upstream_proto proto)
 {
-    struct mesh_pool *p = pool_get(w, ep, cl);
+    struct mesh_pool *p = pool_get(w, ep, proto);
     p->max_conns = cl->max_connections;
     p->max_pending = cl->max_pending_requests;
     p->max_reqs_per_conn = cl->max_requests_per_connection;
@@ -154,6 +154,10 @@ static void on_up_write_done(struct mesh_io_op *op, ssize_t res)
         if (u->shut_wr_pending) {
             u->shut_wr_pending = false;
             shutdown(u->fd, SHUT_WR);
+        }
+        if (u->tunnel && !u->tunnel_down && !u->tunnel_stream) {
+            mesh_upconn_close(u); /* a tunnel's last bytes are out (tunnel.c t_detach) */
+            return;
         }
     }
     if (op->before >= MESH_BUF_LOW && left < MESH_BUF_LOW)
@@ -307,6 +311,10 @@ static void on_up_timer(evutil_socket_t fd, short what, void *arg)
         connect_failed(u, "connect timeout", 0);
         return;
     }
+    if (u->tunnel && !u->tunnel_down && !u->tunnel_stream) {
+        mesh_upconn_close(u); /* a tunnel's last bytes did not go in time */
+        return;
+    }
     /* idle timeout of a pooled connection */
     if (u->in_idle && mesh_lazy_timer_due(u->pool->w, &u->idle_t, u->timer))
         mesh_upconn_close(u);
@@ -421,8 +429,11 @@ void mesh_upstream_start(struct mesh_stream *s)
     if (s->n_tried < MESH_ARRAY_LEN(s->tried))
         s->tried[s->n_tried++] = ep;
     s->attempts++;
-    struct mesh_pool *p = pool_lookup(w, ep, s->cluster);
-    if (p->proto == MESH_PROTO_HTTP2 && !s->is_connect) {
+    /* meshd ends a CONNECT itself: its connection carries the tunnel's bytes, never
+     * HTTP/2 frames, whatever protocol the cluster speaks */
+    struct mesh_pool *p =
+        pool_lookup(w, ep, s->cluster, s->is_connect ? MESH_PROTO_HTTP1 : s->cluster->protocol);
+    if (p->proto == MESH_PROTO_HTTP2) {
         bool connecting;
         struct mesh_upconn *u = h2_with_capacity(p, &connecting);
         if (u) {

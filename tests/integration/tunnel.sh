@@ -7,7 +7,11 @@ start_backend a
 HTTP=${BACKEND_PORT[a]}
 ECHO=${BACKEND_ECHO_PORT[a]}
 
-# Listener "web" routes to the HTTP backend; listener "tcp" routes to the TCP echo. A CONNECT
+# A port nothing listens on (bound, then closed): connecting to it is refused.
+CLOSED=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+# Listener "web" routes to the HTTP backend; listener "tcp" routes to the TCP echo ("tcp_h2"
+# through a cluster that speaks HTTP/2, "closed" to the port above). A CONNECT
 # target always names the same endpoint as the route's cluster, so the test holds whether
 # meshd dials the CONNECT authority or the routed cluster.
 cat >"$T_DIR/snap.json" <<EOF
@@ -16,24 +20,34 @@ cat >"$T_DIR/snap.json" <<EOF
  "listeners":[
    {"name":"web","address":"127.0.0.1","port":0,"route_config":"to_web"},
    {"name":"tcp","address":"127.0.0.1","port":0,"route_config":"to_echo"},
-   {"name":"direct","address":"127.0.0.1","port":0,"route_config":"direct"}],
+   {"name":"direct","address":"127.0.0.1","port":0,"route_config":"direct"},
+   {"name":"tcp_h2","address":"127.0.0.1","port":0,"route_config":"to_echo_h2"},
+   {"name":"closed","address":"127.0.0.1","port":0,"route_config":"to_closed"}],
  "route_configs":[
    {"name":"to_web","virtual_hosts":[{"name":"all","domains":["*"],
      "routes":[{"match":{"prefix":"/"},"route":{"cluster":"web"}}]}]},
    {"name":"to_echo","virtual_hosts":[{"name":"all","domains":["*"],
      "routes":[{"match":{"prefix":"/"},"route":{"cluster":"echo"}}]}]},
    {"name":"direct","virtual_hosts":[{"name":"all","domains":["*"],
-     "routes":[{"match":{"prefix":"/"},"direct_response":{"status":200,"body":"direct"}}]}]}],
+     "routes":[{"match":{"prefix":"/"},"direct_response":{"status":200,"body":"direct"}}]}]},
+   {"name":"to_echo_h2","virtual_hosts":[{"name":"all","domains":["*"],
+     "routes":[{"match":{"prefix":"/"},"route":{"cluster":"echo_h2"}}]}]},
+   {"name":"to_closed","virtual_hosts":[{"name":"all","domains":["*"],
+     "routes":[{"match":{"prefix":"/"},"route":{"cluster":"closed"}}]}]}],
  "clusters":[
    {"name":"web","protocol":"http1","endpoints":[{"address":"127.0.0.1","port":$HTTP}]},
-   {"name":"echo","protocol":"http1","endpoints":[{"address":"127.0.0.1","port":$ECHO}]}]}
+   {"name":"echo","protocol":"http1","endpoints":[{"address":"127.0.0.1","port":$ECHO}]},
+   {"name":"echo_h2","protocol":"http2","endpoints":[{"address":"127.0.0.1","port":$ECHO}]},
+   {"name":"closed","protocol":"http1","endpoints":[{"address":"127.0.0.1","port":$CLOSED}]}]}
 EOF
 start_meshd "$T_DIR/snap.json" || bail_out "meshd starts"
 WEB=${MESHD_PORTS[web]:-}
 TCP=${MESHD_PORTS[tcp]:-}
 DIRECT=${MESHD_PORTS[direct]:-}
-[ -n "$WEB" ] && [ -n "$TCP" ] && [ -n "$DIRECT" ] ||
-    bail_out "ready line names the listeners (web, tcp, direct)"
+TCP_H2=${MESHD_PORTS[tcp_h2]:-}
+CLOSED_L=${MESHD_PORTS[closed]:-}
+[ -n "$WEB" ] && [ -n "$TCP" ] && [ -n "$DIRECT" ] && [ -n "$TCP_H2" ] && [ -n "$CLOSED_L" ] ||
+    bail_out "ready line names the listeners (web, tcp, direct, tcp_h2, closed)"
 
 # ---- CONNECT -------------------------------------------------------------------------------
 out=$("${CURL[@]}" -p -x "http://127.0.0.1:$WEB" "http://127.0.0.1:$HTTP/hello" 2>&1)
@@ -71,11 +85,65 @@ expect_match "$out" 'CONNECT matched a route with a direct response' \
     "CONNECT matching a direct response: the body says why"
 expect_eq "$("${CURL[@]}" "http://127.0.0.1:$DIRECT/x")" direct "a GET on that route gets the direct response"
 
-# CONNECT over HTTP/2 (RFC 9113 8.5) is not built yet: it says so, whatever the route.
-for port in "$WEB" "$DIRECT"; do
-    out=$("$H2RAW_BIN" --timeout 5 127.0.0.1 "$port" --connect --authority "127.0.0.1:$ECHO" 2>&1)
-    expect_match "$out" 'status=501' "HTTP/2 CONNECT (port $port): 501, not a tunnel"
+# meshd ends the CONNECT itself, so the tunnel's connection carries raw bytes even when the
+# route's cluster speaks HTTP/2 (it used to be an HTTP/2 connection, preface and all).
+out=$(raw "$TCP_H2" "send:CONNECT 127.0.0.1:$ECHO HTTP/1.1\r\nHost: 127.0.0.1:$ECHO\r\n\r\n" \
+    'expect:\r\n\r\n' 'send:over-h2-cluster' 'expect:over-h2-cluster' shutwr readall)
+expect_eq "$(status_of "$out")" 200 "CONNECT routed to an HTTP/2 cluster: 200"
+expect_match "$out" $'\r\n\r\nover-h2-cluster$' \
+    "CONNECT routed to an HTTP/2 cluster: the echo gets the bytes alone, no HTTP/2 preface"
+
+out=$(raw "$CLOSED_L" "send:CONNECT 127.0.0.1:$CLOSED HTTP/1.1\r\nHost: 127.0.0.1:$CLOSED\r\n\r\n" readall)
+expect_eq "$(status_of "$out")" 503 "CONNECT to a port that refuses: 503"
+expect_match "$(header_of "$out" x-meshd-response-flags)" UF "CONNECT refused: flag UF"
+
+# ---- CONNECT over HTTP/2 (RFC 9113 8.5): one stream is the tunnel -----------------------------
+h2c() { "$H2RAW_BIN" --timeout 10 127.0.0.1 "$@" --connect 2>&1; }
+
+out=$(h2c "$TCP" --authority "127.0.0.1:$ECHO" --data 'bytes over a stream' --out "$T_DIR/h2t.out")
+expect_match "$out" 'status=200' "HTTP/2 CONNECT: 200"
+expect_no_match "$out" 'content-length' "HTTP/2 CONNECT: the 200 has no content-length"
+expect_eq "$(cat "$T_DIR/h2t.out")" "bytes over a stream" "HTTP/2 CONNECT: DATA reach the echo and come back"
+expect_match "$out" 'end-stream' \
+    "HTTP/2 CONNECT: the client's END_STREAM is a FIN; the echo's FIN ends the stream"
+
+"$H2RAW_BIN" --timeout 20 127.0.0.1 "$TCP" --connect --authority "127.0.0.1:$ECHO" \
+    --data-file "$T_DIR/1m" --out "$T_DIR/h2t-1m.out" >"$T_DIR/h2t-1m.log" 2>&1
+expect_eq "$(sha_of "$T_DIR/h2t-1m.out")" "$(sha_of "$T_DIR/1m")" \
+    "HTTP/2 CONNECT: 1 MiB through the tunnel and back, byte-exact (flow control both ways)"
+
+# HTTP inside the tunnel: the backend answers and closes; its FIN is the END_STREAM.
+out=$(h2c "$WEB" --authority "127.0.0.1:$HTTP" --no-end --out "$T_DIR/h2t-http.out" \
+    --data $'GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+expect_match "$(cat "$T_DIR/h2t-http.out")" 'hello from a' "HTTP/2 CONNECT: HTTP inside the tunnel reaches the backend"
+expect_match "$out" 'end-stream-remote' \
+    "HTTP/2 CONNECT: the upstream's FIN is an END_STREAM while the client's side stays open"
+
+# The upstream resets the connection: RST_STREAM with CONNECT_ERROR.
+out=$(h2c "$WEB" --authority "127.0.0.1:$HTTP" --no-end \
+    --data $'GET /reset HTTP/1.1\r\nHost: x\r\n\r\n')
+expect_match "$out" 'status=200' "HTTP/2 CONNECT, upstream reset: the tunnel opened"
+expect_match "$out" 'rst-stream=CONNECT_ERROR' "HTTP/2 CONNECT, upstream reset: RST_STREAM(CONNECT_ERROR)"
+
+out=$(h2c "$TCP_H2" --authority "127.0.0.1:$ECHO" --data 'h2 cluster' --out "$T_DIR/h2t-h2.out")
+expect_eq "$(cat "$T_DIR/h2t-h2.out")" "h2 cluster" "HTTP/2 CONNECT routed to an HTTP/2 cluster: raw bytes"
+
+out=$(h2c "$CLOSED_L" --authority "127.0.0.1:$CLOSED")
+expect_match "$out" 'status=503' "HTTP/2 CONNECT to a port that refuses: 503"
+
+out=$(h2c "$DIRECT" --authority "127.0.0.1:$ECHO")
+expect_match "$out" 'status=405' "HTTP/2 CONNECT matching a 2xx direct response: 405"
+
+# Several tunnels at once (one client connection each), each its own bytes.
+pids=()
+for i in 1 2 3 4; do
+    h2c "$TCP" --authority "127.0.0.1:$ECHO" --data "tunnel-$i" --out "$T_DIR/h2t-p$i.out" \
+        >/dev/null &
+    pids+=($!)
 done
+wait "${pids[@]}"
+got=$(cat "$T_DIR"/h2t-p[1-4].out | tr '\n' ' ')
+expect_eq "$got" "tunnel-1tunnel-2tunnel-3tunnel-4" "HTTP/2 CONNECT: four tunnels at once, each its own bytes"
 
 # ---- Upgrade: websocket -------------------------------------------------------------------------
 ws_req=$(req GET /ws 'Upgrade: websocket' 'Connection: Upgrade' \

@@ -5,8 +5,12 @@
  * sends. Reports what happened to the stream.
  *
  *   mesh-test-h2raw [--timeout SEC] HOST PORT [--method M] [--path P] [--authority A]
- *                   [--scheme S] [-H 'name: value']... [--data STRING] [--connect]
+ *                   [--scheme S] [-H 'name: value']... [--data STRING | --data-file F]
+ *                   [--no-end] [--out FILE] [--connect]
  * --connect sends a CONNECT to the authority: no :scheme, no :path (RFC 9113 8.5).
+ * --no-end keeps the client's side of the stream open after the data (no END_STREAM);
+ * the server's END_STREAM then ends the run ("end-stream-remote").
+ * --out writes the DATA the stream received to FILE (a tunnel's bytes, a body).
  *
  * Prints, one per line: "status=N", "header NAME: VALUE", "body-bytes=N",
  * "trailer NAME: VALUE", then how it ended: "end-stream", "rst-stream=CODE",
@@ -40,7 +44,10 @@ struct state {
     bool frame_has_status;
     size_t body_bytes;
     const char *data;
+    char *data_buf;   /* --data-file: owned */
     size_t data_len, data_off;
+    bool no_end;
+    FILE *out;
 };
 
 static int64_t now_ms(void)
@@ -102,9 +109,11 @@ static int on_data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t str
     struct state *st = user_data;
     (void)session;
     (void)flags;
-    (void)data;
-    if (stream_id == st->stream_id)
-        st->body_bytes += len;
+    if (stream_id != st->stream_id)
+        return 0;
+    st->body_bytes += len;
+    if (st->out && fwrite(data, 1, len, st->out) != len)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
     return 0;
 }
 
@@ -117,6 +126,14 @@ static int on_frame_recv_cb(nghttp2_session *session, const nghttp2_frame *frame
         printf("goaway=%s\n", nghttp2_http2_strerror(frame->goaway.error_code));
         if (frame->goaway.last_stream_id < st->stream_id)
             st->done = true;
+    }
+    /* --no-end: the stream never closes (our side stays open); the server's END_STREAM
+     * is its end */
+    if (st->no_end && frame->hd.stream_id == st->stream_id &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
+        printf("body-bytes=%zu\nend-stream-remote\n", st->body_bytes);
+        st->done = true;
     }
     return 0;
 }
@@ -151,7 +168,7 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
     memcpy(buf, st->data + st->data_off, n);
     st->data_off += n;
     if (st->data_off == st->data_len)
-        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF | (st->no_end ? NGHTTP2_DATA_FLAG_NO_END_STREAM : 0);
     return (ssize_t)n;
 }
 
@@ -194,10 +211,31 @@ static nghttp2_nv make_nv(const char *name, size_t namelen, const char *value)
     return nv;
 }
 
+/* The whole file as the request's data (it lives until exit). */
+static int read_file(const char *path, struct state *st)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        fclose(f);
+        st->data = st->data_buf = buf;
+        st->data_len = (size_t)n;
+        return 0;
+    }
+    fprintf(stderr, "mesh-test-h2raw: %s: %s\n", path, strerror(errno));
+    free(buf);
+    if (f)
+        fclose(f);
+    return -1;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: mesh-test-h2raw [--timeout SEC] HOST PORT [--method M] [--path P]\n"
-                    "       [--authority A] [--scheme S] [-H 'name: value']... [--data STR] [--connect]\n");
+                    "       [--authority A] [--scheme S] [-H 'name: value']... [--data STR | --data-file F]\n"
+                    "       [--no-end] [--out FILE] [--connect]\n");
 }
 
 int main(int argc, char **argv)
@@ -223,6 +261,10 @@ int main(int argc, char **argv)
             connect = true;
             continue;
         }
+        if (strcmp(argv[i], "--no-end") == 0) {
+            st.no_end = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             usage();
             return 1;
@@ -240,6 +282,15 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--data") == 0) {
             st.data = argv[++i];
             st.data_len = strlen(st.data);
+        } else if (strcmp(argv[i], "--data-file") == 0) {
+            if (read_file(argv[++i], &st) != 0)
+                return 1;
+        } else if (strcmp(argv[i], "--out") == 0) {
+            st.out = fopen(argv[++i], "wb");
+            if (!st.out) {
+                fprintf(stderr, "mesh-test-h2raw: %s: %s\n", argv[i], strerror(errno));
+                return 1;
+            }
         } else {
             usage();
             return 1;
@@ -337,6 +388,9 @@ int main(int argc, char **argv)
         }
     }
     fflush(stdout);
+    if (st.out && fclose(st.out) != 0)
+        rc = 1;
+    free(st.data_buf);
     nghttp2_session_del(session);
     close(st.fd);
     return rc;

@@ -688,3 +688,212 @@ LEAK_TEST(conn, closing_connection_whose_client_does_not_read)
     cr_expect_eq(r.w.n_conns, 0, "the idle timeout (200 ms) closes the connection");
     rig_stop(&r);
 }
+
+/*
+ * HTTP/2 CONNECT (RFC 9113 8.5): one stream of the client's connection is a byte tunnel to
+ * the upstream (tunnel.c). Flow control holds both ways, and a FIN from one side is an end
+ * of one direction only.
+ */
+struct tun {
+    struct h2c c;  /* first: the 200 and the stream's close come through h2c's callbacks */
+    nghttp2_session *h;
+    bool remote_end;
+    size_t got;    /* DATA bytes the stream received */
+    bool bytes_ok; /* each was the pattern's byte at its offset */
+    const char *data; /* what the client sends next on the stream */
+    size_t data_len;
+    bool end;         /* then END_STREAM */
+};
+
+static uint8_t pattern(size_t i)
+{
+    return (uint8_t)(i % 251);
+}
+
+static int tun_on_data(nghttp2_session *h, uint8_t fl, int32_t id, const uint8_t *d, size_t len,
+                       void *ud)
+{
+    struct tun *t = ud;
+    for (size_t i = 0; i < len; i++)
+        if (d[i] != pattern(t->got + i))
+            t->bytes_ok = false;
+    t->got += len;
+    return 0;
+}
+
+static int tun_on_frame(nghttp2_session *h, const nghttp2_frame *f, void *ud)
+{
+    struct tun *t = ud;
+    if (f->hd.stream_id == 1 && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        t->remote_end = true;
+    return 0;
+}
+
+static ssize_t tun_data(nghttp2_session *h, int32_t id, uint8_t *buf, size_t len, uint32_t *fl,
+                        nghttp2_data_source *src, void *ud)
+{
+    struct tun *t = ud;
+    if (!t->data_len && !t->end)
+        return NGHTTP2_ERR_DEFERRED; /* nghttp2_session_resume_data() when there is more */
+    size_t n = MESH_MIN(len, t->data_len);
+    memcpy(buf, t->data, n);
+    t->data += n;
+    t->data_len -= n;
+    if (!t->data_len && t->end)
+        *fl |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* Writes what the client session has to send to the client's socket. */
+static void tun_send(struct tun *t, int fd)
+{
+    const uint8_t *d;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(t->h, &d)) > 0)
+        cr_assert_eq(write(fd, d, (size_t)n), n);
+}
+
+/* Opens the tunnel: CONNECT, then "hi" on the stream, which the upstream reads first. */
+static void tun_open(struct tun *t, struct rig *r)
+{
+    memset(t, 0, sizeof(*t));
+    t->bytes_ok = true;
+    nghttp2_session_callbacks *cb;
+    cr_assert_eq(nghttp2_session_callbacks_new(&cb), 0);
+    nghttp2_session_callbacks_set_on_header_callback(cb, h2c_on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, tun_on_data);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, tun_on_frame);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2c_on_close);
+    cr_assert_eq(nghttp2_session_client_new(&t->h, cb, t), 0);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(t->h, NGHTTP2_FLAG_NONE, NULL, 0);
+    const nghttp2_nv nva[] = {
+        {(uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, 0},
+        {(uint8_t *)":authority", (uint8_t *)"t:1", 10, 3, 0},
+    };
+    t->data = "hi";
+    t->data_len = 2;
+    nghttp2_data_provider dp = {.read_callback = tun_data};
+    cr_assert_eq(nghttp2_submit_request(t->h, NULL, nva, 2, &dp, NULL), 1);
+    char out[512];
+    size_t olen = 0;
+    const uint8_t *d;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(t->h, &d)) > 0) {
+        cr_assert_leq(olen + (size_t)n, sizeof(out));
+        memcpy(out + olen, d, (size_t)n);
+        olen += (size_t)n;
+    }
+    rig_start_with(r, MESH_IO_AUTO, "http1", out, olen, "hi");
+    cr_assert_eq(r->first_len, 2u, "no HTTP goes upstream, only the tunnel's bytes");
+}
+
+/* One turn of the client: what meshd sent it goes to its session, its answers back. */
+static void tun_client_turn(struct tun *t, struct rig *r)
+{
+    static uint8_t buf[262144];
+    mesh_worker_settle(&r->w);
+    ssize_t n;
+    while ((n = read(r->client, buf, sizeof(buf))) > 0)
+        cr_assert_eq(nghttp2_session_mem_recv(t->h, buf, (size_t)n), n);
+    tun_send(t, r->client);
+}
+
+/* What meshd holds for the client: the tunnel stream's response buffer and the socket's. */
+static size_t tun_buffered(struct rig *r)
+{
+    struct mesh_conn *c = mesh_list_entry(r->w.conns.next, struct mesh_conn, link);
+    size_t n = evbuffer_get_length(c->out);
+    struct mesh_list *pos, *tmp;
+    mesh_list_foreach_safe(pos, tmp, &c->h2_streams)
+    {
+        struct mesh_stream *s = mesh_list_entry(pos, struct mesh_stream, down_link);
+        if (s->resp_buf)
+            n += evbuffer_get_length(s->resp_buf);
+    }
+    return n;
+}
+
+LEAK_TEST(conn, h2_connect_tunnel_flow_control_and_half_close)
+{
+    struct tun t;
+    struct rig r;
+    tun_open(&t, &r);
+    /* the client reads nothing while the upstream writes: meshd must stop reading it, or
+     * the upstream's writes would never block (the test's cap is 48 MiB) */
+    static uint8_t chunk[65536];
+    size_t sent = 0, cap = 48u << 20;
+    int blocked = 0;
+    for (int i = 0; i < 4000 && sent < cap && blocked < 20; i++) {
+        size_t k = MESH_MIN(sizeof(chunk), cap - sent);
+        for (size_t j = 0; j < k; j++)
+            chunk[j] = pattern(sent + j);
+        ssize_t n = write(r.up, chunk, k);
+        if (n > 0) {
+            sent += (size_t)n;
+            blocked = 0;
+        } else {
+            blocked++;
+        }
+        mesh_worker_settle(&r.w);
+    }
+    cr_assert_geq(blocked, 20, "the upstream's writes block (%zu bytes sent)", sent);
+    cr_expect_lt(sent, 40u << 20, "bounded by the sockets' buffers: %zu bytes", sent);
+    cr_expect_leq(tun_buffered(&r), 1u << 20, "meshd holds little: %zu bytes", tun_buffered(&r));
+    /* the upstream's FIN after its bytes; the client now reads (its WINDOW_UPDATEs let
+     * meshd go on) and gets every byte, in order, then END_STREAM */
+    shutdown(r.up, SHUT_WR);
+    for (int i = 0; i < 4000 && !t.remote_end; i++)
+        tun_client_turn(&t, &r);
+    cr_expect(t.c.got_200, "the tunnel opened with a 200");
+    cr_expect_eq(t.got, sent, "the client gets every byte (%zu of %zu)", t.got, sent);
+    cr_expect(t.bytes_ok, "in order");
+    cr_expect(t.remote_end && !t.c.ended, "the upstream's FIN is END_STREAM; the stream stays open");
+    /* half-closed: the client's bytes still reach the upstream, then its END_STREAM is a FIN */
+    t.data = "after the fin";
+    t.data_len = 13;
+    t.end = true;
+    cr_assert_eq(nghttp2_session_resume_data(t.h, 1), 0);
+    tun_send(&t, r.client);
+    char got[64];
+    size_t have = 0;
+    bool fin = false;
+    for (int i = 0; i < 50 && !fin; i++) {
+        mesh_worker_settle(&r.w);
+        ssize_t n = read(r.up, got + have, sizeof(got) - 1 - have);
+        if (n > 0)
+            have += (size_t)n;
+        fin = n == 0;
+    }
+    got[have] = '\0';
+    cr_expect_str_eq(got, "after the fin");
+    cr_expect(fin, "then the FIN");
+    for (int i = 0; i < 20 && !t.c.ended; i++)
+        tun_client_turn(&t, &r);
+    cr_expect(t.c.ended && t.c.close_code == 0, "the stream closes cleanly (code %u)", t.c.close_code);
+    nghttp2_session_del(t.h);
+    rig_stop(&r);
+}
+
+/* The client resets the tunnel's stream: meshd closes the upstream connection. */
+LEAK_TEST(conn, h2_connect_tunnel_reset_by_the_client)
+{
+    struct tun t;
+    struct rig r;
+    tun_open(&t, &r);
+    for (int i = 0; i < 20 && !t.c.got_200; i++)
+        tun_client_turn(&t, &r);
+    cr_assert(t.c.got_200);
+    cr_assert_eq(nghttp2_submit_rst_stream(t.h, NGHTTP2_FLAG_NONE, 1, NGHTTP2_CANCEL), 0);
+    tun_send(&t, r.client);
+    char c;
+    ssize_t n = -1;
+    for (int i = 0; i < 50 && n < 0; i++) {
+        mesh_worker_settle(&r.w);
+        n = read(r.up, &c, 1);
+    }
+    cr_expect_eq(n, 0, "the upstream sees its connection end");
+    cr_expect_eq(r.w.n_conns, 1u, "the client's connection stays");
+    nghttp2_session_del(t.h);
+    rig_stop(&r);
+}
