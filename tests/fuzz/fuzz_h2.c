@@ -5,8 +5,9 @@
  * listener of this harness, which tells the protocols apart by the client preface): the
  * HTTP/1.1 side answers each request head with a small response, the HTTP/2 side (an
  * nghttp2 server session) each finished request with a body and trailers. So responses
- * are framed back, flow-controlled and cut short by resets, GOAWAY and the client's FIN;
- * the rest get a direct response. Seeds (tests/fuzz/corpus/h2/) carry HPACK-encoded
+ * are framed back, flow-controlled and cut short by resets, GOAWAY and the client's FIN.
+ * A CONNECT opens a tunnel to the HTTP/1.1 side (its bytes unframed, tunnel.c), which
+ * answers every empty line in them; the rest get a direct response. Seeds (tests/fuzz/corpus/h2/) carry HPACK-encoded
  * requests, bodies, trailers, CONTINUATION, CONNECT, resets, window updates and bad
  * header fields.
  */
@@ -109,6 +110,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                          HARNESS_SNAPSHOT_HEAD
                          "{\"match\":{\"prefix\":\"/up\"},\"route\":{\"cluster\":\"c\"}},"
                          "{\"match\":{\"prefix\":\"/h2\"},\"route\":{\"cluster\":\"c2\"}},"
+                         "{\"match\":{\"prefix\":\"/\",\"method\":{\"exact\":\"CONNECT\"}},"
+                         "\"route\":{\"cluster\":\"c\"}},"
                          "{\"match\":{\"prefix\":\"/\"},\"direct_response\":{\"status\":200,"
                          "\"body\":\"direct\"}}]}]}],\"clusters\":[{\"name\":\"c\","
                          "\"connect_timeout_ms\":1000,\"endpoints\":[{\"address\":\"127.0.0.1\","

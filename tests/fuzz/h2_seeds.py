@@ -53,6 +53,12 @@ down = {
     + frame(CONT, EH, 1, req(path="/up")[20:]),
     "connect": S0 + frame(HEADERS, EH, 1, block((":method", "CONNECT"), (":authority", "f:80")))
     + frame(DATA, 0, 1, b"x"),
+    "connect-tunnel": S0 + frame(HEADERS, EH, 1, block((":method", "CONNECT"), (":authority", "f:80")))
+    + frame(DATA, 0, 1, b"GET / HTTP/1.1\r\n\r\n") + frame(DATA, ES, 1, b"tail\r\n\r\n")
+    + frame(HEADERS, ES | EH, 3, req(path="/up")),
+    "connect-rst": S0 + frame(HEADERS, EH, 1, block((":method", "CONNECT"), (":authority", "f:80")))
+    + frame(DATA, 0, 1, b"abc\r\n\r\n") + frame(WINDOW, 0, 1, struct.pack(">I", 4096))
+    + frame(RST, 0, 1, struct.pack(">I", 8)),
     "goaway": S0 + frame(HEADERS, ES | EH, 1, req(path="/up")) + frame(GOAWAY, 0, 0, struct.pack(">II", 0, 0)),
     "small-window": settings((4, 1), (5, 16384)) + frame(HEADERS, ES | EH, 1, req(path="/up"))
     + frame(WINDOW, 0, 1, struct.pack(">I", 1)) + frame(WINDOW, 0, 0, struct.pack(">I", 100)),
