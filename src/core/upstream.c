@@ -429,10 +429,16 @@ void mesh_upstream_start(struct mesh_stream *s)
     if (s->n_tried < MESH_ARRAY_LEN(s->tried))
         s->tried[s->n_tried++] = ep;
     s->attempts++;
-    /* meshd ends a CONNECT itself: its connection carries the tunnel's bytes, never
-     * HTTP/2 frames, whatever protocol the cluster speaks */
+    /*
+     * A tunnel needs an HTTP/1.1 connection whatever protocol the cluster speaks: meshd
+     * ends a CONNECT itself, so its connection carries raw bytes, and an Upgrade exists
+     * only in HTTP/1.1 (meshd does not send RFC 8441's extended CONNECT). Over the
+     * cluster's HTTP/2 a CONNECT's bytes went into the HTTP/2 connection, and an Upgrade
+     * lost its header, so a WebSocket failed between two sidecars (their hop is HTTP/2).
+     */
+    bool h1_only = s->is_connect || s->is_upgrade;
     struct mesh_pool *p =
-        pool_lookup(w, ep, s->cluster, s->is_connect ? MESH_PROTO_HTTP1 : s->cluster->protocol);
+        pool_lookup(w, ep, s->cluster, h1_only ? MESH_PROTO_HTTP1 : s->cluster->protocol);
     if (p->proto == MESH_PROTO_HTTP2) {
         bool connecting;
         struct mesh_upconn *u = h2_with_capacity(p, &connecting);

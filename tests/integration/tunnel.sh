@@ -187,5 +187,29 @@ order=$(printf '%s' "$out" | tr -d '\r' | grep -Eo 'HTTP/1\.1 [0-9]{3}' | awk '{
 expect_eq "$order" "200 201 " "upgrade request with a body: answered as HTTP, then the next request"
 expect_match "$out" $'\r\n\r\nhello' "upgrade request with a body: the body reached the backend"
 
+# Between two sidecars the hop is HTTP/2 (docs/compile.md), and HTTP/2 has no Upgrade: an
+# Upgrade request takes an HTTP/1.1 connection to the endpoint whatever the cluster speaks
+# (it went out over HTTP/2 without its Upgrade header, and the WebSocket failed). A second
+# meshd in front reaches this one's "web" listener through an http2 cluster.
+cat >"$T_DIR/front.json" <<EOF
+{"version":"front-1",
+ "admin":{"address":"127.0.0.1","port":0},
+ "listeners":[{"name":"front","address":"127.0.0.1","port":0,"route_config":"hop"}],
+ "route_configs":[{"name":"hop","virtual_hosts":[{"name":"all","domains":["*"],
+   "routes":[{"match":{"prefix":"/"},"route":{"cluster":"hop"}}]}]}],
+ "clusters":[{"name":"hop","protocol":"http2","endpoints":[{"address":"127.0.0.1","port":$WEB}]}]}
+EOF
+start_meshd "$T_DIR/front.json" || bail_out "the front meshd starts"
+FRONT=${MESHD_PORTS[front]:-}
+expect_eq "$("${CURL[@]}" "http://127.0.0.1:$FRONT/hello")" "hello from a" \
+    "two hops, HTTP/2 between them: a plain request passes"
+out=$(raw "$FRONT" "send:$ws_req" 'expect:\r\n\r\n' 'send:over two hops' 'expect:over two hops')
+expect_match "$out" $'^HTTP/1\\.1 101 ' "websocket over two hops with an http2 cluster between: 101"
+expect_match "$out" 'over two hops$' "websocket over two hops: the tunnel carries bytes"
+out=$(h2c "$FRONT" --authority "127.0.0.1:$HTTP" --no-end --out "$T_DIR/h2t-2hop.out" \
+    --data $'GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+expect_match "$(cat "$T_DIR/h2t-2hop.out")" 'hello from a' \
+    "HTTP/2 CONNECT to the front: its tunnel is raw bytes to the next meshd, then HTTP/1.1 inside"
+
 # A plain request still works on the web listener.
 expect_eq "$("${CURL[@]}" "http://127.0.0.1:$WEB/hello")" "hello from a" "still serving plain HTTP"
