@@ -10,7 +10,8 @@
 # connection to the virtual IP is redirected to A's 15001, A's sidecar routes it
 # by the VirtualService and sends it over HTTP/2 to a reviews pod, whose iptables hand it
 # to its sidecar's 15006, which gives it to the application on 127.0.0.1:9081 over
-# HTTP/1.1. Checked: both sidecars counted it, the application answered, the 80/20 split
+# HTTP/1.1. Checked: both sidecars counted it, the application answered, a WebSocket
+# crosses both sidecars (101 and echoed frames), the 80/20 split
 # holds over 400 requests, a new VirtualService applied with `meshd ctl apply` reaches A
 # and moves everything to v2.
 # Needs root, ip netns, iptables-restore, curl and setpriv: skipped (77) otherwise.
@@ -144,6 +145,16 @@ check "between the sidecars it was HTTP/2" test \
     "$(( $(stat_of b1 downstream_cx_http2) + $(stat_of b2 downstream_cx_http2) ))" -gt "$h2_before"
 expect_eq "$(( $(app_count b1) + $(app_count b2) - apps_before ))" 1 \
     "the reviews application served it (HTTP/1.1 on 127.0.0.1:9081)"
+
+# ---- a WebSocket across the two sidecars ---------------------------------------------------
+# Their hop is HTTP/2, which has no Upgrade: the upgrade goes over HTTP/1.1 to the reviews
+# pod, whose sidecar passes it to the application, which answers 101 and echoes.
+ws=$(in_ns "${NS[a]}" setpriv --reuid 65534 --regid 65534 --clear-groups \
+    "$RAW_BIN" --timeout 10 reviews 9080 \
+    'send:GET /ws HTTP/1.1\r\nHost: reviews:9080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n' \
+    'expect:\r\n\r\n' 'send:\x81\x05hello' 'expect:hello' 2>/dev/null)
+expect_match "$ws" $'^HTTP/1\\.1 101 ' "a WebSocket from pod A to reviews: 101 through both sidecars"
+expect_match "$ws" $'\r\n\r\n\x81\x05hello$' "a WebSocket from pod A to reviews: its frames are echoed"
 
 # ---- the canary split: 80/20 over 400 requests (one curl, one connection) -----------------
 v1_before=$(app_count b1)
