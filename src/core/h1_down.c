@@ -139,7 +139,7 @@ static http_parser_settings chunked_settings = {
 
 /* What a head's fields decide besides themselves; Connection's tokens from all its fields. */
 struct head_facts {
-    bool cl_seen, te_seen, upgrade;
+    bool cl_seen, te_seen, upgrade, upgrade_h2c;
     bool conn_upgrade, conn_keep_alive;
 };
 
@@ -168,8 +168,10 @@ static int apply_field(struct mesh_stream *s, const struct mesh_h1_field *f, str
         }
         break;
     case 7:
-        if (strncasecmp(name, "upgrade", 7) == 0)
+        if (strncasecmp(name, "upgrade", 7) == 0) {
             hf->upgrade = true;
+            hf->upgrade_h2c |= mesh_token_list_has(value, vlen, LIT("h2c"));
+        }
         break;
     case 10:
         if (strncasecmp(name, "connection", 10) == 0) {
@@ -271,9 +273,12 @@ static int apply_head(struct mesh_stream *s, const struct mesh_h1_head *h, const
      * only if the upstream switches, and if it declines they would be read as
      * the next request on both sides. A request with a body is forwarded as a
      * plain request (Upgrade and Connection go as hop-by-hop headers).
+     * So is an upgrade that offers h2c (as Envoy): a backend that took it would
+     * serve the client's HTTP/2 requests through a tunnel meshd no longer routes
+     * or checks (h2c smuggling).
      */
     s->is_upgrade = !s->is_connect && hf.upgrade && hf.conn_upgrade && !hf.te_seen &&
-                    s->req.content_length <= 0;
+                    s->req.content_length <= 0 && !hf.upgrade_h2c;
     if (h->minor == 0 && !hf.conn_keep_alive)
         s->close_after = true;
     if (s->is_connect) {

@@ -187,6 +187,19 @@ order=$(printf '%s' "$out" | tr -d '\r' | grep -Eo 'HTTP/1\.1 [0-9]{3}' | awk '{
 expect_eq "$order" "200 201 " "upgrade request with a body: answered as HTTP, then the next request"
 expect_match "$out" $'\r\n\r\nhello' "upgrade request with a body: the body reached the backend"
 
+# An upgrade to h2c is not forwarded (as Envoy): a backend that took it would serve the
+# client's HTTP/2 requests through a tunnel meshd no longer routes or checks (h2c
+# smuggling). The request goes as plain HTTP/1.1, without Upgrade and HTTP2-Settings.
+out=$(raw "$WEB" "send:$(req GET /headers 'Upgrade: h2c' 'Connection: Upgrade, HTTP2-Settings' \
+    'HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA' 'Connection: close')" readall)
+expect_eq "$(status_of "$out")" 200 "Upgrade: h2c: answered as a plain request (200, no 101)"
+expect_no_match "$out" '[Uu]pgrade: h2c' "Upgrade: h2c: the backend does not see the Upgrade"
+expect_no_match "$out" '[Hh][Tt][Tt][Pp]2-[Ss]ettings' "Upgrade: h2c: nor HTTP2-Settings"
+out=$("${CURL[@]}" --http2 "http://127.0.0.1:$WEB/hello")
+expect_eq "$out" "hello from a" "curl --http2 (h2c upgrade offered): a plain HTTP/1.1 answer"
+out=$(raw "$WEB" "send:$(req GET /headers 'Upgrade: h2c, websocket' 'Connection: Upgrade' 'Connection: close')" readall)
+expect_no_match "$out" '[Uu]pgrade:' "an Upgrade that offers h2c among others is not forwarded either"
+
 # Between two sidecars the hop is HTTP/2 (docs/compile.md), and HTTP/2 has no Upgrade: an
 # Upgrade request takes an HTTP/1.1 connection to the endpoint whatever the cluster speaks
 # (it went out over HTTP/2 without its Upgrade header, and the WebSocket failed). A second
