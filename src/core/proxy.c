@@ -894,6 +894,11 @@ void mesh_proxy_upstream_ready(struct mesh_stream *s, struct mesh_upconn *u,
     s->state = MESH_SS_UPSTREAM;
     if (s->is_connect) {
         MESH_STAT_INC(&s->w->stats, tunnels_total);
+        /* no byte either way for the stream idle timeout ends the tunnel: an HTTP/2
+         * CONNECT stream keeps this timer (an HTTP/1.1 tunnel frees the stream and
+         * the connection keeps the time, tunnel.c) */
+        touch(s);
+        schedule_timer(s);
         s->dops->start_tunnel(s);
         return;
     }

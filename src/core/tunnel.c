@@ -11,8 +11,21 @@
 #include "core/log.h"
 #include "core/proxy-int.h"
 
+/*
+ * A tunnel is a stream: no byte either way for the stream idle timeout ends it, as it
+ * ends an HTTP/2 CONNECT stream (proxy.c) and as Envoy ends an upgraded stream. Without
+ * it, a peer gone without a FIN held both sockets for as long as the other side did.
+ */
+static void tunnel_touch(struct mesh_conn *c)
+{
+    uint32_t ms = c->w->snap ? c->w->snap->timeouts.stream_idle_ms : 0;
+    if (ms)
+        mesh_lazy_timer_arm(c->w, &c->idle_t, c->idle, ms);
+}
+
 static void down_to_up(struct mesh_conn *c, struct mesh_upconn *u)
 {
+    tunnel_touch(c);
     evbuffer_add_buffer(u->out, c->in);
     mesh_upconn_flush(u);
     if (evbuffer_get_length(u->out) >= MESH_BUF_HIGH)
@@ -21,6 +34,7 @@ static void down_to_up(struct mesh_conn *c, struct mesh_upconn *u)
 
 static void up_to_down(struct mesh_upconn *u, struct mesh_conn *c)
 {
+    tunnel_touch(c);
     evbuffer_add_buffer(c->out, u->in);
     mesh_conn_flush(c);
     if (evbuffer_get_length(c->out) >= MESH_BUF_HIGH)
@@ -33,7 +47,7 @@ void mesh_tunnel_start(struct mesh_conn *c, struct mesh_upconn *u)
     u->tunnel = true;
     u->tunnel_down = c;
     u->stream = NULL;
-    mesh_conn_idle_disarm(c);
+    tunnel_touch(c);
     mesh_conn_set_reading(c, true);
     mesh_upconn_set_reading(u, true);
     if (evbuffer_get_length(c->in))

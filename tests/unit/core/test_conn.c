@@ -28,8 +28,9 @@ struct rig {
     size_t first_len;
 };
 
-/* The snapshot's connection idle timeout for the next rig_start (ms; 0: the default). */
-static unsigned rig_idle_ms;
+/* The snapshot's connection and stream idle timeouts for the next rig_start (ms; 0: the
+ * default). */
+static unsigned rig_idle_ms, rig_stream_idle_ms;
 
 /* Starts the rig, the cluster speaking <proto>, and sends <req> (<req_len> bytes) as the
  * client's first bytes; the upstream's first read must start with <expect>. */
@@ -44,13 +45,15 @@ static void rig_start_with(struct rig *r, enum mesh_io_mode mode, const char *pr
               listen(r->lfd, 8) == 0 && getsockname(r->lfd, (struct sockaddr *)&sa, &len) == 0);
     char json[768];
     int n = snprintf(json, sizeof(json),
-                     "{\"version\":\"t\",\"timeouts\":{\"idle_ms\":%u},\"listeners\":[{\"name\":\"l\",\"address\":\"127.0.0.1\","
+                     "{\"version\":\"t\",\"timeouts\":{\"idle_ms\":%u,\"stream_idle_ms\":%u},\"listeners\":[{\"name\":\"l\",\"address\":\"127.0.0.1\","
                      "\"port\":0,\"route_config\":\"rc\"}],\"route_configs\":[{\"name\":\"rc\","
                      "\"virtual_hosts\":[{\"name\":\"v\",\"domains\":[\"*\"],\"routes\":[{\"match\":"
                      "{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"}}]}]}],\"clusters\":[{\"name\":"
                      "\"c\",\"protocol\":\"%s\",\"endpoints\":[{\"address\":\"127.0.0.1\","
                      "\"port\":%u}]}]}",
-                     rig_idle_ms ? rig_idle_ms : 300000u, proto, (unsigned)ntohs(sa.sin_port));
+                     rig_idle_ms ? rig_idle_ms : 300000u,
+                     rig_stream_idle_ms ? rig_stream_idle_ms : 300000u, proto,
+                     (unsigned)ntohs(sa.sin_port));
     struct mesh_err err;
     mesh_err_init(&err, "test");
     r->snap = mesh_snapshot_parse(json, (size_t)n, &err);
@@ -893,6 +896,76 @@ LEAK_TEST(conn, h2_connect_tunnel_reset_by_the_client)
         n = read(r.up, &c, 1);
     }
     cr_expect_eq(n, 0, "the upstream sees its connection end");
+    cr_expect_eq(r.w.n_conns, 1u, "the client's connection stays");
+    nghttp2_session_del(t.h);
+    rig_stop(&r);
+}
+
+/*
+ * An HTTP/1.1 CONNECT tunnel with no byte either way for the stream idle timeout closes,
+ * both sides; bytes keep it open. Before, a tunnel had no timer at all: a peer gone
+ * without a FIN held both sockets for as long as the other side did.
+ */
+LEAK_TEST(conn, h1_tunnel_idle_timeout)
+{
+    rig_stream_idle_ms = 300;
+    static const char req[] = "CONNECT t:1 HTTP/1.1\r\nHost: t:1\r\n\r\nhi";
+    struct rig r;
+    rig_start_with(&r, MESH_IO_AUTO, "http1", req, sizeof(req) - 1, "hi");
+    rig_stream_idle_ms = 0;
+    char got[256];
+    cr_assert(client_gets(&r, "200 Connection Established\r\n\r\n", got, sizeof(got)), "%s", got);
+    /* a byte every 100 ms for 600 ms, each way in turn: twice the timeout, still open */
+    for (int i = 0; i < 6; i++) {
+        int fd = i % 2 ? r.up : r.client;
+        cr_assert_eq(write(fd, "x", 1), 1);
+        for (int k = 0; k < 10; k++) {
+            mesh_worker_settle(&r.w);
+            usleep(10000);
+        }
+        char sink[16];
+        while (read(i % 2 ? r.client : r.up, sink, sizeof(sink)) > 0)
+            ;
+    }
+    cr_assert_eq(r.w.n_conns, 1u, "bytes keep the tunnel open");
+    for (int i = 0; i < 200 && r.w.n_conns > 0; i++) {
+        mesh_worker_settle(&r.w);
+        usleep(10000);
+    }
+    cr_expect_eq(r.w.n_conns, 0u, "300 ms without a byte close the tunnel");
+    char c;
+    ssize_t n = -1;
+    for (int i = 0; i < 50 && n < 0; i++) {
+        mesh_worker_settle(&r.w);
+        n = read(r.up, &c, 1);
+    }
+    cr_expect_eq(n, 0, "and its upstream connection");
+    rig_stop(&r);
+}
+
+/* The same for an HTTP/2 CONNECT stream: RST_STREAM(CONNECT_ERROR), the connection stays. */
+LEAK_TEST(conn, h2_connect_tunnel_idle_timeout)
+{
+    rig_stream_idle_ms = 300;
+    struct tun t;
+    struct rig r;
+    tun_open(&t, &r);
+    rig_stream_idle_ms = 0;
+    for (int i = 0; i < 200 && !t.c.ended; i++) {
+        tun_client_turn(&t, &r);
+        usleep(10000);
+    }
+    cr_expect(t.c.got_200, "the tunnel opened");
+    cr_expect(t.c.ended && t.c.close_code == NGHTTP2_CONNECT_ERROR,
+              "300 ms without a byte reset the stream (closed %d, code %u)", t.c.ended,
+              t.c.close_code);
+    char c;
+    ssize_t n = -1;
+    for (int i = 0; i < 50 && n < 0; i++) {
+        mesh_worker_settle(&r.w);
+        n = read(r.up, &c, 1);
+    }
+    cr_expect_eq(n, 0, "its upstream connection closes");
     cr_expect_eq(r.w.n_conns, 1u, "the client's connection stays");
     nghttp2_session_del(t.h);
     rig_stop(&r);
