@@ -41,6 +41,25 @@ static void up_to_down(struct mesh_upconn *u, struct mesh_conn *c)
         mesh_upconn_set_reading(u, false);
 }
 
+/*
+ * Both directions ended cleanly: the upstream connection, its peer gone, closes once the
+ * client's last bytes and FIN are out (upstream.c on_up_write_done), bounded by the
+ * cluster's idle timeout; closing at once cancelled that write.
+ */
+static void up_finish(struct mesh_upconn *u)
+{
+    uint32_t ms = u->pool->idle_timeout_ms;
+    u->tunnel_down = NULL;
+    u->tunnel_stream = NULL;
+    if (ms && (evbuffer_get_length(u->out) || u->shut_wr_pending)) {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        event_add(u->timer, &tv);
+        mesh_upconn_flush(u);
+        return;
+    }
+    mesh_upconn_close(u);
+}
+
 void mesh_tunnel_start(struct mesh_conn *c, struct mesh_upconn *u)
 {
     c->tunnel_up = u;
@@ -78,22 +97,36 @@ void mesh_tunnel_on_up_read(struct mesh_upconn *u, ssize_t n)
         return;
     if (c && !c->dead && evbuffer_get_length(u->in))
         up_to_down(u, c);
-    if (n <= 0) {
-        /* the upstream is done: the client gets what is buffered, then the close */
+    if (n > 0)
+        return;
+    if (n == 0 && c && !c->dead && !c->eof && !u->tunnel_eof) {
+        /* the upstream's FIN: a FIN to the client once what it sent is out, and the
+         * client's bytes still go until its own (a TCP half-close) */
+        u->tunnel_eof = true;
+        mesh_upconn_set_reading(u, false);
+        c->shut_wr_pending = true;
+        mesh_conn_flush(c);
+        return;
+    }
+    /* the upstream is done both ways, or broke: the client gets what is buffered, then
+     * the close */
+    if (n == 0)
+        up_finish(u); /* the client's last bytes may still wait in <out> */
+    else {
         u->tunnel_down = NULL;
         mesh_upconn_close(u);
-        if (c && !c->dead) {
-            c->tunnel_up = NULL;
-            c->closing = true;
-            mesh_conn_flush(c);
-        }
+    }
+    if (c && !c->dead) {
+        c->tunnel_up = NULL;
+        c->closing = true;
+        mesh_conn_flush(c);
     }
 }
 
 void mesh_tunnel_on_down_written(struct mesh_conn *c)
 {
     struct mesh_upconn *u = c->tunnel_up;
-    if (u && !u->dead)
+    if (u && !u->dead && !u->tunnel_eof)
         mesh_upconn_set_reading(u, true);
 }
 
@@ -124,10 +157,18 @@ void mesh_tunnel_down_closed(struct mesh_conn *c)
         return;
     }
     mesh_conn_set_reading(c, false);
-    if (!u->dead) {
-        u->shut_wr_pending = true;
-        mesh_upconn_flush(u);
+    if (u->dead)
+        return;
+    u->shut_wr_pending = true;
+    if (!u->tunnel_eof) {
+        mesh_upconn_flush(u); /* the upstream may still answer: the tunnel waits for it */
+        return;
     }
+    /* the upstream's FIN came first: both directions are done */
+    c->tunnel_up = NULL;
+    up_finish(u);
+    c->closing = true;
+    mesh_conn_flush(c);
 }
 
 /* ---- HTTP/2 CONNECT: one stream <-> one upstream connection ---- */
@@ -149,25 +190,18 @@ static void t_send_end(struct mesh_stream *s)
     mesh_upconn_flush(u);
 }
 
-/*
- * The stream goes (both sides ended, a reset, the connection closed): so does the tunnel.
- * After a clean end the client's last bytes and its FIN may still wait in <out>: the
- * connection closes once they are out (upstream.c), or at the cluster's idle timeout.
- */
+/* The stream goes (both sides ended, a reset, the connection closed): so does the tunnel,
+ * after a clean end once the client's last bytes are out (up_finish). */
 static void t_detach(struct mesh_stream *s)
 {
     struct mesh_upconn *u = s->up;
     if (!u)
         return;
-    u->tunnel_stream = NULL;
-    uint32_t ms = u->pool->idle_timeout_ms;
-    if (s->state == MESH_SS_DONE && s->req_end && ms &&
-        (evbuffer_get_length(u->out) || u->shut_wr_pending)) {
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        event_add(u->timer, &tv);
-        mesh_upconn_flush(u);
+    if (s->state == MESH_SS_DONE && s->req_end) {
+        up_finish(u);
         return;
     }
+    u->tunnel_stream = NULL;
     mesh_upconn_close(u);
 }
 

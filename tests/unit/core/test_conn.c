@@ -970,3 +970,55 @@ LEAK_TEST(conn, h2_connect_tunnel_idle_timeout)
     nghttp2_session_del(t.h);
     rig_stop(&r);
 }
+
+/*
+ * An HTTP/1.1 tunnel is a TCP tunnel: the upstream's FIN reaches the client as a FIN
+ * while the client's bytes still go, until its own FIN ends the tunnel. Before, the
+ * upstream's FIN closed the whole tunnel and the client's last bytes were lost.
+ */
+LEAK_TEST(conn, h1_tunnel_half_close_from_the_upstream)
+{
+    static const char req[] = "CONNECT t:1 HTTP/1.1\r\nHost: t:1\r\n\r\nhi";
+    struct rig r;
+    rig_start_with(&r, MESH_IO_AUTO, "http1", req, sizeof(req) - 1, "hi");
+    char got[256];
+    cr_assert(client_gets(&r, "200 Connection Established\r\n\r\n", got, sizeof(got)), "%s", got);
+    cr_assert_eq(write(r.up, "bye", 3), 3);
+    shutdown(r.up, SHUT_WR);
+    /* the client gets "bye", then its end of stream */
+    size_t have = 0;
+    ssize_t n = -1;
+    for (int i = 0; i < 50 && n != 0; i++) {
+        mesh_worker_settle(&r.w);
+        while ((n = read(r.client, got + have, sizeof(got) - 1 - have)) > 0)
+            have += (size_t)n;
+    }
+    got[have] = '\0';
+    cr_expect_str_eq(got, "bye");
+    cr_expect_eq(n, 0, "then a FIN");
+    /* the client's direction is still open */
+    cr_assert_eq(write(r.client, "more", 4), 4);
+    char up[16];
+    have = 0;
+    for (int i = 0; i < 50 && have < 4; i++) {
+        mesh_worker_settle(&r.w);
+        n = read(r.up, up + have, sizeof(up) - 1 - have);
+        if (n > 0)
+            have += (size_t)n;
+    }
+    up[have] = '\0';
+    cr_expect_str_eq(up, "more", "the client's bytes after the upstream's FIN reach it");
+    cr_expect_eq(r.w.n_conns, 1u);
+    /* the client's FIN ends the tunnel: the upstream sees it, both connections close */
+    shutdown(r.client, SHUT_WR);
+    n = -1;
+    for (int i = 0; i < 50 && n != 0; i++) {
+        mesh_worker_settle(&r.w);
+        n = read(r.up, up, sizeof(up));
+    }
+    cr_expect_eq(n, 0, "the upstream gets the client's FIN");
+    for (int i = 0; i < 50 && r.w.n_conns > 0; i++)
+        mesh_worker_settle(&r.w);
+    cr_expect_eq(r.w.n_conns, 0u, "and the tunnel closes");
+    rig_stop(&r);
+}
