@@ -802,6 +802,29 @@ static void tun_client_turn(struct tun *t, struct rig *r)
     tun_send(t, r->client);
 }
 
+/* Turns until the upstream's one-byte read is not EAGAIN: 0 once meshd closed its end
+ * (-1 after 50 turns). */
+static ssize_t upstream_read_end(struct rig *r)
+{
+    char c;
+    ssize_t n = -1;
+    for (int i = 0; i < 50 && n < 0; i++) {
+        mesh_worker_settle(&r->w);
+        n = read(r->up, &c, 1);
+    }
+    return n;
+}
+
+/* The tunnel's stream is over: its upstream connection closes, the client's stays. Frees
+ * the client session and the rig. */
+static void tun_stream_over(struct tun *t, struct rig *r)
+{
+    cr_expect_eq(upstream_read_end(r), 0, "the upstream connection closes");
+    cr_expect_eq(r->w.n_conns, 1u, "the client's connection stays");
+    nghttp2_session_del(t->h);
+    rig_stop(r);
+}
+
 /* What meshd holds for the client: the tunnel stream's response buffer and the socket's. */
 static size_t tun_buffered(struct rig *r)
 {
@@ -889,16 +912,7 @@ LEAK_TEST(conn, h2_connect_tunnel_reset_by_the_client)
     cr_assert(t.c.got_200);
     cr_assert_eq(nghttp2_submit_rst_stream(t.h, NGHTTP2_FLAG_NONE, 1, NGHTTP2_CANCEL), 0);
     tun_send(&t, r.client);
-    char c;
-    ssize_t n = -1;
-    for (int i = 0; i < 50 && n < 0; i++) {
-        mesh_worker_settle(&r.w);
-        n = read(r.up, &c, 1);
-    }
-    cr_expect_eq(n, 0, "the upstream sees its connection end");
-    cr_expect_eq(r.w.n_conns, 1u, "the client's connection stays");
-    nghttp2_session_del(t.h);
-    rig_stop(&r);
+    tun_stream_over(&t, &r);
 }
 
 /*
@@ -933,12 +947,7 @@ LEAK_TEST(conn, h1_tunnel_idle_timeout)
         usleep(10000);
     }
     cr_expect_eq(r.w.n_conns, 0u, "300 ms without a byte close the tunnel");
-    char c;
-    ssize_t n = -1;
-    for (int i = 0; i < 50 && n < 0; i++) {
-        mesh_worker_settle(&r.w);
-        n = read(r.up, &c, 1);
-    }
+    ssize_t n = upstream_read_end(&r);
     cr_expect_eq(n, 0, "and its upstream connection");
     rig_stop(&r);
 }
@@ -959,16 +968,7 @@ LEAK_TEST(conn, h2_connect_tunnel_idle_timeout)
     cr_expect(t.c.ended && t.c.close_code == NGHTTP2_CONNECT_ERROR,
               "300 ms without a byte reset the stream (closed %d, code %u)", t.c.ended,
               t.c.close_code);
-    char c;
-    ssize_t n = -1;
-    for (int i = 0; i < 50 && n < 0; i++) {
-        mesh_worker_settle(&r.w);
-        n = read(r.up, &c, 1);
-    }
-    cr_expect_eq(n, 0, "its upstream connection closes");
-    cr_expect_eq(r.w.n_conns, 1u, "the client's connection stays");
-    nghttp2_session_del(t.h);
-    rig_stop(&r);
+    tun_stream_over(&t, &r);
 }
 
 /*
