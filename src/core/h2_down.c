@@ -228,8 +228,9 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
         return 0;
     struct mesh_stream *s = stream_of(c, f->hd.stream_id);
     /* the response is complete while the client still sends: stop it (RFC 9113 8.1).
-     * Not a tunnel: after the upstream's FIN the client's bytes still go (a half-close). */
-    if (s && !s->req_end && !s->is_connect)
+     * Not a tunnel: after the upstream's FIN the client's bytes still go (a half-close).
+     * A CONNECT answered otherwise (a 503, a 405) is an answered request like any. */
+    if (s && !s->req_end && s->state != MESH_SS_TUNNEL)
         nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
 }
