@@ -255,6 +255,9 @@ void mesh_proxy_local_reply(struct mesh_stream *s, int status, unsigned flag, co
 /* Upstream side events */
 void mesh_proxy_upstream_ready(struct mesh_stream *s, struct mesh_upconn *u,
                                const struct mesh_up_ops *uops);
+/** An HTTP/2 CONNECT stream became a tunnel (tunnel.c): <tops> are its upstream side from
+ * now on; its idle timer starts and what the client sent while waiting goes out. */
+void mesh_proxy_tunnel_ready(struct mesh_stream *s, const struct mesh_up_ops *tops);
 void mesh_proxy_response_headers(struct mesh_stream *s, bool end);
 bool mesh_proxy_response_data(struct mesh_stream *s, struct evbuffer *data);
 void mesh_proxy_response_end(struct mesh_stream *s);
@@ -495,7 +498,8 @@ struct mesh_upconn {
     struct mesh_conn *tunnel_down;
     struct mesh_stream *tunnel_stream;
     bool shut_wr_pending;              /* tunnel: half-close once out is flushed */
-    bool tunnel_eof;                   /* stream tunnel: the upstream's FIN came */
+    bool tunnel_eof;                   /* tunnel: the upstream's FIN came */
+    bool tunnel_finishing;             /* tunnel over both ways: closes once out is written */
 };
 
 /** Attaches <s> to a connection of its endpoint, now or when one is free. */

@@ -886,22 +886,11 @@ void mesh_proxy_downstream_abort(struct mesh_stream *s)
 
 /* ---- Upstream side ---- */
 
-void mesh_proxy_upstream_ready(struct mesh_stream *s, struct mesh_upconn *u,
-                               const struct mesh_up_ops *uops)
+/* What the client sent while the stream waited for its upstream goes out now, through
+ * s->uops (which any of these calls may end). */
+static void send_held_request(struct mesh_stream *s)
 {
-    s->up = u;
-    s->uops = uops;
-    s->state = MESH_SS_UPSTREAM;
-    if (s->is_connect) {
-        MESH_STAT_INC(&s->w->stats, tunnels_total);
-        /* no byte either way for the stream idle timeout ends the tunnel: an HTTP/2
-         * CONNECT stream keeps this timer (an HTTP/1.1 tunnel frees the stream and
-         * the connection keeps the time, tunnel.c) */
-        touch(s);
-        schedule_timer(s);
-        s->dops->start_tunnel(s);
-        return;
-    }
+    const struct mesh_up_ops *uops = s->uops;
     if (s->req_buf && evbuffer_get_length(s->req_buf) > 0) {
         uops->send_data(s, s->req_buf);
         if (s->uops != uops)
@@ -915,6 +904,31 @@ void mesh_proxy_upstream_ready(struct mesh_stream *s, struct mesh_upconn *u,
     }
     if (s->req_paused && !uops->congested(s))
         s->dops->resume_read(s);
+}
+
+void mesh_proxy_upstream_ready(struct mesh_stream *s, struct mesh_upconn *u,
+                               const struct mesh_up_ops *uops)
+{
+    s->up = u;
+    s->uops = uops;
+    s->state = MESH_SS_UPSTREAM;
+    if (s->is_connect) {
+        MESH_STAT_INC(&s->w->stats, tunnels_total);
+        s->dops->start_tunnel(s);
+        return;
+    }
+    send_held_request(s);
+}
+
+void mesh_proxy_tunnel_ready(struct mesh_stream *s, const struct mesh_up_ops *tops)
+{
+    s->uops = tops;
+    s->state = MESH_SS_TUNNEL;
+    /* no byte either way for the stream idle timeout ends the tunnel (mesh_proxy_forward
+     * armed no timer for a CONNECT: an HTTP/1.1 one frees its stream at this point) */
+    touch(s);
+    schedule_timer(s);
+    send_held_request(s);
 }
 
 /*

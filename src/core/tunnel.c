@@ -44,20 +44,23 @@ static void up_to_down(struct mesh_upconn *u, struct mesh_conn *c)
 /*
  * Both directions ended cleanly: the upstream connection, its peer gone, closes once the
  * client's last bytes and FIN are out (upstream.c on_up_write_done), bounded by the
- * cluster's idle timeout; closing at once cancelled that write.
+ * cluster's idle timeout when it has one; closing at once cancelled that write.
  */
 static void up_finish(struct mesh_upconn *u)
 {
     uint32_t ms = u->pool->idle_timeout_ms;
     u->tunnel_down = NULL;
     u->tunnel_stream = NULL;
-    if (ms && (evbuffer_get_length(u->out) || u->shut_wr_pending)) {
-        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-        event_add(u->timer, &tv);
-        mesh_upconn_flush(u);
+    if (!evbuffer_get_length(u->out) && !u->shut_wr_pending) {
+        mesh_upconn_close(u);
         return;
     }
-    mesh_upconn_close(u);
+    u->tunnel_finishing = true;
+    if (ms) {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        event_add(u->timer, &tv);
+    }
+    mesh_upconn_flush(u);
 }
 
 void mesh_tunnel_start(struct mesh_conn *c, struct mesh_upconn *u)
@@ -263,16 +266,5 @@ void mesh_tunnel_start_stream(struct mesh_stream *s)
     u->tunnel = true;
     u->tunnel_stream = s;
     u->stream = NULL; /* the HTTP/1.1 codec lets go: its ops are not the stream's any more */
-    s->uops = &stream_tunnel_ops;
-    s->state = MESH_SS_TUNNEL;
-    mesh_upconn_set_reading(u, true);
-    /* DATA that came while the connection was being made */
-    if (s->req_buf && evbuffer_get_length(s->req_buf))
-        t_send_data(s, s->req_buf);
-    if (s->req_end && !s->req_sent_end) {
-        s->req_sent_end = true;
-        t_send_end(s);
-    }
-    if (s->req_paused && !t_congested(s))
-        s->dops->resume_read(s);
+    mesh_proxy_tunnel_ready(s, &stream_tunnel_ops);
 }

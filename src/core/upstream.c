@@ -155,8 +155,8 @@ static void on_up_write_done(struct mesh_io_op *op, ssize_t res)
             u->shut_wr_pending = false;
             shutdown(u->fd, SHUT_WR);
         }
-        if (u->tunnel && !u->tunnel_down && !u->tunnel_stream) {
-            mesh_upconn_close(u); /* a tunnel's last bytes are out (tunnel.c t_detach) */
+        if (u->tunnel_finishing) {
+            mesh_upconn_close(u); /* a tunnel's last bytes are out (tunnel.c up_finish) */
             return;
         }
     }
@@ -311,7 +311,7 @@ static void on_up_timer(evutil_socket_t fd, short what, void *arg)
         connect_failed(u, "connect timeout", 0);
         return;
     }
-    if (u->tunnel && !u->tunnel_down && !u->tunnel_stream) {
+    if (u->tunnel_finishing) {
         mesh_upconn_close(u); /* a tunnel's last bytes did not go in time */
         return;
     }

@@ -756,8 +756,9 @@ static void tun_send(struct tun *t, int fd)
         cr_assert_eq(write(fd, d, (size_t)n), n);
 }
 
-/* Opens the tunnel: CONNECT, then "hi" on the stream, which the upstream reads first. */
-static void tun_open(struct tun *t, struct rig *r)
+/* A client session that asks for a tunnel: CONNECT, then "hi" on the stream, its side
+ * left open. Its first bytes (preface, SETTINGS, HEADERS, DATA) go to <out>. */
+static size_t tun_client(struct tun *t, char *out, size_t cap)
 {
     memset(t, 0, sizeof(*t));
     t->bytes_ok = true;
@@ -778,15 +779,22 @@ static void tun_open(struct tun *t, struct rig *r)
     t->data_len = 2;
     nghttp2_data_provider dp = {.read_callback = tun_data};
     cr_assert_eq(nghttp2_submit_request(t->h, NULL, nva, 2, &dp, NULL), 1);
-    char out[512];
     size_t olen = 0;
     const uint8_t *d;
     ssize_t n;
     while ((n = nghttp2_session_mem_send(t->h, &d)) > 0) {
-        cr_assert_leq(olen + (size_t)n, sizeof(out));
+        cr_assert_leq(olen + (size_t)n, cap);
         memcpy(out + olen, d, (size_t)n);
         olen += (size_t)n;
     }
+    return olen;
+}
+
+/* Opens the tunnel: the upstream reads "hi" first. */
+static void tun_open(struct tun *t, struct rig *r)
+{
+    char out[512];
+    size_t olen = tun_client(t, out, sizeof(out));
     rig_start_with(r, MESH_IO_AUTO, "http1", out, olen, "hi");
     cr_assert_eq(r->first_len, 2u, "no HTTP goes upstream, only the tunnel's bytes");
 }
@@ -1021,4 +1029,42 @@ LEAK_TEST(conn, h1_tunnel_half_close_from_the_upstream)
         mesh_worker_settle(&r.w);
     cr_expect_eq(r.w.n_conns, 0u, "and the tunnel closes");
     rig_stop(&r);
+}
+
+/*
+ * A CONNECT that gets an answer instead of a tunnel (here a 503: nothing listens) is an
+ * answered request: its stream ends, though the client's side was open. The exemption
+ * for tunnels (the client's bytes still go after the upstream's FIN) covered every
+ * CONNECT, and such a stream stayed open with no timer for as long as the connection.
+ */
+LEAK_TEST(conn, h2_connect_answered_503_ends_its_stream)
+{
+    static const char json[] =
+        HARNESS_SNAPSHOT_HEAD "{\"match\":{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"}}]}]}],"
+        "\"clusters\":[{\"name\":\"c\",\"endpoints\":[{\"address\":\"127.0.0.1\",\"port\":1}]}]}";
+    struct mesh_err err;
+    mesh_err_init(&err, "test");
+    struct mesh_snapshot *snap = mesh_snapshot_parse(json, sizeof(json) - 1, &err);
+    cr_assert_not_null(snap);
+    char why[160];
+    struct mesh_io_batch *io = mesh_io_batch_new(MESH_IO_AUTO, why, sizeof(why));
+    cr_assert_not_null(io, "%s", why);
+    struct rig r; /* only its worker and client: no upstream listens */
+    memset(&r, 0, sizeof(r));
+    harness_worker_init(&r.w, &r.rt, snap, io);
+    r.client = harness_client(&r.w);
+    cr_assert(r.client >= 0);
+    struct tun t;
+    char out[512];
+    size_t olen = tun_client(&t, out, sizeof(out));
+    cr_assert_eq(write(r.client, out, olen), (ssize_t)olen);
+    for (int i = 0; i < 50 && !t.c.ended; i++)
+        tun_client_turn(&t, &r);
+    cr_expect(!t.c.got_200, "no tunnel");
+    cr_expect(t.c.ended, "the answered CONNECT's stream ends");
+    nghttp2_session_del(t.h);
+    harness_worker_free(&r.w, &r.rt);
+    close(r.client);
+    mesh_io_batch_free(io);
+    mesh_snapshot_unref(snap);
 }
