@@ -61,11 +61,8 @@ static uint64_t lb_now(struct mesh_lb_worker *wl)
     uint64_t fake = atomic_load_explicit(&wl->sh->fake_now_ms, memory_order_relaxed);
     if (fake)
         return fake;
-    if (wl->w && wl->w->base) { /* the loop's cached time: no system call per pick */
-        struct timeval tv;
-        event_base_gettimeofday_cached(wl->w->base, &tv);
-        return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-    }
+    if (wl->w && wl->w->base) /* the turn's clock: no system call per pick */
+        return mesh_worker_now_ms(wl->w);
     return mesh_lb_now_ms(wl->sh);
 }
 

@@ -187,7 +187,7 @@ static struct mesh_stream *shadow_new(struct mesh_stream *p, const struct mesh_m
     s->req_end = p->req_end;
     s->req.content_length = -1;
     s->resp.content_length = -1;
-    s->start_ns = mesh_now_ns();
+    s->start_ns = mesh_worker_now_ns(w);
     mesh_list_init(&s->pending_link);
     mesh_list_init(&s->shadows);
     mesh_list_init(&s->shadow_link);

@@ -107,7 +107,7 @@ struct mesh_stream *mesh_stream_new(struct mesh_conn *c, const struct mesh_down_
     s->snap = mesh_snapshot_ref(mesh_worker_snapshot(c->w));
     s->req.content_length = -1;
     s->resp.content_length = -1;
-    s->start_ns = mesh_now_ns();
+    s->start_ns = mesh_worker_now_ns(c->w);
     mesh_list_init(&s->pending_link);
     mesh_list_init(&s->shadows);
     MESH_STAT_INC(&c->w->stats, downstream_rq_total);
@@ -1071,7 +1071,7 @@ void mesh_proxy_stream_done(struct mesh_stream *s)
              (int)(s->req.path ? s->req.path_len : 1), s->req.path ? s->req.path : "-",
              s->h2_id ? "2" : s->req.http_minor ? "1.1" : "1.0", status,
              mesh_response_flags_str(s->flags, fl, sizeof(fl)), (unsigned long long)s->req_bytes,
-             (unsigned long long)s->resp_bytes, (double)(mesh_now_ns() - s->start_ns) / 1e6,
+             (unsigned long long)s->resp_bytes, (double)(mesh_worker_now_ns(s->w) - s->start_ns) / 1e6,
              ua ? (int)ua->value_len : 1, ua ? ua->value : "-", rid ? (int)rid->value_len : 1,
              rid ? rid->value : "-", (int)s->req.authority_len,
              s->req.authority ? s->req.authority : "", s->endpoint ? s->endpoint->key : "-",

@@ -139,6 +139,15 @@ static void notify_worker(struct mesh_worker *w)
     (void)r;
 }
 
+/* The I/O batch of a turn, its callbacks sharing one clock read (mesh_worker_now_ms). */
+static void worker_io_run(struct mesh_worker *w)
+{
+    w->turn_clock = true;
+    w->now_ms = w->now_ns = 0;
+    mesh_io_batch_run(w->io);
+    w->turn_clock = false;
+}
+
 static uint64_t io_ops_done(const struct mesh_worker *w)
 {
     uint64_t rounds, ops;
@@ -165,7 +174,7 @@ static bool worker_spin(struct mesh_worker *w)
     for (unsigned i = 0; i < w->spin_budget; i++) {
         sched_yield();
         event_base_loop(w->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-        mesh_io_batch_run(w->io);
+        worker_io_run(w);
         MESH_STAT_INC(&w->stats, io_spin_polls);
         if (event_base_got_exit(w->base) || event_base_got_break(w->base))
             return true;
@@ -192,7 +201,7 @@ static void worker_loop(struct mesh_worker *w)
         int rc = 0;
         if (!busy || !w->rt->poll_spins || !worker_spin(w))
             rc = event_base_loop(w->base, EVLOOP_ONCE);
-        mesh_io_batch_run(w->io);
+        worker_io_run(w);
         uint64_t rounds, ops;
         mesh_io_batch_counts(w->io, &rounds, &ops);
         busy = ops != before;
@@ -216,7 +225,7 @@ void mesh_worker_settle(struct mesh_worker *w)
         event_base_loop(w->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
         bool io = w->io && mesh_io_batch_pending(w->io);
         if (io)
-            mesh_io_batch_run(w->io);
+            worker_io_run(w);
         if (!io && event_base_get_num_events(w->base, EVENT_BASE_COUNT_ACTIVE) == 0)
             break;
     }
