@@ -88,10 +88,14 @@ void mesh_conn_set_reading(struct mesh_conn *c, bool on)
     if (c->dead || c->reading == on)
         return;
     c->reading = on;
-    if (on)
-        event_add(c->rev, NULL);
-    else
+    if (!on) {
         event_del(c->rev);
+        return;
+    }
+    event_add(c->rev, NULL);
+    /* edge-triggered: an edge that came while reading was off is gone, so look now */
+    if (!c->eof)
+        mesh_io_queue(c->w->io, &c->rop, MESH_READ_SIZE);
 }
 
 void mesh_conn_idle_arm(struct mesh_conn *c)
@@ -316,9 +320,12 @@ static void on_read_done(struct mesh_io_op *op, ssize_t n)
         c->linger_bytes += n > 0 ? (size_t)n : 0;
         if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR) || c->linger_bytes > (1u << 20))
             mesh_conn_close(c);
-        return;
+    } else {
+        after_read(c, n);
     }
-    after_read(c, n);
+    /* edge-triggered (mesh_io_reread): a read that filled its room goes on */
+    if (mesh_io_reread(op, n) && !c->dead && (c->lingering || (c->reading && !c->eof)))
+        mesh_io_queue(c->w->io, op, MESH_READ_SIZE);
 }
 
 /* Readable (or woken to parse what is buffered): the read goes into this turn's batch. */
@@ -327,6 +334,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     struct mesh_conn *c = arg;
     if (c->dead)
         return;
+    mesh_io_note_hup(&c->rop, what);
     if (c->lingering || (c->reading && !c->eof))
         mesh_io_queue(c->w->io, &c->rop, MESH_READ_SIZE);
     else
@@ -405,8 +413,8 @@ void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,
     c->listener_idx = listener_idx;
     c->in = evbuffer_new();
     c->out = evbuffer_new();
-    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_read, c);
-    c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST | EV_ET | EV_CLOSED, on_read, c);
+    c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST | EV_ET, on_write, c);
     c->idle = evtimer_new(w->base, on_idle, c);
     mesh_io_op_init(&c->rop, fd, c->in, false, on_read_done);
     mesh_io_op_init(&c->wop, fd, c->out, true, on_write_done);

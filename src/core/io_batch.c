@@ -47,6 +47,7 @@ void mesh_io_op_init(struct mesh_io_op *op, int fd, struct evbuffer *buf, bool w
     op->fill = NULL;
     mesh_list_init(&op->fill_link);
     op->fill_queued = false;
+    op->hup = false;
 }
 
 void mesh_io_queue(struct mesh_io_batch *b, struct mesh_io_op *op, size_t max)

@@ -26,6 +26,7 @@
 #include "core/common.h"
 #include <sys/types.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include "core/list.h"
 
 enum mesh_io_mode {
@@ -53,6 +54,7 @@ struct mesh_io_op {
     mesh_io_fill_fn fill;       /* optional (mesh_io_want_fill); set after mesh_io_op_init */
     struct mesh_list fill_link; /* in the batch's fill list while fill_queued */
     bool fill_queued;
+    bool hup;                   /* read: the peer's FIN waits behind the bytes (EV_CLOSED) */
 };
 
 struct mesh_io_batch;
@@ -81,6 +83,24 @@ void mesh_io_want_fill(struct mesh_io_batch *b, struct mesh_io_op *op);
 /** Runs <op>'s fill now if one was asked for (an owner about to judge its buffer, e.g. to
  * close once it is empty, needs the bytes the fill would produce). */
 void mesh_io_fill_now(struct mesh_io_op *op);
+/**
+ * True when a read's result <res> may have left something in the socket: it filled all
+ * the room it had, or the readiness event said the peer's FIN came with the bytes
+ * (EV_CLOSED: <hup>, which the owner's event callback sets). Why it matters: sockets are
+ * watched edge-triggered (EV_ET: a level-triggered epoll polls every reported socket
+ * again in its next wait, ~2% of a proxied request's CPU), so no new event comes for what
+ * is already there. An owner that still reads queues the read again when this is true.
+ */
+static inline bool mesh_io_reread(const struct mesh_io_op *op, ssize_t res)
+{
+    return res > 0 && ((size_t)res >= op->max || op->hup);
+}
+/** For the owner's readiness callback: <what> (libevent's flags) said the peer closed. */
+static inline void mesh_io_note_hup(struct mesh_io_op *op, short what)
+{
+    if (what & EV_CLOSED)
+        op->hup = true;
+}
 /** Forgets <op>: dequeued, its fill dropped, and its result, if one is in flight, dropped. */
 void mesh_io_cancel(struct mesh_io_batch *b, struct mesh_io_op *op);
 /** Runs the fills asked for, then issues everything queued, in rounds, until nothing is

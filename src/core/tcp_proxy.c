@@ -425,10 +425,14 @@ static void up_set_reading(struct mesh_l4_conn *l, bool on)
     if (l->up_reading == on || l->state != L4_PROXY)
         return;
     l->up_reading = on;
-    if (on)
-        event_add(l->rev, NULL);
-    else
+    if (!on) {
         event_del(l->rev);
+        return;
+    }
+    event_add(l->rev, NULL);
+    /* edge-triggered: an edge that came while reading was off is gone, so look now */
+    if (!l->up_eof)
+        mesh_io_queue(l->c->w->io, &l->rop, MESH_READ_SIZE);
 }
 
 /* Writes go into this turn's batch, like mesh_conn_flush(). */
@@ -552,7 +556,7 @@ static void up_on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct mesh_l4_conn *l = arg;
     (void)fd;
-    (void)what;
+    mesh_io_note_hup(&l->rop, what);
     if (!l->c->dead && !l->up_eof)
         mesh_io_queue(l->c->w->io, &l->rop, MESH_READ_SIZE);
 }
@@ -574,6 +578,9 @@ static void on_up_read_done(struct mesh_io_op *op, ssize_t res)
         mesh_conn_flush(c);
         if (evbuffer_get_length(c->out) >= MESH_BUF_HIGH)
             up_set_reading(l, false);
+        /* edge-triggered (mesh_io_reread): a read that filled its room goes on */
+        else if (mesh_io_reread(op, res) && l->up_reading)
+            mesh_io_queue(c->w->io, op, MESH_READ_SIZE);
         return;
     }
     if (res == -EAGAIN || res == -EINTR)
@@ -666,8 +673,8 @@ static void connect_to(struct mesh_l4_conn *l)
     l->fd = fd;
     mesh_io_op_init(&l->rop, fd, l->in, false, on_up_read_done);
     mesh_io_op_init(&l->wop, fd, l->out, true, on_up_write_done);
-    l->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, up_on_read, l);
-    l->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, up_on_write, l);
+    l->rev = event_new(w->base, fd, EV_READ | EV_PERSIST | EV_ET | EV_CLOSED, up_on_read, l);
+    l->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST | EV_ET, up_on_write, l);
     MESH_STAT_INC(&w->stats, upstream_cx_total);
     MESH_STAT_INC(&w->stats, upstream_cx_active);
     l->counted_active = true;

@@ -117,10 +117,13 @@ void mesh_upconn_set_reading(struct mesh_upconn *u, bool on)
     if (u->dead || u->reading == on)
         return;
     u->reading = on;
-    if (on)
-        event_add(u->rev, NULL);
-    else
+    if (!on) {
         event_del(u->rev);
+        return;
+    }
+    event_add(u->rev, NULL);
+    /* edge-triggered: an edge that came while reading was off is gone, so look now */
+    mesh_io_queue(u->pool->w->io, &u->rop, MESH_READ_SIZE);
 }
 
 static void on_up_written(struct mesh_upconn *u)
@@ -260,6 +263,7 @@ static void connect_failed(struct mesh_upconn *u, const char *what, int err)
 static void on_up_read(evutil_socket_t fd, short what, void *arg)
 {
     struct mesh_upconn *u = arg;
+    mesh_io_note_hup(&u->rop, what);
     if (!u->dead)
         mesh_io_queue(u->pool->w->io, &u->rop, MESH_READ_SIZE);
 }
@@ -276,6 +280,9 @@ static void on_up_read_done(struct mesh_io_op *op, ssize_t res)
         mesh_h2_up_on_read(u, res);
     else
         mesh_h1_up_on_read(u, res);
+    /* edge-triggered (mesh_io_reread): a read that filled its room goes on */
+    if (mesh_io_reread(op, res) && !u->dead && u->reading)
+        mesh_io_queue(u->pool->w->io, op, MESH_READ_SIZE);
 }
 
 static void on_up_write(evutil_socket_t fd, short what, void *arg)
@@ -351,8 +358,8 @@ static struct mesh_upconn *up_connect(struct mesh_pool *p)
     u->in = evbuffer_new();
     u->out = evbuffer_new();
     u->tmp = evbuffer_new();
-    u->rev = event_new(p->w->base, fd, EV_READ | EV_PERSIST, on_up_read, u);
-    u->wev = event_new(p->w->base, fd, EV_WRITE | EV_PERSIST, on_up_write, u);
+    u->rev = event_new(p->w->base, fd, EV_READ | EV_PERSIST | EV_ET | EV_CLOSED, on_up_read, u);
+    u->wev = event_new(p->w->base, fd, EV_WRITE | EV_PERSIST | EV_ET, on_up_write, u);
     u->timer = evtimer_new(p->w->base, on_up_timer, u);
     mesh_io_op_init(&u->rop, fd, u->in, false, on_up_read_done);
     mesh_io_op_init(&u->wop, fd, u->out, true, on_up_write_done);
