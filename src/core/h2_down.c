@@ -464,6 +464,9 @@ int mesh_h2_down_init(struct mesh_conn *c)
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 256},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 256 * 1024},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MESH_MAX_HEADER_BYTES},
+        /* RFC 9218: no RFC 7540 dependency tree (nghttp2 keeps one per stream otherwise,
+         * and closed streams in it); nghttpx says the same */
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, MESH_ARRAY_LEN(iv));
     /* a bigger connection window so many streams can upload at once */
