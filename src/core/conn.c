@@ -93,9 +93,8 @@ void mesh_conn_set_reading(struct mesh_conn *c, bool on)
         return;
     }
     event_add(c->rev, NULL);
-    /* edge-triggered: an edge that came while reading was off is gone, so look now */
-    if (!c->eof)
-        mesh_io_queue(c->w->io, &c->rop, MESH_READ_SIZE);
+    if (!c->eof) /* edge-triggered: look now (mesh_io_probe) */
+        mesh_io_probe(c->w->io, &c->rop, MESH_READ_SIZE);
 }
 
 void mesh_conn_idle_arm(struct mesh_conn *c)

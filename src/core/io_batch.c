@@ -48,6 +48,7 @@ void mesh_io_op_init(struct mesh_io_op *op, int fd, struct evbuffer *buf, bool w
     mesh_list_init(&op->fill_link);
     op->fill_queued = false;
     op->hup = false;
+    op->probe = false;
 }
 
 void mesh_io_queue(struct mesh_io_batch *b, struct mesh_io_op *op, size_t max)

@@ -55,6 +55,7 @@ struct mesh_io_op {
     struct mesh_list fill_link; /* in the batch's fill list while fill_queued */
     bool fill_queued;
     bool hup;                   /* read: the peer's FIN waits behind the bytes (EV_CLOSED) */
+    bool probe;                 /* read: issued with no event to go by (mesh_io_probe) */
 };
 
 struct mesh_io_batch;
@@ -91,9 +92,21 @@ void mesh_io_fill_now(struct mesh_io_op *op);
  * again in its next wait, ~2% of a proxied request's CPU), so no new event comes for what
  * is already there. An owner that still reads queues the read again when this is true.
  */
-static inline bool mesh_io_reread(const struct mesh_io_op *op, ssize_t res)
+static inline bool mesh_io_reread(struct mesh_io_op *op, ssize_t res)
 {
-    return res > 0 && ((size_t)res >= op->max || op->hup);
+    bool again = res > 0 && ((size_t)res >= op->max || op->hup || op->probe);
+    op->probe = false;
+    return again;
+}
+/**
+ * Queues a read for an owner that turns reading back on. An edge that came while reading
+ * was off is gone, with what it said (a FIN behind the bytes), so a short read is not
+ * trusted: the read goes on once until it finds the socket empty.
+ */
+static inline void mesh_io_probe(struct mesh_io_batch *b, struct mesh_io_op *op, size_t max)
+{
+    op->probe = true;
+    mesh_io_queue(b, op, max);
 }
 /** For the owner's readiness callback: <what> (libevent's flags) said the peer closed. */
 static inline void mesh_io_note_hup(struct mesh_io_op *op, short what)

@@ -430,9 +430,8 @@ static void up_set_reading(struct mesh_l4_conn *l, bool on)
         return;
     }
     event_add(l->rev, NULL);
-    /* edge-triggered: an edge that came while reading was off is gone, so look now */
-    if (!l->up_eof)
-        mesh_io_queue(l->c->w->io, &l->rop, MESH_READ_SIZE);
+    if (!l->up_eof) /* edge-triggered: look now (mesh_io_probe) */
+        mesh_io_probe(l->c->w->io, &l->rop, MESH_READ_SIZE);
 }
 
 /* Writes go into this turn's batch, like mesh_conn_flush(). */

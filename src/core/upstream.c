@@ -122,8 +122,7 @@ void mesh_upconn_set_reading(struct mesh_upconn *u, bool on)
         return;
     }
     event_add(u->rev, NULL);
-    /* edge-triggered: an edge that came while reading was off is gone, so look now */
-    mesh_io_queue(u->pool->w->io, &u->rop, MESH_READ_SIZE);
+    mesh_io_probe(u->pool->w->io, &u->rop, MESH_READ_SIZE); /* edge-triggered: look now */
 }
 
 static void on_up_written(struct mesh_upconn *u)
