@@ -582,8 +582,10 @@ static void d_start_tunnel(struct mesh_stream *s)
 {
     struct mesh_conn *c = s->conn;
     struct mesh_upconn *u = s->up;
-    if (s->is_connect)
+    if (s->is_connect) {
         evbuffer_add(c->out, LIT("HTTP/1.1 200 Connection Established\r\n\r\n"));
+        s->resp.status = 200; /* meshd's own answer: the access log and stats say so */
+    }
     else
         mesh_h1_write_response_head(c->out, &s->resp, 1, false, false);
     s->resp_headers_sent = true;
@@ -592,9 +594,9 @@ static void d_start_tunnel(struct mesh_stream *s)
     s->up = NULL;
     s->uops = NULL;
     s->resp_end = true;
-    mesh_proxy_stream_done(s);
+    mesh_proxy_stream_park(s);
     c->h1_stream = NULL;
-    mesh_stream_free(s);
+    c->tunnel_log = s;
     c->proto = MESH_CONN_TUNNEL;
     mesh_tunnel_start(c, u);
 }

@@ -266,6 +266,12 @@ void mesh_proxy_upstream_error(struct mesh_stream *s, int status, unsigned flag,
                                bool retryable);
 /** Response fully sent to the client: stats, access log. */
 void mesh_proxy_stream_done(struct mesh_stream *s);
+/**
+ * An HTTP/1.1 stream that became a tunnel waits for the tunnel's end, for its access-log
+ * line with the bytes and the time of the whole tunnel: its timers, retry slot and mirror
+ * copies end now (the tunnel's idle timeout is the connection's).
+ */
+void mesh_proxy_stream_park(struct mesh_stream *s);
 
 /* ---- Downstream connection (conn.c) ---- */
 enum mesh_conn_proto {
@@ -333,6 +339,8 @@ struct mesh_conn {
     struct evbuffer *h2_tmp;
     /* Tunnel */
     struct mesh_upconn *tunnel_up;
+    struct mesh_stream *tunnel_log;       /* HTTP/1.1: the stream that became the tunnel, kept
+                                           * for its access-log line at the end (owned) */
 };
 
 void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,

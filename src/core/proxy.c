@@ -182,6 +182,15 @@ static void stop_try_timer(struct mesh_stream *s)
     s->retry_wait = false;
 }
 
+void mesh_proxy_stream_park(struct mesh_stream *s)
+{
+    mesh_mirror_stream_gone(s);
+    retry_release(s);
+    stop_try_timer(s);
+    stop_timer(s);
+    s->state = MESH_SS_TUNNEL;
+}
+
 void mesh_stream_free(struct mesh_stream *s)
 {
     mesh_mirror_stream_gone(s);

@@ -26,6 +26,8 @@ static void tunnel_touch(struct mesh_conn *c)
 static void down_to_up(struct mesh_conn *c, struct mesh_upconn *u)
 {
     tunnel_touch(c);
+    if (c->tunnel_log)
+        c->tunnel_log->req_bytes += evbuffer_get_length(c->in);
     evbuffer_add_buffer(u->out, c->in);
     mesh_upconn_flush(u);
     if (evbuffer_get_length(u->out) >= MESH_BUF_HIGH)
@@ -35,6 +37,8 @@ static void down_to_up(struct mesh_conn *c, struct mesh_upconn *u)
 static void up_to_down(struct mesh_upconn *u, struct mesh_conn *c)
 {
     tunnel_touch(c);
+    if (c->tunnel_log)
+        c->tunnel_log->resp_bytes += evbuffer_get_length(u->in);
     evbuffer_add_buffer(c->out, u->in);
     mesh_conn_flush(c);
     if (evbuffer_get_length(c->out) >= MESH_BUF_HIGH)
@@ -150,6 +154,12 @@ void mesh_tunnel_on_up_written(struct mesh_upconn *u)
 void mesh_tunnel_down_closed(struct mesh_conn *c)
 {
     struct mesh_upconn *u = c->tunnel_up;
+    if (c->dead && c->tunnel_log) {
+        /* the tunnel's end: its one access-log line, with what went through it */
+        mesh_proxy_stream_done(c->tunnel_log);
+        mesh_stream_free(c->tunnel_log);
+        c->tunnel_log = NULL;
+    }
     if (!u)
         return;
     if (c->dead) {

@@ -40,7 +40,7 @@ cat >"$T_DIR/snap.json" <<EOF
    {"name":"echo_h2","protocol":"http2","endpoints":[{"address":"127.0.0.1","port":$ECHO}]},
    {"name":"closed","protocol":"http1","endpoints":[{"address":"127.0.0.1","port":$CLOSED}]}]}
 EOF
-start_meshd "$T_DIR/snap.json" || bail_out "meshd starts"
+start_meshd "$T_DIR/snap.json" --access-log || bail_out "meshd starts"
 WEB=${MESHD_PORTS[web]:-}
 TCP=${MESHD_PORTS[tcp]:-}
 DIRECT=${MESHD_PORTS[direct]:-}
@@ -58,6 +58,13 @@ random_file "$T_DIR/1m" 1048576
     "http://127.0.0.1:$HTTP/echo"
 expect_eq "$(sha_of "$T_DIR/1m.out")" "$(sha_of "$T_DIR/1m")" \
     "CONNECT tunnel: 1 MiB upload echoed byte-exact"
+# One access-log line per tunnel, written when it ends, with the bytes of the whole tunnel
+# (it was written when the tunnel opened, with none)
+for _ in $(seq 50); do grep -q '"CONNECT .*" 200 - 10[0-9]\{5\} 10[0-9]\{5\} ' "$MESHD_LOG" && break; sleep 0.1; done
+line=$(grep 'access "CONNECT' "$MESHD_LOG" | tail -n 1)
+read -r up down < <(printf '%s\n' "$line" | sed -E 's/.*" 200 - ([0-9]+) ([0-9]+) .*/\1 \2/')
+expect_eq "$([ "${up:-0}" -ge 1048576 ] && [ "${down:-0}" -ge 1048576 ] && echo yes)" yes \
+    "CONNECT tunnel: its access-log line, at the end, counts the 1 MiB each way: $line"
 
 out=$(raw "$TCP" "send:CONNECT 127.0.0.1:$ECHO HTTP/1.1\r\nHost: 127.0.0.1:$ECHO\r\n\r\n" \
     'expect:\r\n\r\n' 'send:bytes\0\xff\x01 not http\r\n\r\n' 'expect:not http\r\n\r\n' \
