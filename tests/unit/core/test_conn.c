@@ -32,6 +32,7 @@ struct rig {
  * default). */
 static unsigned rig_idle_ms, rig_stream_idle_ms;
 static bool rig_fin_with_request; /* the client's FIN goes right after its request */
+static unsigned rig_up_idle_ms;   /* the cluster's idle_timeout_ms (0: the default) */
 
 /* Starts the rig, the cluster speaking <proto>, and sends <req> (<req_len> bytes) as the
  * client's first bytes; the upstream's first read must start with <expect>. */
@@ -50,10 +51,11 @@ static void rig_start_with(struct rig *r, enum mesh_io_mode mode, const char *pr
                      "\"port\":0,\"route_config\":\"rc\"}],\"route_configs\":[{\"name\":\"rc\","
                      "\"virtual_hosts\":[{\"name\":\"v\",\"domains\":[\"*\"],\"routes\":[{\"match\":"
                      "{\"prefix\":\"/\"},\"route\":{\"cluster\":\"c\"}}]}]}],\"clusters\":[{\"name\":"
-                     "\"c\",\"protocol\":\"%s\",\"endpoints\":[{\"address\":\"127.0.0.1\","
+                     "\"c\",\"protocol\":\"%s\",\"idle_timeout_ms\":%u,\"endpoints\":[{\"address\":\"127.0.0.1\","
                      "\"port\":%u}]}]}",
                      rig_idle_ms ? rig_idle_ms : 300000u,
                      rig_stream_idle_ms ? rig_stream_idle_ms : 300000u, proto,
+                     rig_up_idle_ms ? rig_up_idle_ms : 60000u,
                      (unsigned)ntohs(sa.sin_port));
     struct mesh_err err;
     mesh_err_init(&err, "test");
@@ -1054,6 +1056,70 @@ LEAK_TEST(conn, h1_tunnel_half_close_from_the_upstream)
     for (int i = 0; i < 50 && r.w.n_conns > 0; i++)
         mesh_worker_settle(&r.w);
     cr_expect_eq(r.w.n_conns, 0u, "and the tunnel closes");
+    rig_stop(&r);
+}
+
+/* meshd's one upstream connection of the rig (its pool's first). */
+static struct mesh_upconn *rig_upconn(struct rig *r)
+{
+    for (size_t i = 0; i < r->w.pool_tab_size; i++)
+        for (struct mesh_pool *p = r->w.pool_tab[i]; p; p = p->hnext)
+            if (!mesh_list_empty(&p->all))
+                return mesh_list_entry(p->all.next, struct mesh_upconn, link);
+    return NULL;
+}
+
+/*
+ * Both directions of a tunnel ended, and the upstream, which stopped reading, still has
+ * the client's last bytes to take: meshd's upstream connection waits for them to go
+ * (closing at once cancelled that write), but only for the cluster's idle timeout.
+ */
+LEAK_TEST(conn, h1_tunnel_finishing_is_bounded_by_the_idle_timeout)
+{
+    static const char req[] = "CONNECT t:1 HTTP/1.1\r\nHost: t:1\r\n\r\nhi";
+    struct rig r;
+    rig_up_idle_ms = 500;
+    rig_start_with(&r, MESH_IO_AUTO, "http1", req, sizeof(req) - 1, "hi");
+    rig_up_idle_ms = 0;
+    char got[256];
+    cr_assert(client_gets(&r, "200 Connection Established\r\n\r\n", got, sizeof(got)), "%s", got);
+    /* small fixed socket buffers both ways (no autotuning): the stalled upstream takes
+     * some 30 KiB, not megabytes */
+    int small = 4096;
+    struct mesh_upconn *u = rig_upconn(&r);
+    cr_assert_not_null(u);
+    setsockopt(u->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    setsockopt(r.up, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    shutdown(r.up, SHUT_WR); /* the upstream is done sending, and reads no more */
+    ssize_t n = -1;
+    for (int i = 0; i < 50 && n != 0; i++) {
+        mesh_worker_settle(&r.w);
+        n = read(r.client, got, sizeof(got));
+    }
+    cr_assert_eq(n, 0, "the client gets the upstream's FIN");
+    /* 192 KiB and a FIN: more than the stalled upstream's socket takes, less than meshd's
+     * backpressure mark, so meshd reads it all and holds the rest */
+    static char chunk[64 * 1024];
+    memset(chunk, 'x', sizeof(chunk));
+    size_t sent = 0;
+    for (int i = 0; i < 200 && sent < 3 * sizeof(chunk); i++) {
+        ssize_t k = write(r.client, chunk, MESH_MIN(sizeof(chunk), 3 * sizeof(chunk) - sent));
+        if (k > 0)
+            sent += (size_t)k;
+        mesh_worker_settle(&r.w);
+    }
+    cr_assert_eq(sent, 3 * sizeof(chunk));
+    shutdown(r.client, SHUT_WR);
+    for (int i = 0; i < 50 && r.w.n_conns > 0; i++)
+        mesh_worker_settle(&r.w);
+    cr_expect_eq(r.w.n_conns, 0u, "the client's side closes");
+    _Atomic uint64_t *active = &r.w.stats.v[MESH_STAT_upstream_cx_active];
+    cr_expect_eq(atomic_load(active), 1u, "the upstream connection waits to write the rest");
+    for (int i = 0; i < 300 && atomic_load(active) > 0; i++) {
+        usleep(10 * 1000);
+        mesh_worker_settle(&r.w);
+    }
+    cr_expect_eq(atomic_load(active), 0u, "and closes after the cluster's idle timeout");
     rig_stop(&r);
 }
 
