@@ -428,7 +428,10 @@ void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,
     w->n_conns++;
     MESH_STAT_INC(&w->stats, downstream_cx_total);
     MESH_STAT_INC(&w->stats, downstream_cx_active);
-    mesh_conn_set_reading(c, true);
+    /* no read yet (mesh_conn_set_reading would probe): registering the edge-triggered
+     * event reports what is already there, FIN included */
+    c->reading = true;
+    event_add(c->rev, NULL);
     mesh_conn_idle_arm(c);
     (void)salen;
     /* tcp_routes: decided before any byte is read; HTTP-only listeners skip this */

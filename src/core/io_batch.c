@@ -287,6 +287,17 @@ static void settle(struct mesh_io_batch *b, struct iob_slot *s)
             s->iov[k].iov_len = left;
         left -= s->iov[k].iov_len;
     }
+    if (k == 0 && s->n_iov > 0 && evbuffer_get_length(op->buf) == 0) {
+        /* Nothing came into an empty buffer: its reserved 16 KiB chain goes back, or an
+         * idle connection whose last read found the socket empty keeps one (1,000 idle
+         * connections: 4.7 -> 8.9 MiB). Draining a buffer to empty frees its chains, but
+         * draining one already empty does nothing: a byte of the reservation is committed
+         * and drained. No owner has run since the read, so none sees it. */
+        s->iov[0].iov_len = 1;
+        evbuffer_commit_space(op->buf, s->iov, 1);
+        evbuffer_drain(op->buf, 1);
+        return;
+    }
     evbuffer_commit_space(op->buf, s->iov, k);
 }
 

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include "core/io_batch.h"
+#include "core/mem.h"
 #include "../leakcheck.h"
 
 #define NPAIRS 8
@@ -307,4 +308,34 @@ Test(io_batch, modes_parse)
     cr_expect_eq(mesh_io_mode_parse("syscalls"), MESH_IO_SYSCALLS);
     cr_expect_eq(mesh_io_mode_parse("epoll"), -1);
     cr_expect_eq(mesh_io_mode_parse(""), -1);
+}
+
+BOTH_MODES(an_empty_read_keeps_no_chain)
+
+/*
+ * A read that finds the socket empty leaves its buffer as it found it: the chain reserved
+ * for it goes back. An idle keep-alive connection whose last read found nothing kept a
+ * 16 KiB chain (draining an already empty evbuffer frees nothing): 1,000 idle connections
+ * took 8.9 MiB instead of 4.7.
+ */
+ParameterizedTest(enum mesh_io_mode *mode, io_batch, an_empty_read_keeps_no_chain)
+{
+    mesh_mem_use_for_libevent(); /* libevent's chains through the cache, which counts them */
+    struct mesh_io_batch *b = batch(*mode);
+    struct end e;
+    end_open(&e, b, false);
+    size_t before = mesh_mem_cached();
+    mesh_io_queue(b, &e.op, 16 * 1024);
+    mesh_io_batch_run(b);
+    cr_expect_eq(e.res[0], -EAGAIN);
+    cr_expect_eq(evbuffer_get_length(e.buf), 0);
+    cr_expect_eq(mesh_mem_cached(), before + 1, "the reserved chain went back");
+    /* and the buffer works as before */
+    cr_assert_eq(write(e.peer, "later", 5), 5);
+    mesh_io_queue(b, &e.op, 16 * 1024);
+    mesh_io_batch_run(b);
+    cr_expect_eq(e.res[1], 5);
+    cr_expect_eq(memcmp(evbuffer_pullup(e.buf, -1), "later", 5), 0);
+    finish(b, 2, -1, (struct end *[]){&e}, 1);
+    mesh_mem_thread_flush();
 }
