@@ -28,8 +28,8 @@
 #define MEM_MIN_SHIFT 5             /* the smallest class: 32 bytes */
 #define MEM_CLASSES 12              /* 32 B .. 64 KiB, powers of two */
 #define MEM_BIG MEM_CLASSES         /* larger: a plain malloc, never cached */
-#define MEM_KEEP_MAX 256            /* blocks a thread keeps per class ... */
-#define MEM_KEEP_BYTES (512 * 1024) /* ... and bytes (16 KiB read chains: 32) */
+#define MEM_KEEP_MAX 1024           /* blocks a thread keeps per class ... */
+#define MEM_KEEP_BYTES (1024 * 1024) /* ... and bytes (16 KiB read chains: 64) */
 #define MEM_MAGIC 0x6d656d31u       /* "mem1": a block that did not come from here is a bug */
 
 /*
