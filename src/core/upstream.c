@@ -226,7 +226,10 @@ static void connected(struct mesh_upconn *u)
     u->state = MESH_UP_READY;
     p->n_connecting--;
     event_del(u->timer);
-    mesh_upconn_set_reading(u, true);
+    /* no read yet (mesh_upconn_set_reading would probe): registering the edge-triggered
+     * event reports whatever the upstream already sent */
+    u->reading = true;
+    event_add(u->rev, NULL);
     if (u->proto == MESH_PROTO_HTTP2) {
         if (mesh_h2_up_init(u) != MESH_OK) {
             fail_pending(p, "upstream HTTP/2 session failed", true);
