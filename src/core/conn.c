@@ -323,7 +323,7 @@ static void on_read_done(struct mesh_io_op *op, ssize_t n)
         after_read(c, n);
     }
     /* edge-triggered (mesh_io_reread): a read that filled its room goes on */
-    if (mesh_io_reread(op, n) && !c->dead && (c->lingering || (c->reading && !c->eof)))
+    if (mesh_io_reread(op) && !c->dead && (c->lingering || (c->reading && !c->eof)))
         mesh_io_queue(c->w->io, op, MESH_READ_SIZE);
 }
 

@@ -49,6 +49,7 @@ void mesh_io_op_init(struct mesh_io_op *op, int fd, struct evbuffer *buf, bool w
     op->fill_queued = false;
     op->hup = false;
     op->probe = false;
+    op->more = false;
 }
 
 void mesh_io_queue(struct mesh_io_batch *b, struct mesh_io_op *op, size_t max)
@@ -341,6 +342,11 @@ static unsigned round_once(struct mesh_io_batch *b)
             continue; /* cancelled by an earlier owner of this round */
         s->op = NULL;
         op->slot = -1;
+        if (!op->write) { /* mesh_io_reread */
+            op->more = s->prepared && s->res > 0 &&
+                       ((size_t)s->res >= s->offered || op->hup || op->probe);
+            op->probe = false;
+        }
         op->done(op, s->res);
     }
     return issued;

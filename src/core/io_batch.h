@@ -56,6 +56,7 @@ struct mesh_io_op {
     bool fill_queued;
     bool hup;                   /* read: the peer's FIN waits behind the bytes (EV_CLOSED) */
     bool probe;                 /* read: issued with no event to go by (mesh_io_probe) */
+    bool more;                  /* read, in its done callback: see mesh_io_reread */
 };
 
 struct mesh_io_batch;
@@ -85,18 +86,18 @@ void mesh_io_want_fill(struct mesh_io_batch *b, struct mesh_io_op *op);
  * close once it is empty, needs the bytes the fill would produce). */
 void mesh_io_fill_now(struct mesh_io_op *op);
 /**
- * True when a read's result <res> may have left something in the socket: it filled all
- * the room it had, or the readiness event said the peer's FIN came with the bytes
- * (EV_CLOSED: <hup>, which the owner's event callback sets). Why it matters: sockets are
- * watched edge-triggered (EV_ET: a level-triggered epoll polls every reported socket
- * again in its next wait, ~2% of a proxied request's CPU), so no new event comes for what
- * is already there. An owner that still reads queues the read again when this is true.
+ * In a read's done callback: true when the read may have left something in the socket.
+ * It filled all the room it had, or the readiness event said the peer's FIN came with
+ * the bytes (EV_CLOSED: <hup>, which the owner's event callback sets), or it was a probe
+ * (mesh_io_probe) that found bytes. The batch decides it when the read completes. Why it
+ * matters: sockets are watched edge-triggered (EV_ET: a level-triggered epoll polls every
+ * reported socket again in its next wait, ~2% of a proxied request's CPU), so no new
+ * event comes for what is already there. An owner that still reads queues the read again
+ * when this is true.
  */
-static inline bool mesh_io_reread(struct mesh_io_op *op, ssize_t res)
+static inline bool mesh_io_reread(const struct mesh_io_op *op)
 {
-    bool again = res > 0 && ((size_t)res >= op->max || op->hup || op->probe);
-    op->probe = false;
-    return again;
+    return op->more;
 }
 /**
  * Queues a read for an owner that turns reading back on. An edge that came while reading

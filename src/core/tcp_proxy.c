@@ -578,7 +578,7 @@ static void on_up_read_done(struct mesh_io_op *op, ssize_t res)
         if (evbuffer_get_length(c->out) >= MESH_BUF_HIGH)
             up_set_reading(l, false);
         /* edge-triggered (mesh_io_reread): a read that filled its room goes on */
-        else if (mesh_io_reread(op, res) && l->up_reading)
+        else if (mesh_io_reread(op) && l->up_reading)
             mesh_io_queue(c->w->io, op, MESH_READ_SIZE);
         return;
     }

@@ -283,7 +283,7 @@ static void on_up_read_done(struct mesh_io_op *op, ssize_t res)
     else
         mesh_h1_up_on_read(u, res);
     /* edge-triggered (mesh_io_reread): a read that filled its room goes on */
-    if (mesh_io_reread(op, res) && !u->dead && u->reading)
+    if (mesh_io_reread(op) && !u->dead && u->reading)
         mesh_io_queue(u->pool->w->io, op, MESH_READ_SIZE);
 }
 

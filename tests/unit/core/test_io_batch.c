@@ -339,3 +339,40 @@ ParameterizedTest(enum mesh_io_mode *mode, io_batch, an_empty_read_keeps_no_chai
     finish(b, 2, -1, (struct end *[]){&e}, 1);
     mesh_mem_thread_flush();
 }
+
+BOTH_MODES(reread_says_when_the_socket_may_hold_more)
+
+/*
+ * Sockets are edge-triggered, so an owner reads again only when mesh_io_reread says the
+ * read may have left something: it filled its room, or it was a probe (reading turned
+ * back on, no event to go by) that found bytes. A short read with an event does not.
+ */
+ParameterizedTest(enum mesh_io_mode *mode, io_batch, reread_says_when_the_socket_may_hold_more)
+{
+    struct mesh_io_batch *b = batch(*mode);
+    struct end e;
+    end_open(&e, b, false);
+    cr_assert_eq(write(e.peer, "0123456789", 10), 10);
+    mesh_io_queue(b, &e.op, 4);
+    mesh_io_batch_run(b);
+    cr_expect_eq(e.res[0], 4);
+    cr_expect(mesh_io_reread(&e.op), "a read that filled its room: read on");
+    mesh_io_queue(b, &e.op, 100);
+    mesh_io_batch_run(b);
+    cr_expect_eq(e.res[1], 6);
+    cr_expect_not(mesh_io_reread(&e.op), "a short read after an event: the socket is empty");
+    cr_assert_eq(write(e.peer, "ab", 2), 2);
+    mesh_io_probe(b, &e.op, 100);
+    mesh_io_batch_run(b);
+    cr_expect_eq(e.res[2], 2);
+    cr_expect(mesh_io_reread(&e.op), "a probe that found bytes: read on once");
+    mesh_io_queue(b, &e.op, 100);
+    mesh_io_batch_run(b);
+    cr_expect_eq(e.res[3], -EAGAIN);
+    cr_expect_not(mesh_io_reread(&e.op), "and stop at the empty socket");
+    cr_assert_eq(write(e.peer, "cd", 2), 2);
+    mesh_io_queue(b, &e.op, 100);
+    mesh_io_batch_run(b);
+    cr_expect_not(mesh_io_reread(&e.op), "the probe is spent: a short read is trusted again");
+    finish(b, 5, -1, (struct end *[]){&e}, 1);
+}
