@@ -585,9 +585,9 @@ static void d_start_tunnel(struct mesh_stream *s)
     if (s->is_connect) {
         evbuffer_add(c->out, LIT("HTTP/1.1 200 Connection Established\r\n\r\n"));
         s->resp.status = 200; /* meshd's own answer: the access log and stats say so */
-    }
-    else
+    } else {
         mesh_h1_write_response_head(c->out, &s->resp, 1, false, false);
+    }
     s->resp_headers_sent = true;
     /* the upstream connection now belongs to the tunnel, not to the pool's stream */
     u->stream = NULL;

@@ -268,8 +268,8 @@ void mesh_proxy_upstream_error(struct mesh_stream *s, int status, unsigned flag,
 void mesh_proxy_stream_done(struct mesh_stream *s);
 /**
  * An HTTP/1.1 stream that became a tunnel waits for the tunnel's end, for its access-log
- * line with the bytes and the time of the whole tunnel: its timers, retry slot and mirror
- * copies end now (the tunnel's idle timeout is the connection's).
+ * line with the bytes and the time of the whole tunnel: its timers, retry slot, mirror
+ * copies and buffers end now (the tunnel's idle timeout is the connection's).
  */
 void mesh_proxy_stream_park(struct mesh_stream *s);
 

@@ -182,29 +182,32 @@ static void stop_try_timer(struct mesh_stream *s)
     s->retry_wait = false;
 }
 
-void mesh_proxy_stream_park(struct mesh_stream *s)
-{
-    mesh_mirror_stream_gone(s);
-    retry_release(s);
-    stop_try_timer(s);
-    stop_timer(s);
-    s->state = MESH_SS_TUNNEL;
-}
-
-void mesh_stream_free(struct mesh_stream *s)
+/* What a stream runs or holds besides its arena: upstream, mirror copies, retry slot,
+ * timers, buffers. Shared by the end of a stream and the park of one (a tunnel's). */
+static void stream_release(struct mesh_stream *s)
 {
     mesh_mirror_stream_gone(s);
     detach_upstream(s);
     retry_release(s);
     stop_timer(s);
-    if (s->try_timer)
-        event_del(s->try_timer);
-    if (s->req_buf)
-        evbuffer_free(s->req_buf);
-    if (s->resp_buf)
-        evbuffer_free(s->resp_buf);
-    if (s->replay)
-        evbuffer_free(s->replay);
+    stop_try_timer(s);
+    struct evbuffer **bufs[] = {&s->req_buf, &s->resp_buf, &s->replay};
+    for (size_t i = 0; i < MESH_ARRAY_LEN(bufs); i++) {
+        if (*bufs[i])
+            evbuffer_free(*bufs[i]);
+        *bufs[i] = NULL;
+    }
+}
+
+void mesh_proxy_stream_park(struct mesh_stream *s)
+{
+    stream_release(s);
+    s->state = MESH_SS_TUNNEL;
+}
+
+void mesh_stream_free(struct mesh_stream *s)
+{
+    stream_release(s);
     struct mesh_worker *w = s->w;
     if (!s->is_shadow)
         MESH_STAT_DEC(&w->stats, downstream_rq_active);
