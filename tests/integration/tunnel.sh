@@ -65,6 +65,13 @@ line=$(grep 'access "CONNECT' "$MESHD_LOG" | tail -n 1)
 read -r up down < <(printf '%s\n' "$line" | sed -E 's/.*" 200 - ([0-9]+) ([0-9]+) .*/\1 \2/')
 expect_eq "$([ "${up:-0}" -ge 1048576 ] && [ "${down:-0}" -ge 1048576 ] && echo yes)" yes \
     "CONNECT tunnel: its access-log line, at the end, counts the 1 MiB each way: $line"
+# A request's access-log duration spans its turns (the worker reads the clock once a turn)
+"${CURL[@]}" -o /dev/null "http://127.0.0.1:$WEB/delay/200"
+for _ in $(seq 50); do grep -q 'access "GET /delay/200 ' "$MESHD_LOG" && break; sleep 0.1; done
+line=$(grep 'access "GET /delay/200 ' "$MESHD_LOG" | tail -n 1)
+ms=$(printf '%s\n' "$line" | sed -E 's/.* ([0-9]+)\.[0-9]+ms .*/\1/')
+expect_eq "$([ "${ms:-0}" -ge 200 ] 2>/dev/null && [ "$ms" -lt 10000 ] && echo yes)" yes \
+    "a request delayed 200 ms by the backend logs 200 ms or more: $line"
 
 out=$(raw "$TCP" "send:CONNECT 127.0.0.1:$ECHO HTTP/1.1\r\nHost: 127.0.0.1:$ECHO\r\n\r\n" \
     'expect:\r\n\r\n' 'send:bytes\0\xff\x01 not http\r\n\r\n' 'expect:not http\r\n\r\n' \
