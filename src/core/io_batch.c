@@ -206,7 +206,9 @@ static ssize_t issue_syscall(struct iob_slot *s)
 {
     struct mesh_io_op *op = s->op;
     ssize_t r;
-    if (op->write)
+    if (op->write && s->n_iov == 1)
+        r = send(op->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    else if (op->write)
         r = sendmsg(op->fd, &s->mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     else if (s->n_iov == 1)
         r = recv(op->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_DONTWAIT);
@@ -220,7 +222,12 @@ static void issue_uring(struct mesh_io_batch *b, unsigned idx)
     struct iob_slot *s = &b->slots[idx];
     struct mesh_io_op *op = s->op;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&b->ring); /* never NULL: <= IOB_SLOTS per round */
-    if (op->write)
+    /* one buffer: send/recv, which copy in no msghdr and iovec (~1% of a proxied
+     * request's CPU in perf) */
+    if (op->write && s->n_iov == 1)
+        io_uring_prep_send(sqe, op->fd, s->iov[0].iov_base, s->iov[0].iov_len,
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
+    else if (op->write)
         io_uring_prep_sendmsg(sqe, op->fd, &s->mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     else if (s->n_iov == 1)
         io_uring_prep_recv(sqe, op->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_DONTWAIT);
