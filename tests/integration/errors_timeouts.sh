@@ -54,10 +54,11 @@ MESH_PORT=${MESHD_PORTS[main]:-}
 TINY=${MESHD_PORTS[tiny]:-}
 [ -n "$MESH_PORT" ] && [ -n "$TINY" ] || bail_out "ready line names both listeners (main, tiny)"
 
-# err_case DESC WANT_STATUS PATH: status, and a body that is not empty and not the backend's.
+# err_case DESC WANT_STATUS PATH FLAG: status, a body that is not empty and not the
+# backend's, and the response flag (x-meshd-response-flags) that the access log gets too.
 err_case()
 {
-    local desc=$1 want=$2 path=$3 out st body
+    local desc=$1 want=$2 path=$3 flag=$4 out st body
     out=$("${CURL[@]}" -i "$(mesh_url "$path")" 2>&1)
     st=$(status_of "$out")
     body=$(body_of "$out")
@@ -72,12 +73,14 @@ err_case()
     else
         not_ok "$desc: body says why" "body: $(printf '%q' "$body")"
     fi
+    expect_match "$out" $'\n[xX]-[mM]eshd-[rR]esponse-[fF]lags: '"$flag"$'\r' \
+        "$desc: response flag $flag"
 }
 
 expect_eq "$("${CURL[@]}" "$(mesh_url /hello)")" "hello from a" "control: routing to a works"
-err_case "upstream resets the connection (/reset)" 502 /reset
-err_case "cluster without endpoints" 503 /empty
-err_case "endpoint port closed (connect refused)" 503 /closed
+err_case "upstream resets the connection (/reset)" 502 /reset UC
+err_case "cluster without endpoints" 503 /empty UH
+err_case "endpoint port closed (connect refused)" 503 /closed UF
 # The upstream breaks a response after its head (/cut: 20 bytes announced, 10 sent, then
 # FIN). HTTP/1.1 can only say so by closing: the client must get what was sent, then the
 # close (curl: "transfer closed with 10 bytes remaining", exit 18), not a bare close.
@@ -90,7 +93,7 @@ expect_eq "$(body_of "$out")" "cut short" "response cut short, HTTP/1.1: the byt
 rc=0
 curl -s --max-time 10 --http2-prior-knowledge -o /dev/null "$(mesh_url /cut)" 2>/dev/null || rc=$?
 expect_eq "$([ "$rc" -ne 0 ] && echo error)" error "response cut short, HTTP/2: the stream ends in an error (curl exit $rc)"
-err_case "route timeout 200 ms, backend answers after 2000 ms" 504 /delay/2000
+err_case "route timeout 200 ms, backend answers after 2000 ms" 504 /delay/2000 UT
 out=$("${CURL[@]}" -i "$(mesh_url /direct)" 2>&1)
 expect_eq "$(status_of "$out")" 418 "direct response: status"
 expect_eq "$(body_of "$out")" "short and stout" "direct response: body"
@@ -299,3 +302,42 @@ if wait_exit "$DRAIN_PID" 10; then
 else
     not_ok "drain: meshd exits after the in-flight request (within 10 s)"
 fi
+
+# ---- the snapshot-wide timeouts --------------------------------------------------------------
+# timeouts.request_ms (no route timeout): a slow upstream gets 504 UT.
+write_snapshot "$T_DIR/req.json" --endpoint "127.0.0.1:$A" --request-timeout-ms 300
+start_meshd "$T_DIR/req.json" || bail_out "meshd (request_ms) starts"
+err_case "timeouts.request_ms 300, backend answers after 2000 ms" 504 /delay/2000 UT
+stop_meshd "$MESHD_PID"
+
+# timeouts.stream_idle_ms: a silent upstream is 504 SI; a client that stops sending its body
+# is 408 SI, and the backend's request ends with it.
+write_snapshot "$T_DIR/sidle.json" --endpoint "127.0.0.1:$A" --stream-idle-ms 300
+start_meshd "$T_DIR/sidle.json" || bail_out "meshd (stream_idle_ms) starts"
+err_case "timeouts.stream_idle_ms 300, backend silent for 2000 ms" 504 /delay/2000 SI
+out=$(raw "$MESH_PORT" "send:$(req POST "/echo?buffered" 'Content-Length: 10')abc" readall)
+expect_eq "$(status_of "$out")" 408 "stream idle: a body stalled after 3 of 10 bytes gets 408"
+expect_match "$out" $'\n[xX]-[mM]eshd-[rR]esponse-[fF]lags: SI\r' "stream idle: 408 with flag SI"
+expect_eq "$("${CURL[@]}" "$(mesh_url /hello)")" "hello from a" "stream idle: still serving"
+stop_meshd "$MESHD_PID"
+
+# timeouts.drain_ms is a deadline: a request still running when it passes is cut, and meshd
+# exits anyway (here 500 ms into a 5 s request).
+write_snapshot "$T_DIR/dl.json" --endpoint "127.0.0.1:$A" --drain-ms 500
+start_meshd "$T_DIR/dl.json" || bail_out "meshd (drain deadline) starts"
+DL_PID=$MESHD_PID
+curl -s --max-time 15 -o /dev/null -w '%{http_code}' "$(mesh_url /delay/5000)" \
+    >"$T_DIR/dl.code" 2>/dev/null &
+DL_CURL=$!
+before=$(backend_count a)
+wait_for 10 count_above a "$before" || true
+t0=$(date +%s%N)
+kill -TERM "$DL_PID"
+if wait_exit "$DL_PID" 10; then
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    expect_le "$ms" 4000 "drain deadline: meshd exits before the 5 s request would end (${ms} ms)"
+else
+    not_ok "drain deadline: meshd exits within 10 s of SIGTERM"
+fi
+wait "$DL_CURL"
+expect_ne "$(cat "$T_DIR/dl.code")" 200 "drain deadline: the cut request gets no 200"

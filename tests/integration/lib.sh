@@ -477,6 +477,7 @@ trap 'not_ok "interrupted"; exit 1' INT TERM
 #   --request-timeout-ms N        timeouts.request_ms
 #   --drain-ms N                  timeouts.drain_ms
 #   --connect-timeout-ms N        the cluster's connect_timeout_ms
+#   --stream-idle-ms MS           timeouts.stream_idle_ms
 #   --version V                   snapshot version (default t1)
 #   --listener NAME               listener name (default main)
 # The file is written atomically (rename), so it can be replaced under a running meshd.
@@ -496,6 +497,7 @@ write_snapshot()
         --connect-timeout-ms) cluster_extra+=",\"connect_timeout_ms\":$2" ;;
         --pool-idle-ms) cluster_extra+=",\"idle_timeout_ms\":$2" ;;
         --idle-ms) timeouts+="${timeouts:+,}\"idle_ms\":$2" ;;
+        --stream-idle-ms) timeouts+="${timeouts:+,}\"stream_idle_ms\":$2" ;;
         --version) version=$2 ;;
         --listener) listener=$2 ;;
         *)
