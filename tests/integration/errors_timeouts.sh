@@ -341,3 +341,31 @@ else
 fi
 wait "$DL_CURL"
 expect_ne "$(cat "$T_DIR/dl.code")" 200 "drain deadline: the cut request gets no 200"
+
+# A cluster's connect_timeout_ms: an endpoint whose accept queue is full (backlog 0, filled by
+# the listener's own connections, never accepted) drops the SYN, so the connect hangs. It
+# ends as a connect failure, 503 UF, as in Envoy.
+python3 - 30 >"$T_DIR/blackhole.port" 2>"$T_DIR/blackhole.err" <<'PY' &
+import socket, sys, time
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)
+fill = []
+for _ in range(3):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(s.getsockname())
+    except BlockingIOError: pass
+    fill.append(c)
+time.sleep(0.2)
+print(s.getsockname()[1], flush=True)
+time.sleep(float(sys.argv[1]))
+PY
+BH_PID=$!
+track "$BH_PID" other "python3 (a listener that never accepts)" "$T_DIR/blackhole.err"
+wait_for 5 test -s "$T_DIR/blackhole.port" || bail_out "the never-accepting listener starts"
+write_snapshot "$T_DIR/ct.json" --endpoint "127.0.0.1:$(cat "$T_DIR/blackhole.port")" \
+    --connect-timeout-ms 300
+start_meshd "$T_DIR/ct.json" || bail_out "meshd (connect timeout) starts"
+err_case "connect_timeout_ms 300, the endpoint never answers the SYN" 503 /ct UF
+expect_match "$("${CURL[@]}" "$(mesh_url /ct)")" \
+    'connect timeout' "connect timeout: the body names the timeout (not a refused connect)"
+stop_meshd "$MESHD_PID"
+kill "$BH_PID" 2>/dev/null
