@@ -134,6 +134,22 @@ expect_eq "$(printf '%s\n' "$out" | grep -ci '^x-hop-listed:')" 0 \
     "hop-by-hop: a header named in Connection stripped"
 expect_eq "$(printf '%s\n' "$out" | grep -i '^connection:' | grep -ci 'x-hop-listed')" 0 \
     "hop-by-hop: the client's Connection value not forwarded"
+# ...and on responses: the backend's /hop-headers sends a mixed-case X-Mixed-Case and
+# Keep-Alive, Connection: X-Hop with X-Hop, and Proxy-Connection.
+out=$("${CURL[@]}" -i "$(mesh_url /hop-headers)" | tr -d '\r')
+expect_match "$out" $'\nX-Mixed-Case: Kept(\n|$)' "response header name case preserved: X-Mixed-Case"
+expect_eq "$(printf '%s\n' "$out" | grep -ci '^keep-alive:')" 0 "response hop-by-hop: Keep-Alive stripped"
+expect_eq "$(printf '%s\n' "$out" | grep -ci '^x-hop:')" 0 \
+    "response hop-by-hop: a header named in Connection stripped"
+expect_eq "$(printf '%s\n' "$out" | grep -ci '^proxy-connection:')" 0 \
+    "response hop-by-hop: Proxy-Connection stripped"
+expect_eq "$(printf '%s\n' "$out" | grep -i '^connection:' | grep -ci 'x-hop')" 0 \
+    "response hop-by-hop: the backend's Connection value not forwarded"
+expect_match "$out" $'\n\nhop headers$' "response hop-by-hop: the body intact"
+out=$("${CURL[@]}" -i --http2-prior-knowledge "$(mesh_url /hop-headers)" | tr -d '\r')
+expect_eq "$(printf '%s\n' "$out" | grep -Eci '^(keep-alive|x-hop|proxy-connection|connection):')" 0 \
+    "response hop-by-hop, HTTP/2 client: none of them (an HTTP/2 response may not carry them)"
+expect_match "$out" $'\nx-mixed-case: Kept(\n|$)' "HTTP/2 client: the header, lowercased as HTTP/2 requires"
 
 # ---- large bodies, byte-exact -----------------------------------------------------------------
 for size in 1048576 67108864; do

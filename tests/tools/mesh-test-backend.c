@@ -19,6 +19,8 @@
  *   /trailers        200, chunked body "trailers from NAME\n" and the trailer field
  *                    "x-backend-trailer: NAME" (sent whatever the request's TE says)
  *   /early-hints     103 (link: </style.css>; rel=preload), then 200 "hints from NAME\n"
+ *   /hop-headers     200 with a mixed-case "X-Mixed-Case", and hop-by-hop headers a proxy
+ *                    must drop: Keep-Alive, Connection: X-Hop with X-Hop, Proxy-Connection
  *   /close           200 with "connection: close", then closes
  *   /reset           closes the socket without answering (RST, SO_LINGER 0)
  *   /cut             200 announcing content-length 20, sends "cut short\n" (10 bytes),
@@ -89,6 +91,7 @@ enum endpoint {
     EP_COUNT,
     EP_CONNS,
     EP_EARLY_HINTS,
+    EP_HOP_HEADERS,
     EP_WS,
     EP_CONNECT,
     EP_GRPC,
@@ -414,6 +417,8 @@ static enum endpoint classify(struct conn *c, long *arg)
     }
     if (strcmp(path, "/early-hints") == 0)
         return EP_EARLY_HINTS;
+    if (strcmp(path, "/hop-headers") == 0)
+        return EP_HOP_HEADERS;
     if (strncmp(path, "/status/", 8) == 0) {
         errno = 0;
         *arg = strtol(path + 8, &end, 10);
@@ -625,6 +630,12 @@ static void dispatch(struct conn *c)
     case EP_RESET:
         c->reset_now = true;
         return;
+    case EP_HOP_HEADERS:
+        respond(c, 200,
+                "X-Mixed-Case: Kept\r\nKeep-Alive: timeout=5\r\nConnection: X-Hop\r\n"
+                "X-Hop: dropped\r\nProxy-Connection: keep-alive\r\n",
+                "hop headers\n", 12);
+        break;
     case EP_CUT:
         write_head(c, 200, "content-type: text/plain\r\ncontent-length: 20\r\n");
         evbuffer_add(out_of(c), "\r\n", 2);
