@@ -113,14 +113,20 @@ else
 fi
 
 # ---- many concurrent streams ----------------------------------------------------------------
+upstream_cx() { "${CURL[@]}" "$(admin_url /stats)" | awk -F'[: ]+' '$1 == "upstream_cx_total" {print $2}'; }
 if have_cmd h2load; then
     out=$(timeout 60 h2load -n 2000 -c 4 -m 10 "http://127.0.0.1:$P1/hello" 2>&1)
     expect_match "$out" 'requests: 2000 total, 2000 started, 2000 done, 2000 succeeded' \
         "h2load -n2000 -c4 -m10 -> h1 backend: all succeeded"
     expect_match "$out" 'status codes: 2000 2xx' "h2load -> h1 backend: 2000 2xx"
     if [ "$have_h2d" = 1 ]; then
+        cx0=$(upstream_cx)
         out=$(timeout 60 h2load -n 2000 -c 4 -m 10 "http://127.0.0.1:$P2/index.html" 2>&1)
         expect_match "$out" 'status codes: 2000 2xx' "h2load -> h2 upstream: 2000 2xx"
+        # 40 streams at once from 4 connections share the pooled upstream connection (one
+        # more at most, if none was open): an HTTP/2 pool multiplexes
+        expect_le $(($(upstream_cx) - cx0)) 1 \
+            "h2 upstream multiplexed: 2000 requests, 40 at once, opened $(($(upstream_cx) - cx0)) connection(s)"
     fi
     out=$(timeout 60 h2load --h1 -n 1000 -c 4 "http://127.0.0.1:$P1/hello" 2>&1)
     expect_match "$out" 'status codes: 1000 2xx' "h2load --h1 -n1000 -c4: 1000 2xx"
