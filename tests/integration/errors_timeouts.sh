@@ -17,12 +17,6 @@ json_ok()
     jq -e . "$1" >/dev/null 2>&1
 }
 
-# log_since_matches SIZE ERE: meshd's log, after its first SIZE bytes, matches ERE.
-log_since_matches()
-{
-    tail -c +$(($1 + 1)) "$MESHD_LOG" | grep -Eq "$2"
-}
-
 # One listener; routes by prefix: /delay/ has a 200 ms timeout, /empty goes to a cluster
 # without endpoints, /closed to a port nothing listens on, the rest to backend a.
 cat >"$T_DIR/errors.json" <<EOF

@@ -277,6 +277,13 @@ answers()
     [ "$("${CURL[@]}" "$1" 2>/dev/null)" = "$2" ]
 }
 
+# log_since_matches SIZE ERE: meshd's log ($MESHD_LOG), after its first SIZE bytes, matches ERE
+# (for wait_for: what a SIGHUP logged).
+log_since_matches()
+{
+    tail -c +$(($1 + 1)) "$MESHD_LOG" | grep -Eq "$2"
+}
+
 # file_grew FILE SIZE: FILE is now larger than SIZE bytes (for wait_for).
 file_grew()
 {
