@@ -197,6 +197,14 @@ RAW_PID=$!
 track "$RAW_PID" other "mesh-test-raw (in flight across SIGHUP)" "$T_DIR/inflight.err"
 wait_for 10 count_above a "$count0" ||
     not_ok "reload: the in-flight request reached backend a"
+# ...and an HTTP/2 stream in flight across it.
+count1=$(backend_count a)
+"$H2RAW_BIN" --timeout 20 127.0.0.1 "$MESH_PORT" --path /delay/3000 \
+    >"$T_DIR/inflight.h2" 2>&1 &
+H2HUP_PID=$!
+track "$H2HUP_PID" other "mesh-test-h2raw (in flight across SIGHUP)" "$T_DIR/inflight.h2"
+wait_for 10 count_above a "$count1" ||
+    not_ok "reload: the in-flight HTTP/2 request reached backend a"
 
 write_snapshot "$T_DIR/hup.json" --endpoint "127.0.0.1:$B" --version hup-b
 kill -HUP "$HUP_PID"
@@ -208,6 +216,11 @@ else
 fi
 touch "$T_DIR/go"
 wait_exit "$RAW_PID" 25
+wait_exit "$H2HUP_PID" 25
+h2out=$(cat "$T_DIR/inflight.h2")
+expect_match "$h2out" 'status=200' "reload: the in-flight HTTP/2 stream completes with 200"
+expect_match "$h2out" 'end-stream' "reload: the HTTP/2 stream ends normally"
+expect_no_match "$h2out" 'goaway|rst-stream' "reload: no GOAWAY or reset for the HTTP/2 connection"
 inflight=$(cat "$T_DIR/inflight.out")
 expect_match "$inflight" $'^HTTP/1\\.1 200 [^\r]*\r\n' \
     "reload: in-flight request completes with 200"
@@ -320,11 +333,11 @@ stop_meshd "$MESHD_PID"
 write_snapshot "$T_DIR/dl.json" --endpoint "127.0.0.1:$A" --drain-ms 500
 start_meshd "$T_DIR/dl.json" || bail_out "meshd (drain deadline) starts"
 DL_PID=$MESHD_PID
+before=$(backend_count a)
 curl -s --max-time 15 -o /dev/null -w '%{http_code}' "$(mesh_url /delay/5000)" \
     >"$T_DIR/dl.code" 2>/dev/null &
 DL_CURL=$!
-before=$(backend_count a)
-wait_for 10 count_above a "$before" || true
+wait_for 10 count_above a "$before" || not_ok "drain deadline: the request reached the backend"
 t0=$(date +%s%N)
 kill -TERM "$DL_PID"
 if wait_exit "$DL_PID" 10; then

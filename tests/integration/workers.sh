@@ -94,13 +94,14 @@ mv "$T_DIR/w-b.json" "$T_DIR/w.json"
 # SIGTERM: requests in flight on several connections (so on both workers, most likely)
 # finish with 200, then meshd exits 0.
 pids=()
+before=$(backend_count b)
 for i in $(seq 6); do
     "${CURL[@]}" -o "$T_DIR/drain$i.body" -w '%{http_code}' "$(mesh_url /delay/800)" \
         >"$T_DIR/drain$i.code" 2>"$T_DIR/drain$i.err" &
     pids+=($!)
 done
-before=$(backend_count b)
-wait_for 10 count_above b $((before + 5)) || true
+wait_for 10 count_above b $((before + 5)) ||
+    not_ok "two workers: the 6 requests reached the backend before SIGTERM"
 kill -TERM "$W_PID"
 for p in "${pids[@]}"; do wait "$p"; done
 codes=$(cat "$T_DIR"/drain?.code | tr -d '\n')
