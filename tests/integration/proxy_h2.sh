@@ -65,6 +65,14 @@ for size in 1048576 16777216; do
 done
 rm -f "$T_DIR/up" "$T_DIR/up.out"
 
+# The headers meshd adds reach the backend from an HTTP/2 client too (/headers echoes them).
+out=$("${CURL[@]}" --http2-prior-knowledge "http://127.0.0.1:$P1/headers")
+expect_match "$out" $'(^|\n)x-request-id: [0-9a-f-]{36}(\n|$)' "h2 client: x-request-id added"
+expect_match "$out" $'(^|\n)x-forwarded-for: 127\\.0\\.0\\.1(\n|$)' "h2 client: x-forwarded-for added"
+expect_match "$out" $'(^|\n)x-forwarded-proto: http(\n|$)' "h2 client: x-forwarded-proto added"
+out=$("${CURL[@]}" --http2-prior-knowledge -H 'x-request-id: mine-1' "http://127.0.0.1:$P1/headers")
+expect_match "$out" $'(^|\n)x-request-id: mine-1(\n|$)' "h2 client: its own x-request-id kept"
+
 # Response trailers from an HTTP/1.1 backend (chunked) reach an h2 client as trailers.
 out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$P1" --path /trailers 2>&1)
 expect_match "$out" 'status=200' "h2 client <- h1 upstream /trailers: 200"
@@ -86,6 +94,14 @@ if [ "$have_h2d" = 1 ]; then
     out=$("${CURL[@]}" --http2-prior-knowledge -w '%{http_version} %{http_code}' \
         "http://127.0.0.1:$P2/index.html" 2>&1)
     expect_eq "$out" $'hello from nghttpd\n2 200' "h2 client -> h2 upstream (nghttpd): 200"
+    # A request body to an HTTP/2 upstream: 1 MiB, far past HTTP/2's 64 KiB initial
+    # window, from both kinds of client (nghttpd reads it all, then serves the file).
+    out=$("${CURL[@]}" --http2-prior-knowledge --data-binary @"$T_DIR/docroot/big.bin" \
+        -w '%{http_code}' "http://127.0.0.1:$P2/index.html" 2>&1)
+    expect_eq "$out" $'hello from nghttpd\n200' "h2 client, 1 MiB request body -> h2 upstream: 200"
+    out=$("${CURL[@]}" --data-binary @"$T_DIR/docroot/big.bin" -w '%{http_code}' \
+        "http://127.0.0.1:$P2/index.html" 2>&1)
+    expect_eq "$out" $'hello from nghttpd\n200' "h1 client, 1 MiB request body -> h2 upstream: 200"
     "${CURL[@]}" -o "$T_DIR/big.h1" "http://127.0.0.1:$P2/big.bin"
     expect_eq "$(sha_of "$T_DIR/big.h1")" "$(sha_of "$T_DIR/docroot/big.bin")" \
         "h1 client <- h2 upstream: 1 MiB byte-exact"
