@@ -266,6 +266,20 @@ expect_eq "$n" "$slow" "slow reader: download $slow bytes (h2 -> h1)"
 hwm1=$(hwm)
 expect_le $((hwm1 - hwm0)) 12 "slow reader: peak RSS grew ${hwm0} -> ${hwm1} MiB (<= 12 MiB: backpressure)"
 stop_meshd "$MESHD_PID"
+# A backend that never reads (--stall): a 64 MiB upload may only fill the sockets and
+# meshd's bounded buffers, then the client is held back (curl gives up after 3 s).
+start_backend stalled --stall
+write_snapshot "$T_DIR/stall.json" --endpoint "127.0.0.1:${BACKEND_PORT[stalled]}"
+export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4"
+start_meshd "$T_DIR/stall.json" || bail_out "meshd (stalled backend) starts"
+export ASAN_OPTIONS=$saved_asan
+hwm0=$(hwm)
+head -c $((64 * 1024 * 1024)) /dev/zero |
+    curl -s -o /dev/null --max-time 3 -T - -X POST "$(mesh_url /echo)" 2>/dev/null
+hwm1=$(hwm)
+expect_le $((hwm1 - hwm0)) 12 \
+    "a backend that reads nothing: peak RSS grew ${hwm0} -> ${hwm1} MiB (<= 12 MiB: backpressure)"
+stop_meshd "$MESHD_PID"
 MESHD_PID=$first_pid
 MESH_PORT=$first_port
 
