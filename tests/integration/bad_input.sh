@@ -67,6 +67,23 @@ h1_bad "bad chunk size (zz)" 400 \
 h1_bad "chunk size overflow" 400 \
     "send:$(req POST /echo 'Transfer-Encoding: chunked')fffffffffffffffffff\r\nhello\r\n0\r\n\r\n"
 
+# A bad chunk size after the head has gone upstream (README "Strict parsing"): the backend
+# is already answering (its /echo streams), so no 4xx can be sent. The client's connection
+# ends, and the upstream connection, which carried half a body, is not used again.
+conns0=$("${CURL[@]}" "http://127.0.0.1:$BACKEND/__conns")
+out=$("$RAW_BIN" --timeout 5 127.0.0.1 "$MESH_PORT" \
+    "send:$(req POST /echo 'Transfer-Encoding: chunked')5\r\nhello\r\n" "expect:hello" \
+    "send:zz\r\nmore\r\n0\r\n\r\n" readall 2>"$T_DIR/raw.outcome")
+expect_eq "$(sed -n 's/^mesh-test-raw: //p' "$T_DIR/raw.outcome")" eof \
+    "bad chunk size after the head went upstream: meshd closes the client's connection"
+expect_match "$out" $'^HTTP/1\\.1 200 ' "...after the backend's head (it was already answering)"
+expect_eq "$("${CURL[@]}" "$(mesh_url /hello)")" "hello from a" "...and the next request is served"
+conns1=$("${CURL[@]}" "http://127.0.0.1:$BACKEND/__conns")
+# +1 for this second /__conns (it counts itself), +1 for a fresh upstream connection for
+# /hello (no request before this one left a pooled connection: the bad ones never got one)
+expect_eq "$((conns1 - conns0))" 2 \
+    "...on a new upstream connection: the one with half a body was not reused"
+
 # ---- header syntax -----------------------------------------------------------------------
 h1_bad "whitespace before the colon" 400 "send:GET / HTTP/1.1\r\n${R}X-Bad : v\r\n\r\n"
 h1_bad "obs-fold (continuation line)" 400 "send:GET / HTTP/1.1\r\n${R}X-Fold: a\r\n  b\r\n\r\n"
