@@ -156,6 +156,12 @@ else
     expect_eq "$(http_code "$(admin_url '/logging?level=nonsense')" -X POST)" 400 \
         "admin /logging with an unknown level: 400"
     expect_eq "$(http_code "$(admin_url /no-such-admin-page)")" 404 "admin unknown path: 404"
+    # mutations need POST: a page in a browser on this host cannot GET them
+    expect_eq "$(http_code "$(admin_url /quitquitquit)")" 405 "admin GET /quitquitquit: 405, meshd stays up"
+    check "admin GET /quitquitquit: meshd still running" alive "$MAIN_PID"
+    expect_eq "$(http_code "$(admin_url '/logging?level=off')")" 405 "admin GET /logging?level=: 405"
+    expect_match "$("${CURL[@]}" "$(admin_url /logging)")" '^level: info' \
+        "admin GET /logging: reads the level (still info)"
     out=$("${CURL[@]}" -X POST -w '\n%{http_code}' "$(admin_url /quitquitquit)")
     expect_match "$out" $'\n200$' "admin POST /quitquitquit: 200"
     if wait_exit "$MAIN_PID" 10; then
