@@ -347,32 +347,35 @@ BOTH_MODES(reread_says_when_the_socket_may_hold_more)
  * read may have left something: it filled its room, or it was a probe (reading turned
  * back on, no event to go by) that found bytes. A short read with an event does not.
  */
+/* One read of at most <max> (a probe or an event's), run; what mesh_io_reread then says. */
+static bool read_then_reread(struct mesh_io_batch *b, struct end *e, size_t max, bool probe)
+{
+    if (probe)
+        mesh_io_probe(b, &e->op, max);
+    else
+        mesh_io_queue(b, &e->op, max);
+    mesh_io_batch_run(b);
+    return mesh_io_reread(&e->op);
+}
+
 ParameterizedTest(enum mesh_io_mode *mode, io_batch, reread_says_when_the_socket_may_hold_more)
 {
     struct mesh_io_batch *b = batch(*mode);
     struct end e;
     end_open(&e, b, false);
     cr_assert_eq(write(e.peer, "0123456789", 10), 10);
-    mesh_io_queue(b, &e.op, 4);
-    mesh_io_batch_run(b);
+    cr_expect(read_then_reread(b, &e, 4, false), "a read that filled its room: read on");
     cr_expect_eq(e.res[0], 4);
-    cr_expect(mesh_io_reread(&e.op), "a read that filled its room: read on");
-    mesh_io_queue(b, &e.op, 100);
-    mesh_io_batch_run(b);
+    cr_expect_not(read_then_reread(b, &e, 100, false),
+                  "a short read after an event: the socket is empty");
     cr_expect_eq(e.res[1], 6);
-    cr_expect_not(mesh_io_reread(&e.op), "a short read after an event: the socket is empty");
     cr_assert_eq(write(e.peer, "ab", 2), 2);
-    mesh_io_probe(b, &e.op, 100);
-    mesh_io_batch_run(b);
+    cr_expect(read_then_reread(b, &e, 100, true), "a probe that found bytes: read on once");
     cr_expect_eq(e.res[2], 2);
-    cr_expect(mesh_io_reread(&e.op), "a probe that found bytes: read on once");
-    mesh_io_queue(b, &e.op, 100);
-    mesh_io_batch_run(b);
+    cr_expect_not(read_then_reread(b, &e, 100, false), "and stop at the empty socket");
     cr_expect_eq(e.res[3], -EAGAIN);
-    cr_expect_not(mesh_io_reread(&e.op), "and stop at the empty socket");
     cr_assert_eq(write(e.peer, "cd", 2), 2);
-    mesh_io_queue(b, &e.op, 100);
-    mesh_io_batch_run(b);
-    cr_expect_not(mesh_io_reread(&e.op), "the probe is spent: a short read is trusted again");
+    cr_expect_not(read_then_reread(b, &e, 100, false),
+                  "the probe is spent: a short read is trusted again");
     finish(b, 5, -1, (struct end *[]){&e}, 1);
 }
