@@ -231,10 +231,13 @@ big=$((256 * 1024 * 1024))
 [ "${MESH_TEST_BIG:-0}" = 1 ] && big=$((1024 * 1024 * 1024))
 first_pid=$MESHD_PID
 first_port=$MESH_PORT
-saved_asan=$ASAN_OPTIONS
-export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4"
-start_meshd "$T_DIR/snap.json" || bail_out "meshd (memory) starts"
-export ASAN_OPTIONS=$saved_asan
+# start_meshd_measured SNAPSHOT WHAT: a fresh meshd whose RSS measures meshd, not ASan
+start_meshd_measured()
+{
+    ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4" start_meshd "$1" ||
+        bail_out "meshd ($2) starts"
+}
+start_meshd_measured "$T_DIR/snap.json" memory
 hwm()
 {
     awk '/^VmHWM:/ {print int($2 / 1024)}' "/proc/$MESHD_PID/status"
@@ -254,9 +257,7 @@ stop_meshd "$MESHD_PID"
 # backpressure toward the backend keeps a download bounded when the client lags. 32 MiB
 # read at 16 MB/s, HTTP/1.1 and HTTP/2, by a fresh meshd: without backpressure its peak grew
 # 23-29 MiB, with it about 4.
-export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4"
-start_meshd "$T_DIR/snap.json" || bail_out "meshd (slow reader) starts"
-export ASAN_OPTIONS=$saved_asan
+start_meshd_measured "$T_DIR/snap.json" "slow reader"
 slow=$((32 * 1024 * 1024))
 hwm0=$(hwm)
 n=$("${CURL[@]}" --max-time 60 --limit-rate 16M "$(mesh_url "/bytes/$slow")" | wc -c)
@@ -270,9 +271,7 @@ stop_meshd "$MESHD_PID"
 # meshd's bounded buffers, then the client is held back (curl gives up after 3 s).
 start_backend stalled --stall
 write_snapshot "$T_DIR/stall.json" --endpoint "127.0.0.1:${BACKEND_PORT[stalled]}"
-export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4"
-start_meshd "$T_DIR/stall.json" || bail_out "meshd (stalled backend) starts"
-export ASAN_OPTIONS=$saved_asan
+start_meshd_measured "$T_DIR/stall.json" "stalled backend"
 hwm0=$(hwm)
 head -c $((64 * 1024 * 1024)) /dev/zero |
     curl -s -o /dev/null --max-time 3 -T - -X POST "$(mesh_url /echo)" 2>/dev/null
