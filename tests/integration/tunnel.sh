@@ -67,7 +67,7 @@ expect_eq "$([ "${up:-0}" -ge 1048576 ] && [ "${down:-0}" -ge 1048576 ] && echo 
     "CONNECT tunnel: its access-log line, at the end, counts the 1 MiB each way: $line"
 # A request's access-log duration spans its turns (the worker reads the clock once a turn)
 "${CURL[@]}" -o /dev/null "http://127.0.0.1:$WEB/delay/200"
-for _ in $(seq 50); do grep -q 'access "GET /delay/200 ' "$MESHD_LOG" && break; sleep 0.1; done
+wait_for 5 grep -q 'access "GET /delay/200 ' "$MESHD_LOG" || true
 line=$(grep 'access "GET /delay/200 ' "$MESHD_LOG" | tail -n 1)
 ms=$(printf '%s\n' "$line" | sed -E 's/.* ([0-9]+)\.[0-9]+ms .*/\1/')
 expect_eq "$([ "${ms:-0}" -ge 200 ] 2>/dev/null && [ "$ms" -lt 10000 ] && echo yes)" yes \
