@@ -408,7 +408,9 @@ void mesh_h1_up_attach(struct mesh_upconn *u, struct mesh_stream *s)
         mesh_proxy_upstream_ready(s, u, &h1_up_ops);
         return;
     }
-    bool no_body = s->req_end && s->req_bytes == 0 && s->req.content_length <= 0 && !s->req.chunked;
+    /* an upgrade has no body: what follows is the tunnel's, if the upstream switches */
+    bool no_body = s->is_upgrade ||
+                   (s->req_end && s->req_bytes == 0 && s->req.content_length <= 0 && !s->req.chunked);
     u->req_chunked = !no_body && s->req.content_length < 0;
     mesh_h1_write_request_head(u->out, &s->req, u->req_chunked);
     mesh_upconn_flush(u);

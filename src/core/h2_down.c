@@ -117,6 +117,12 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
             m->authority_len = (uint32_t)vlen;
         } else if (nlen == 7 && memcmp(name, ":scheme", 7) == 0) {
             m->scheme = v;
+        } else if (nlen == 9 && memcmp(name, ":protocol", 9) == 0) {
+            /* RFC 8441 (nghttp2 took it only because we announced it, and only with
+             * CONNECT, :scheme and :path): upstream it is the HTTP/1.1 Upgrade token */
+            s->is_ext_connect = true;
+            if (mesh_headers_add(s->arena, &m->hdrs, "upgrade", 7, v, vlen))
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         }
         return 0;
     }
@@ -176,6 +182,15 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
             }
             s->is_head = s->req.method_len == 4 && memcmp(s->req.method, "HEAD", 4) == 0;
             s->is_connect = s->req.method_len == 7 && memcmp(s->req.method, "CONNECT", 7) == 0;
+            if (s->is_ext_connect) {
+                /* the HTTP/1.1 way to ask for the same (RFC 8441 5): GET with Upgrade and
+                 * no body; the stream's DATA waits for the 101 (proxy.c) */
+                s->is_connect = false;
+                s->is_upgrade = true;
+                s->req.method = "GET";
+                s->req.method_len = 3;
+                s->req.content_length = -1; /* no framing: h1_up.c sends no body */
+            }
             s->req_end = end;
             s->state = MESH_SS_ROUTED; /* leaves the head phase; the proxy sets the real state */
             if (s->reject_status) {
@@ -390,7 +405,8 @@ static void d_reset(struct mesh_stream *s)
     if (c->dead)
         return;
     /* a tunnel's TCP connection broke or timed out (RFC 9113 8.5) */
-    uint32_t code = s->is_connect ? NGHTTP2_CONNECT_ERROR : NGHTTP2_INTERNAL_ERROR;
+    uint32_t code = s->is_connect || s->is_ext_connect ? NGHTTP2_CONNECT_ERROR
+                                                       : NGHTTP2_INTERNAL_ERROR;
     nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->h2_id, code);
     h2_send(c);
 }
@@ -415,12 +431,17 @@ static bool d_congested(struct mesh_stream *s)
 }
 
 /* CONNECT (RFC 9113 8.5): the 200 says the TCP connection is up, and the stream's DATA
- * frames carry its bytes from now on (tunnel.c). No 101 comes here: an HTTP/2 request
- * never asks for an Upgrade. */
+ * frames carry its bytes from now on (tunnel.c). An extended CONNECT (RFC 8441) comes
+ * here with the upstream's 101: its fields go with the 200 (Sec-WebSocket-Protocol,
+ * -Extensions), not Upgrade (connection-specific in HTTP/2) nor Sec-WebSocket-Accept,
+ * which answers the key meshd made up (RFC 8441 5). */
 static void d_start_tunnel(struct mesh_stream *s)
 {
     s->resp.status = 200;
-    s->resp.hdrs.n = 0;
+    if (s->is_ext_connect)
+        mesh_headers_del(&s->resp.hdrs, LIT("sec-websocket-accept"));
+    else
+        s->resp.hdrs.n = 0;
     s->resp.content_length = -1;
     d_send_headers(s, false);
     mesh_tunnel_start_stream(s);
@@ -467,6 +488,8 @@ int mesh_h2_down_init(struct mesh_conn *c)
         /* RFC 9218: no RFC 7540 dependency tree (nghttp2 keeps one per stream otherwise,
          * and closed streams in it); nghttpx says the same */
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+        /* RFC 8441: websockets over HTTP/2 streams */
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
     };
     nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, MESH_ARRAY_LEN(iv));
     /* a bigger connection window so many streams can upload at once */

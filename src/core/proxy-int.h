@@ -196,6 +196,9 @@ struct mesh_stream {
     bool req_paused;                     /* request producer paused for backpressure */
     bool resp_paused;                    /* response producer paused for backpressure */
     bool is_head, is_connect, is_upgrade, expect_continue;
+    /* RFC 8441: an HTTP/2 CONNECT with :protocol, sent upstream as an HTTP/1.1 GET with
+     * Upgrade (is_upgrade too); the 101 becomes the stream's 200 */
+    bool is_ext_connect;
     bool up_bytes_seen;                  /* any response byte from the upstream */
     bool close_after;                    /* HTTP/1.1: close the connection after this response */
     bool counted_active;

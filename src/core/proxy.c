@@ -318,6 +318,38 @@ static uint64_t next_rand(struct mesh_worker *w)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
+/*
+ * A websocket over HTTP/2 (RFC 8441) has no Sec-WebSocket-Key, which an HTTP/1.1 server
+ * needs (RFC 6455 4.1): 16 random bytes, base64 (24 characters), as haproxy makes one.
+ * The Sec-WebSocket-Accept that answers it is dropped (h2_down.c).
+ */
+static void add_websocket_key(struct mesh_stream *s)
+{
+    struct mesh_msg *m = &s->req;
+    const struct mesh_header *up = mesh_headers_get(&m->hdrs, LIT("upgrade"));
+    if (!up || up->value_len != 9 || strncasecmp(up->value, "websocket", 9) != 0 ||
+        mesh_headers_get(&m->hdrs, LIT("sec-websocket-key")))
+        return;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char r[18] = {0}; /* 16 bytes, padded to whole groups of 3 */
+    uint64_t a = next_rand(s->w), b = next_rand(s->w);
+    memcpy(r, &a, 8);
+    memcpy(r + 8, &b, 8);
+    char *v = mesh_arena_alloc(s->arena, 25);
+    if (!v)
+        return;
+    for (int i = 0, o = 0; i < 18; i += 3) {
+        uint32_t g = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
+        v[o++] = b64[g >> 18];
+        v[o++] = b64[(g >> 12) & 63];
+        v[o++] = b64[(g >> 6) & 63];
+        v[o++] = b64[g & 63];
+    }
+    v[22] = v[23] = '='; /* the last group held one real byte */
+    v[24] = '\0';
+    mesh_headers_add(s->arena, &m->hdrs, LIT("sec-websocket-key"), v, 24);
+}
+
 static void add_request_headers(struct mesh_stream *s)
 {
     struct mesh_msg *m = &s->req;
@@ -325,6 +357,8 @@ static void add_request_headers(struct mesh_stream *s)
     if (s->is_upgrade) {
         mesh_headers_del(&m->hdrs, LIT("connection"));
         mesh_headers_add(s->arena, &m->hdrs, LIT("Connection"), LIT("Upgrade"));
+        if (s->is_ext_connect)
+            add_websocket_key(s);
     }
     /* x-forwarded-for: append the peer (RFC 7239 practice, as Envoy does) */
     struct mesh_header *xff = mesh_headers_get(&m->hdrs, LIT("x-forwarded-for"));
@@ -836,6 +870,14 @@ static void keep_for_replay(struct mesh_stream *s, struct evbuffer *data)
         s->replay_lost = true;
 }
 
+/* An extended CONNECT's DATA before the 101 waits: it is the tunnel's if the upstream
+ * switches, and must not reach an HTTP/1.1 server that declined (it would read it as the
+ * next request). As an HTTP/1.1 upgrade's bytes wait in the connection (h1_down.c). */
+static bool hold_for_switch(const struct mesh_stream *s)
+{
+    return s->is_ext_connect && s->state != MESH_SS_TUNNEL;
+}
+
 bool mesh_proxy_request_data(struct mesh_stream *s, struct evbuffer *data)
 {
     s->req_bytes += evbuffer_get_length(data);
@@ -844,7 +886,7 @@ bool mesh_proxy_request_data(struct mesh_stream *s, struct evbuffer *data)
         keep_for_replay(s, data);
         mesh_mirror_request_data(s, data);
     }
-    if (s->uops) {
+    if (s->uops && !hold_for_switch(s)) {
         s->uops->send_data(s, data);
         return s->uops && s->uops->congested(s);
     }
@@ -877,6 +919,8 @@ void mesh_proxy_request_end(struct mesh_stream *s)
             run_handler(s);
         return;
     }
+    if (hold_for_switch(s))
+        return; /* the end goes after the held DATA (send_held_request) */
     mesh_mirror_request_end(s);
     arm_timeout(s);
     if ((s->state == MESH_SS_ROUTED || s->state == MESH_SS_UPSTREAM) &&
@@ -929,7 +973,8 @@ void mesh_proxy_upstream_ready(struct mesh_stream *s, struct mesh_upconn *u,
         s->dops->start_tunnel(s);
         return;
     }
-    send_held_request(s);
+    if (!hold_for_switch(s))
+        send_held_request(s);
 }
 
 void mesh_proxy_tunnel_ready(struct mesh_stream *s, const struct mesh_up_ops *tops)
@@ -986,6 +1031,14 @@ void mesh_proxy_response_headers(struct mesh_stream *s, bool end)
         mesh_headers_strip_hop(&s->resp.hdrs, true);
         MESH_STAT_INC(&s->w->stats, tunnels_total);
         s->dops->start_tunnel(s);
+        return;
+    }
+    if (s->is_ext_connect && s->resp.status / 100 == 2) {
+        /* a 2xx to an extended CONNECT says the tunnel is open (RFC 8441 5): a server
+         * that ignored the Upgrade and answered 200 did not open one */
+        lb_done(s, 0, MESH_RF_UPE);
+        discard_try(s);
+        mesh_proxy_local_reply(s, 502, MESH_RF_UPE, "upstream did not switch protocols");
         return;
     }
     mesh_headers_strip_hop(&s->resp.hdrs, false);

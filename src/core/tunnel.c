@@ -277,4 +277,8 @@ void mesh_tunnel_start_stream(struct mesh_stream *s)
     u->tunnel_stream = s;
     u->stream = NULL; /* the HTTP/1.1 codec lets go: its ops are not the stream's any more */
     mesh_proxy_tunnel_ready(s, &stream_tunnel_ops);
+    /* bytes that came with the 101 (an extended CONNECT's) were read already: the
+     * socket's edge that brought them is gone */
+    if (s->up == u && s->uops == &stream_tunnel_ops && evbuffer_get_length(u->in))
+        up_to_stream(u, s);
 }

@@ -214,6 +214,50 @@ expect_eq "$out" "hello from a" "curl --http2 (h2c upgrade offered): a plain HTT
 out=$(raw "$WEB" "send:$(req GET /headers 'Upgrade: h2c, websocket' 'Connection: Upgrade' 'Connection: close')" readall)
 expect_no_match "$out" '[Uu]pgrade:' "an Upgrade that offers h2c among others is not forwarded either"
 
+# ---- WebSocket over HTTP/2 (RFC 8441 extended CONNECT) -----------------------------------------
+# A CONNECT with :protocol, :scheme and :path; meshd announced SETTINGS_ENABLE_CONNECT_PROTOCOL
+# (nghttp2 refuses :protocol otherwise). Upstream it is an HTTP/1.1 GET with Upgrade and a
+# Sec-WebSocket-Key meshd makes up; the 101 is the stream's 200, DATA frames the bytes.
+h2ws() { "$H2RAW_BIN" --timeout 10 127.0.0.1 "$WEB" --method CONNECT -H ':protocol: websocket' \
+    -H 'sec-websocket-version: 13' "$@" 2>&1; }
+out=$(h2ws --path /ws --data-after-status --data $'\x81\x05hello' --out "$T_DIR/ws2.out")
+expect_match "$out" 'status=200' "websocket over HTTP/2: the backend's 101 is a 200"
+expect_eq "$(printf '%s\n' "$out" | sed -n 's/^header x-backend: //p')" a \
+    "websocket over HTTP/2: the answer comes from the backend"
+expect_match "$out" 'header x-websocket-key: [A-Za-z0-9+/]{22}==' \
+    "websocket over HTTP/2: the backend got a Sec-WebSocket-Key (16 bytes, base64) meshd made"
+expect_no_match "$out" 'sec-websocket-accept|header upgrade|header connection' \
+    "websocket over HTTP/2: no Sec-WebSocket-Accept, Upgrade or Connection in the 200"
+expect_eq "$(od -An -c "$T_DIR/ws2.out" | tr -s ' ')" "$(printf '\x81\x05hello' | od -An -c | tr -s ' ')" \
+    "websocket over HTTP/2: a frame sent after the 200 is echoed byte-exact"
+expect_match "$out" 'end-stream' "websocket over HTTP/2: END_STREAM is a FIN; the echo's FIN ends it"
+out=$(h2ws --path /ws --data 'sent before the 200' --out "$T_DIR/ws2-early.out")
+expect_eq "$(cat "$T_DIR/ws2-early.out")" "sent before the 200" \
+    "websocket over HTTP/2: DATA sent before the 200 waits for the 101, then goes through"
+"$H2RAW_BIN" --timeout 20 127.0.0.1 "$WEB" --method CONNECT -H ':protocol: websocket' \
+    --path /ws --data-after-status --data-file "$T_DIR/1m" --out "$T_DIR/ws2-1m.out" \
+    >"$T_DIR/ws2-1m.log" 2>&1
+expect_eq "$(sha_of "$T_DIR/ws2-1m.out")" "$(sha_of "$T_DIR/1m")" \
+    "websocket over HTTP/2: 1 MiB through and back, byte-exact (flow control both ways)"
+before=$("${CURL[@]}" "http://127.0.0.1:$HTTP/__count")
+out=$(h2ws --path /hello --no-end --data $'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n')
+expect_match "$out" 'status=502' \
+    "websocket over HTTP/2, the backend answers 200 without switching: 502 (a 2xx would mean open)"
+expect_match "$out" 'header x-meshd-response-flags: UPE' "  ... flag UPE"
+after=$("${CURL[@]}" "http://127.0.0.1:$HTTP/__count")
+expect_eq "$after" "$((before + 1))" \
+    "  ... the DATA held for the switch (a request) never reached the backend (a smuggled request)"
+out=$(h2ws --path /status/404 --no-end)
+expect_match "$out" 'status=404' "websocket over HTTP/2, a non-2xx refusal passes as it is"
+# :protocol needs CONNECT, :scheme and :path (RFC 8441 4): nghttp2 resets, nothing goes out
+before=$("${CURL[@]}" "http://127.0.0.1:$HTTP/__count")
+out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$WEB" --method GET -H ':protocol: websocket' --path /ws 2>&1)
+expect_match "$out" 'rst-stream=PROTOCOL_ERROR' ":protocol with GET: RST_STREAM(PROTOCOL_ERROR)"
+out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$WEB" --connect -H ':protocol: websocket' 2>&1)
+expect_match "$out" 'rst-stream=PROTOCOL_ERROR' ":protocol without :scheme and :path: RST_STREAM(PROTOCOL_ERROR)"
+after=$("${CURL[@]}" "http://127.0.0.1:$HTTP/__count")
+expect_eq "$after" "$before" "  ... neither reached the backend"
+
 # Between two sidecars the hop is HTTP/2 (docs/compile.md), and HTTP/2 has no Upgrade: an
 # Upgrade request takes an HTTP/1.1 connection to the endpoint whatever the cluster speaks
 # (it went out over HTTP/2 without its Upgrade header, and the WebSocket failed). A second

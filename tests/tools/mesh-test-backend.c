@@ -25,7 +25,8 @@
  *   /reset           closes the socket without answering (RST, SO_LINGER 0)
  *   /cut             200 announcing content-length 20, sends "cut short\n" (10 bytes),
  *                    then closes: a response the upstream breaks after its head
- *   /ws              with "Upgrade: websocket": 101, then echoes every byte
+ *   /ws              with "Upgrade: websocket" and a Sec-WebSocket-Key: 101 (the key back
+ *                    as x-websocket-key), then echoes every byte; no key: 400
  *   /grpc/N          200 "trailers-only" gRPC answer: content-type application/grpc,
  *                    grpc-status: N (0..16), empty body (retry on gRPC status tests)
  *   /__count         body = requests received so far, /__count and /__last_host excluded
@@ -665,11 +666,21 @@ static void dispatch(struct conn *c)
                             "link: </style.css>; rel=preload\r\n\r\n");
         respond_text(c, 200, "hints from %s\n", s->name);
         break;
-    case EP_WS:
+    case EP_WS: {
+        /* RFC 6455 4.2.1: no key, no handshake. The key comes back as x-websocket-key
+         * (tests check the one a proxy made up); the accept is a stand-in, not its hash */
+        char key[128];
+        if (!find_header(c, "sec-websocket-key", key, sizeof(key))) {
+            respond_text(c, 400, "no sec-websocket-key\n");
+            break;
+        }
         evbuffer_add_printf(out_of(c), "HTTP/1.1 101 Switching Protocols\r\nx-backend: %s\r\n"
-                            "upgrade: websocket\r\nconnection: Upgrade\r\n\r\n", s->name);
+                            "upgrade: websocket\r\nconnection: Upgrade\r\n"
+                            "sec-websocket-accept: not-checked\r\nx-websocket-key: %s\r\n\r\n",
+                            s->name, key);
         c->echo_mode = true;
         return;
+    }
     case EP_CONNECT:
         evbuffer_add_printf(out_of(c), "HTTP/1.1 200 Connection established\r\n"
                             "x-backend: %s\r\n\r\n", s->name);

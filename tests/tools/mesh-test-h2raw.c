@@ -6,8 +6,11 @@
  *
  *   mesh-test-h2raw [--timeout SEC] HOST PORT [--method M] [--path P] [--authority A]
  *                   [--scheme S] [-H 'name: value']... [--data STRING | --data-file F]
- *                   [--no-end] [--out FILE] [--connect]
+ *                   [--no-end] [--out FILE] [--connect] [--data-after-status]
  * --connect sends a CONNECT to the authority: no :scheme, no :path (RFC 9113 8.5).
+ * --data-after-status holds the DATA until the response's :status came (a websocket
+ * client over HTTP/2 waits for the 200, RFC 8441); without it the DATA goes at once.
+ * A pseudo-header such as ':protocol: websocket' goes as -H, before any other -H.
  * --no-end keeps the client's side of the stream open after the data (no END_STREAM);
  * the server's END_STREAM then ends the run ("end-stream-remote").
  * --out writes the DATA the stream received to FILE (a tunnel's bytes, a body).
@@ -47,6 +50,7 @@ struct state {
     char *data_buf;   /* --data-file: owned */
     size_t data_len, data_off;
     bool no_end;
+    bool wait_status, got_status, data_deferred;
     FILE *out;
 };
 
@@ -95,6 +99,8 @@ static int on_header_cb(nghttp2_session *session, const nghttp2_frame *frame,
         return 0;
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {
         st->frame_has_status = true;
+        if (valuelen == 3 && value[0] != '1')
+            st->got_status = true; /* a final status: --data-after-status may send */
         printf("status=%.*s\n", (int)valuelen, (const char *)value);
     } else {
         printf("%s %.*s: %.*s\n", st->frame_has_status ? "header" : "trailer", (int)namelen,
@@ -162,6 +168,10 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
     (void)session;
     (void)stream_id;
     (void)source;
+    if (st->wait_status && !st->got_status) {
+        st->data_deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
     size_t n = st->data_len - st->data_off;
     if (n > length)
         n = length;
@@ -235,7 +245,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: mesh-test-h2raw [--timeout SEC] HOST PORT [--method M] [--path P]\n"
                     "       [--authority A] [--scheme S] [-H 'name: value']... [--data STR | --data-file F]\n"
-                    "       [--no-end] [--out FILE] [--connect]\n");
+                    "       [--no-end] [--out FILE] [--connect] [--data-after-status]\n");
 }
 
 int main(int argc, char **argv)
@@ -263,6 +273,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--no-end") == 0) {
             st.no_end = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--data-after-status") == 0) {
+            st.wait_status = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -351,6 +365,10 @@ int main(int argc, char **argv)
     }
     int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
     while (rc == 0 && !st.done) {
+        if (st.data_deferred && st.got_status) {
+            st.data_deferred = false;
+            nghttp2_session_resume_data(session, st.stream_id);
+        }
         if (nghttp2_session_send(session) != 0 || st.io_error) {
             printf("io-error\n");
             rc = 1;

@@ -786,7 +786,21 @@ static void tun_send(struct tun *t, int fd)
 
 /* A client session that asks for a tunnel: CONNECT, then "hi" on the stream, its side
  * left open. Its first bytes (preface, SETTINGS, HEADERS, DATA) go to <out>. */
+static size_t tun_client_nv(struct tun *t, const nghttp2_nv *nva, size_t nvlen, char *out,
+                            size_t cap);
+
 static size_t tun_client(struct tun *t, char *out, size_t cap)
+{
+    const nghttp2_nv nva[] = {
+        {(uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, 0},
+        {(uint8_t *)":authority", (uint8_t *)"t:1", 10, 3, 0},
+    };
+    return tun_client_nv(t, nva, 2, out, cap);
+}
+
+/* The same with the request's fields <nva>. */
+static size_t tun_client_nv(struct tun *t, const nghttp2_nv *nva, size_t nvlen, char *out,
+                            size_t cap)
 {
     memset(t, 0, sizeof(*t));
     t->bytes_ok = true;
@@ -799,14 +813,10 @@ static size_t tun_client(struct tun *t, char *out, size_t cap)
     cr_assert_eq(nghttp2_session_client_new(&t->h, cb, t), 0);
     nghttp2_session_callbacks_del(cb);
     nghttp2_submit_settings(t->h, NGHTTP2_FLAG_NONE, NULL, 0);
-    const nghttp2_nv nva[] = {
-        {(uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, 0},
-        {(uint8_t *)":authority", (uint8_t *)"t:1", 10, 3, 0},
-    };
     t->data = "hi";
     t->data_len = 2;
     nghttp2_data_provider dp = {.read_callback = tun_data};
-    cr_assert_eq(nghttp2_submit_request(t->h, NULL, nva, 2, &dp, NULL), 1);
+    cr_assert_eq(nghttp2_submit_request(t->h, NULL, nva, nvlen, &dp, NULL), 1);
     size_t olen = 0;
     const uint8_t *d;
     ssize_t n;
@@ -933,6 +943,77 @@ LEAK_TEST(conn, h2_connect_tunnel_flow_control_and_half_close)
     for (int i = 0; i < 20 && !t.c.ended; i++)
         tun_client_turn(&t, &r);
     cr_expect(t.c.ended && t.c.close_code == 0, "the stream closes cleanly (code %u)", t.c.close_code);
+    nghttp2_session_del(t.h);
+    rig_stop(&r);
+}
+
+/*
+ * A websocket over HTTP/2 (RFC 8441): the extended CONNECT goes upstream as an HTTP/1.1
+ * GET with Upgrade and a made-up Sec-WebSocket-Key; the stream's DATA ("hi", sent with
+ * the request) waits for the 101, which is the client's 200; the bytes the upstream sent
+ * in the same write as its 101 reach the client, and the tunnel carries both ways.
+ */
+LEAK_TEST(conn, h2_extended_connect_websocket)
+{
+    const nghttp2_nv nva[] = {
+        {(uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, 0},
+        {(uint8_t *)":protocol", (uint8_t *)"websocket", 9, 9, 0},
+        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+        {(uint8_t *)":path", (uint8_t *)"/chat", 5, 5, 0},
+        {(uint8_t *)":authority", (uint8_t *)"t:1", 10, 3, 0},
+        {(uint8_t *)"sec-websocket-version", (uint8_t *)"13", 21, 2, 0},
+    };
+    struct tun t;
+    struct rig r;
+    char out[512];
+    size_t olen = tun_client_nv(&t, nva, sizeof(nva) / sizeof(nva[0]), out, sizeof(out));
+    rig_start_with(&r, MESH_IO_AUTO, "http1", out, olen, "GET /chat HTTP/1.1\r\n");
+    r.first[r.first_len] = '\0';
+    cr_expect(strstr(r.first, "\r\nupgrade: websocket\r\n"), "Upgrade from :protocol: %s", r.first);
+    cr_expect(strstr(r.first, "\r\nConnection: Upgrade\r\n"), "%s", r.first);
+    cr_expect(strstr(r.first, "\r\nsec-websocket-version: 13\r\n"), "%s", r.first);
+    const char *key = strstr(r.first, "\r\nsec-websocket-key: ");
+    cr_assert(key, "a Sec-WebSocket-Key: %s", r.first);
+    key += 21;
+    cr_expect(strspn(key, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") == 22 &&
+                  memcmp(key + 22, "==\r\n", 4) == 0, "16 bytes in base64: %.30s", key);
+    cr_expect_null(strstr(r.first, "content-length") ?: strstr(r.first, "chunked"),
+                   "no body framing: %s", r.first);
+    cr_expect(r.first_len >= 4 && memcmp(r.first + r.first_len - 4, "\r\n\r\n", 4) == 0,
+              "the DATA waits for the switch: %s", r.first);
+    /* the 101 and the first bytes of the tunnel in one write */
+    char ans[512];
+    int n = snprintf(ans, sizeof(ans), "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                       "Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n");
+    for (int i = 0; i < 100; i++)
+        ans[n + i] = (char)pattern((size_t)i);
+    cr_assert_eq(write(r.up, ans, (size_t)n + 100), n + 100);
+    for (int i = 0; i < 20 && t.got < 100; i++)
+        tun_client_turn(&t, &r);
+    cr_expect(t.c.got_200, "the 101 is a 200");
+    cr_expect(t.got == 100 && t.bytes_ok, "the bytes that came with the 101 (%zu)", t.got);
+    char got[64];
+    ssize_t k = -1;
+    for (int i = 0; i < 50 && k <= 0; i++) {
+        mesh_worker_settle(&r.w);
+        k = read(r.up, got, sizeof(got));
+    }
+    cr_expect(k == 2 && memcmp(got, "hi", 2) == 0, "the held DATA goes once switched");
+    t.data = "bye";
+    t.data_len = 3;
+    t.end = true;
+    cr_assert_eq(nghttp2_session_resume_data(t.h, 1), 0);
+    tun_send(&t, r.client);
+    size_t have = 0;
+    bool fin = false;
+    for (int i = 0; i < 50 && !fin; i++) {
+        mesh_worker_settle(&r.w);
+        k = read(r.up, got + have, sizeof(got) - 1 - have);
+        if (k > 0)
+            have += (size_t)k;
+        fin = k == 0;
+    }
+    cr_expect(have == 3 && memcmp(got, "bye", 3) == 0 && fin, "then END_STREAM is a FIN");
     nghttp2_session_del(t.h);
     rig_stop(&r);
 }
