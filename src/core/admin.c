@@ -80,10 +80,13 @@ static void h_prometheus(struct evhttp_request *req, void *arg)
     struct evbuffer *b = evbuffer_new();
     for (size_t i = 0; i < MESH_STAT__COUNT; i++) {
         const struct mesh_stat_desc *d = &mesh_stat_descs[i];
-        bool counter = strcmp(d->type, "counter") == 0;
+        /* Prometheus counters end in _total, once: downstream_rq_total stays as it is */
+        size_t nl = strlen(d->name);
+        bool suffix = strcmp(d->type, "counter") == 0 &&
+                      !(nl >= 6 && strcmp(d->name + nl - 6, "_total") == 0);
         evbuffer_add_printf(b, "# HELP meshd_%s%s %s\n# TYPE meshd_%s%s %s\nmeshd_%s%s %llu\n",
-                            d->name, counter ? "_total" : "", d->help, d->name,
-                            counter ? "_total" : "", d->type, d->name, counter ? "_total" : "",
+                            d->name, suffix ? "_total" : "", d->help, d->name,
+                            suffix ? "_total" : "", d->type, d->name, suffix ? "_total" : "",
                             (unsigned long long)v[i]);
     }
     reply(req, 200, "text/plain; version=0.0.4", b);

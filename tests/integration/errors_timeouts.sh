@@ -130,6 +130,9 @@ else
         "admin /stats/prometheus: Prometheus text with a counter"
     expect_match "$prom" $'(^|\n)[a-zA-Z_:]*(rq|request)[a-zA-Z0-9_:]*(\\{[^}]*\\})? [1-9]' \
         "admin /stats/prometheus: a non-zero request counter"
+    expect_match "$prom" $'(^|\n)meshd_downstream_rq_total [1-9]' \
+        "admin /stats/prometheus: meshd_downstream_rq_total, a counter named with one _total"
+    expect_no_match "$prom" '_total_total' "admin /stats/prometheus: no name ends in _total twice"
     "${CURL[@]}" -o "$T_DIR/config_dump.json" "$(admin_url /config_dump)"
     check "admin /config_dump: valid JSON" json_ok "$T_DIR/config_dump.json"
     expect_match "$(cat "$T_DIR/config_dump.json" 2>/dev/null)" '"errors-1"' \
