@@ -25,12 +25,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+/* to an Upgrade (an extended CONNECT, RFC 8441): a switch, with the tunnel's first bytes
+ * in the same write; then the connection echoes */
+static const char switched[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\n\r\n\x81\x02hi";
 
 /* An upstream connection meshd opened: HTTP/1.1 or, when it starts with the client
  * preface, HTTP/2 (then <h2> serves it). */
 struct up {
     int fd;
     bool sniffed;
+    bool tunnel;     /* answered 101: bytes are echoed */
     nghttp2_session *h2;
 };
 
@@ -85,6 +90,17 @@ static void upstream_serve(struct up *u)
             while ((n = nghttp2_session_mem_send(u->h2, &out)) > 0)
                 if (send(u->fd, out, (size_t)n, MSG_NOSIGNAL) < 0)
                     return;
+            continue;
+        }
+        if (u->tunnel) {
+            if (send(u->fd, buf, (size_t)got, MSG_NOSIGNAL) < 0)
+                return;
+            continue;
+        }
+        if (memmem(buf, (size_t)got, "\r\nupgrade:", 10)) {
+            u->tunnel = true;
+            if (send(u->fd, switched, sizeof(switched) - 1, MSG_NOSIGNAL) < 0)
+                return;
             continue;
         }
         for (ssize_t i = 0; i + 3 < got; i++)

@@ -78,6 +78,17 @@ down = {
     + frame(RST, 0, 1, struct.pack(">I", 8)) + frame(HEADERS, ES | EH, 3, req(path="/h2")),
     "h2-trailers": S0 + frame(HEADERS, EH, 1, req("POST", "/h2", [("te", "trailers")]))
     + frame(DATA, 0, 1, b"abc") + frame(HEADERS, ES | EH, 1, block(("grpc-timeout", "1S"))),
+    # RFC 8441: a websocket over a stream; /up's upstream answers an Upgrade with 101 and
+    # echoes, "/" is a direct response (200 without a switch)
+    "ext-connect": S0 + frame(HEADERS, EH, 1, block((":method", "CONNECT"), (":protocol", "websocket"),
+                                                    (":scheme", "http"), (":authority", "f"),
+                                                    (":path", "/up")))
+    + frame(DATA, 0, 1, b"\x81\x02hi") + frame(DATA, ES, 1, b"\x88\x00"),
+    "ext-connect-mixed": S0 + frame(HEADERS, EH, 1, block((":method", "CONNECT"), (":protocol", "websocket"),
+                                                          (":scheme", "http"), (":authority", "f"),
+                                                          (":path", "/")))
+    + frame(HEADERS, ES | EH, 3, req(path="/up")) + frame(DATA, 0, 1, b"early")
+    + frame(RST, 0, 1, struct.pack(">I", 8)),
     "h2-mixed": S0 + b"".join(frame(HEADERS, ES | EH, sid, req(path=p))
                               for sid, p in ((1, "/h2"), (3, "/up"), (5, "/h2"), (7, "/")))
     + frame(WINDOW, 0, 0, struct.pack(">I", 65535)),
