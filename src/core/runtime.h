@@ -44,7 +44,9 @@ void mesh_runtime_set_io(struct mesh_runtime *rt, enum mesh_io_mode mode, int sp
 int mesh_runtime_start(struct mesh_runtime *rt);
 /**
  * Swaps in <snap> (takes the caller's reference). Refused, with <err>
- * filled, when the listeners differ: those need a restart.
+ * filled, when the listeners differ (as configured: port 0 matches only
+ * port 0): those need a restart. On refusal the caller keeps its reference
+ * and the current snapshot goes on serving (test_admin).
  */
 int mesh_runtime_swap(struct mesh_runtime *rt, struct mesh_snapshot *snap, struct mesh_err *err);
 /** New reference to the current snapshot. */
