@@ -817,9 +817,10 @@ static void start_mirrors(struct mesh_stream *s)
 void mesh_proxy_continue(struct mesh_stream *s)
 {
     const struct mesh_route *r = s->route;
-    if (s->is_connect && r->action == MESH_ACTION_DIRECT && r->direct_status / 100 == 2) {
-        /* a 2xx to CONNECT says the tunnel is open: the client would send its tunnel
-         * bytes into an HTTP connection */
+    if ((s->is_connect || s->is_ext_connect) && r->action == MESH_ACTION_DIRECT &&
+        r->direct_status / 100 == 2) {
+        /* a 2xx to CONNECT (extended too, RFC 8441) says the tunnel is open: the client
+         * would send its tunnel bytes into an HTTP exchange */
         mesh_proxy_local_reply(s, 405, 0, "CONNECT matched a route with a direct response");
         return;
     }

@@ -249,6 +249,10 @@ expect_eq "$after" "$((before + 1))" \
     "  ... the DATA held for the switch (a request) never reached the backend (a smuggled request)"
 out=$(h2ws --path /status/404 --no-end)
 expect_match "$out" 'status=404' "websocket over HTTP/2, a non-2xx refusal passes as it is"
+out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$DIRECT" --method CONNECT -H ':protocol: websocket' \
+    --path /ws --no-end 2>&1)
+expect_match "$out" 'status=405' \
+    "websocket over HTTP/2 matching a 2xx direct response: 405, as a CONNECT (a 2xx would open it)"
 # :protocol needs CONNECT, :scheme and :path (RFC 8441 4): nghttp2 resets, nothing goes out
 before=$("${CURL[@]}" "http://127.0.0.1:$HTTP/__count")
 out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$WEB" --method GET -H ':protocol: websocket' --path /ws 2>&1)
