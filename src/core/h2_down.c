@@ -83,6 +83,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     mesh_list_insert_tail(&c->h2_streams, &s->down_link);
     mesh_list_init(&s->up_link);
     nghttp2_session_set_stream_user_data(h2, f->hd.stream_id, s);
+    c->h2_hdr_stream = s;
     mesh_conn_idle_disarm(c);
     return 0;
 }
@@ -91,7 +92,9 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
                      size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
 {
     struct mesh_conn *c = ud;
-    struct mesh_stream *s = stream_of(c, f->hd.stream_id);
+    struct mesh_stream *s = c->h2_hdr_stream;
+    if (!s || s->h2_id != f->hd.stream_id)
+        s = stream_of(c, f->hd.stream_id);
     if (!s)
         return 0;
     struct mesh_msg *m = &s->req;
@@ -252,6 +255,8 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 
 static void stream_gone(struct mesh_conn *c, struct mesh_stream *s)
 {
+    if (c->h2_hdr_stream == s)
+        c->h2_hdr_stream = NULL;
     mesh_list_remove(&s->down_link);
     if (s->resp_end)
         mesh_proxy_stream_done(s);
