@@ -463,7 +463,7 @@ static void stream_timeout(struct mesh_stream *s)
     uint32_t idle = s->snap->timeouts.stream_idle_ms;
     if (idle && now >= s->last_ms + idle) {
         MESH_STAT_INC(&s->w->stats, downstream_rq_idle_timeout);
-        if (s->req_end)
+        if (s->req_end || s->is_upgrade) /* an extended CONNECT's request never ends */
             mesh_proxy_local_reply(s, 504, MESH_RF_SI, "stream idle timeout");
         else
             mesh_proxy_local_reply(s, 408, MESH_RF_SI, "stream idle timeout: request incomplete");
@@ -841,9 +841,12 @@ void mesh_proxy_forward(struct mesh_stream *s)
 {
     s->state = MESH_SS_ROUTED;
     touch(s);
-    if (s->req_end)
+    /* An upgrade has no route timeout (it may become a tunnel of any length), but until
+     * its 101 it is a stream like any: an upstream silent for the stream idle timeout
+     * ends it (it waited for ever). A CONNECT's wait is the connect timeout. */
+    if (s->req_end && !s->is_upgrade)
         arm_timeout(s);
-    else if (!s->is_connect && !s->is_upgrade)
+    else if (!s->is_connect)
         schedule_timer(s);
     start_try(s);
 }

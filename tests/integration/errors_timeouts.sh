@@ -334,6 +334,14 @@ err_case "timeouts.stream_idle_ms 300, backend silent for 2000 ms" 504 /delay/20
 out=$(raw "$MESH_PORT" "send:$(req POST "/echo?buffered" 'Content-Length: 10')abc" readall)
 expect_eq "$(status_of "$out")" 408 "stream idle: a body stalled after 3 of 10 bytes gets 408"
 expect_match "$out" $'\n[xX]-[mM]eshd-[rR]esponse-[fF]lags: SI\r' "stream idle: 408 with flag SI"
+# An upgrade waiting for its 101 is a stream like any (it had no timer and waited for ever).
+out=$(raw "$MESH_PORT" "send:$(req GET /delay/2000 'Upgrade: websocket' 'Connection: Upgrade, close' \
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==')" readall)
+expect_eq "$(status_of "$out")" 504 "stream idle: an upgrade unanswered for 300 ms gets 504"
+expect_match "$out" $'\n[xX]-[mM]eshd-[rR]esponse-[fF]lags: SI\r' "  ... with flag SI"
+out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$MESH_PORT" --method CONNECT -H ':protocol: websocket' \
+    --path /delay/2000 --no-end 2>&1)
+expect_match "$out" 'status=504' "stream idle: a websocket over HTTP/2 unanswered for 300 ms gets 504"
 expect_eq "$("${CURL[@]}" "$(mesh_url /hello)")" "hello from a" "stream idle: still serving"
 stop_meshd "$MESHD_PID"
 
