@@ -7,10 +7,13 @@
  *   mesh-test-h2raw [--timeout SEC] HOST PORT [--method M] [--path P] [--authority A]
  *                   [--scheme S] [-H 'name: value']... [--data STRING | --data-file F]
  *                   [--no-end] [--out FILE] [--connect] [--data-after-status]
+ *                   [--until-bytes N]
  * --connect sends a CONNECT to the authority: no :scheme, no :path (RFC 9113 8.5).
  * --data-after-status holds the DATA until the response's :status came (a websocket
  * client over HTTP/2 waits for the 200, RFC 8441); without it the DATA goes at once.
  * A pseudo-header such as ':protocol: websocket' goes as -H, before any other -H.
+ * --until-bytes N ends the run once the stream received N DATA bytes ("until-bytes"): for
+ * a tunnel whose server neither ends nor wants a half-close (a WebSocket server).
  * --no-end keeps the client's side of the stream open after the data (no END_STREAM);
  * the server's END_STREAM then ends the run ("end-stream-remote").
  * --out writes the DATA the stream received to FILE (a tunnel's bytes, a body).
@@ -51,6 +54,7 @@ struct state {
     size_t data_len, data_off;
     bool no_end;
     bool wait_status, got_status, data_deferred;
+    size_t until_bytes; /* --until-bytes: done after this many DATA bytes (0: off) */
     FILE *out;
 };
 
@@ -120,6 +124,10 @@ static int on_data_chunk_cb(nghttp2_session *session, uint8_t flags, int32_t str
     st->body_bytes += len;
     if (st->out && fwrite(data, 1, len, st->out) != len)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (st->until_bytes && st->body_bytes >= st->until_bytes && !st->done) {
+        printf("body-bytes=%zu\nuntil-bytes\n", st->body_bytes);
+        st->done = true;
+    }
     return 0;
 }
 
@@ -245,7 +253,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: mesh-test-h2raw [--timeout SEC] HOST PORT [--method M] [--path P]\n"
                     "       [--authority A] [--scheme S] [-H 'name: value']... [--data STR | --data-file F]\n"
-                    "       [--no-end] [--out FILE] [--connect] [--data-after-status]\n");
+                    "       [--no-end] [--out FILE] [--connect] [--data-after-status]\n"
+                    "       [--until-bytes N]\n");
 }
 
 int main(int argc, char **argv)
@@ -291,6 +300,8 @@ int main(int argc, char **argv)
             authority = argv[++i];
         else if (strcmp(argv[i], "--scheme") == 0)
             scheme = argv[++i];
+        else if (strcmp(argv[i], "--until-bytes") == 0)
+            st.until_bytes = (size_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "-H") == 0 && n_extra < MAX_NV - 4)
             extra[n_extra++] = argv[++i];
         else if (strcmp(argv[i], "--data") == 0) {
