@@ -1,6 +1,5 @@
 #include "core/common.h"
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 #include "core/addr.h"
@@ -22,11 +21,18 @@ int mesh_addr_split(const char *s, char *host, size_t hsize, uint16_t *port)
         return -1;
     memcpy(host, h, hlen);
     host[hlen] = '\0';
-    char *end;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || errno || p < 0 || p > 65535)
+    /* digits only: strtol would also take "+80", " 80" and "-0" */
+    const char *d = colon + 1;
+    long p = 0;
+    if (!*d)
         return -1;
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9')
+            return -1;
+        p = p * 10 + (*d - '0');
+        if (p > 65535)
+            return -1;
+    }
     struct in_addr a4;
     struct in6_addr a6;
     if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1)
