@@ -193,6 +193,17 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
                 s->req.method = "GET";
                 s->req.method_len = 3;
                 s->req.content_length = -1; /* no framing: h1_up.c sends no body */
+                const struct mesh_header *up = mesh_headers_get(&s->req.hdrs, LIT("upgrade"));
+                if (!up || up->value_len != 9 || strncasecmp(up->value, "websocket", 9) != 0) {
+                    /* anything else would reach an HTTP/1.1 server as an Upgrade meshd
+                     * cannot vouch for: h2c above all, a tunnel past routing and checks
+                     * (h2c smuggling, refused over HTTP/1.1 too, h1_down.c) */
+                    s->state = MESH_SS_ROUTED;
+                    MESH_STAT_INC(&c->w->stats, downstream_rq_rejected);
+                    mesh_proxy_local_reply(s, 501, MESH_RF_DPE,
+                                           "extended CONNECT supports :protocol websocket only");
+                    break;
+                }
             }
             s->req_end = end;
             s->state = MESH_SS_ROUTED; /* leaves the head phase; the proxy sets the real state */
@@ -257,6 +268,13 @@ static void stream_gone(struct mesh_conn *c, struct mesh_stream *s)
 {
     if (c->h2_hdr_stream == s)
         c->h2_hdr_stream = NULL;
+    /* DATA received but not acknowledged (its consumer paused it) still holds the
+     * connection's window: with automatic window updates off, bytes never consumed are
+     * lost to every other stream of the connection (nghttpx consumes them here too) */
+    if (s->down_unconsumed && !c->dead) {
+        nghttp2_session_consume_connection(c->h2, s->down_unconsumed);
+        s->down_unconsumed = 0;
+    }
     mesh_list_remove(&s->down_link);
     if (s->resp_end)
         mesh_proxy_stream_done(s);

@@ -885,7 +885,8 @@ static bool hold_for_switch(const struct mesh_stream *s)
 bool mesh_proxy_request_data(struct mesh_stream *s, struct evbuffer *data)
 {
     s->req_bytes += evbuffer_get_length(data);
-    touch(s);
+    if (!hold_for_switch(s))
+        touch(s); /* before the 101 the wait is the upstream's: the client's bytes are no sign */
     if (s->state != MESH_SS_HANDLER) {
         keep_for_replay(s, data);
         mesh_mirror_request_data(s, data);

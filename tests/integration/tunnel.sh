@@ -253,6 +253,17 @@ out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$DIRECT" --method CONNECT -H ':protoc
     --path /ws --no-end 2>&1)
 expect_match "$out" 'status=405' \
     "websocket over HTTP/2 matching a 2xx direct response: 405, as a CONNECT (a 2xx would open it)"
+# Only websocket: any other :protocol would reach the backend as an Upgrade meshd cannot
+# vouch for, h2c above all (a tunnel past routing and checks: h2c smuggling).
+before=$("${CURL[@]}" "http://127.0.0.1:$HTTP/__count")
+for proto in h2c connect-udp; do
+    out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$WEB" --method CONNECT -H ":protocol: $proto" \
+        -H 'http2-settings: AAMAAABkAAQCAAAAAAIAAAAA' --path /ws --no-end 2>&1)
+    expect_match "$out" 'status=501' "extended CONNECT with :protocol $proto: 501"
+done
+expect_match "$out" 'header x-meshd-response-flags: DPE' "  ... flag DPE"
+after=$("${CURL[@]}" "http://127.0.0.1:$HTTP/__count")
+expect_eq "$after" "$before" "  ... and the backend never saw them"
 # :protocol needs CONNECT, :scheme and :path (RFC 8441 4): nghttp2 resets, nothing goes out
 before=$("${CURL[@]}" "http://127.0.0.1:$HTTP/__count")
 out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$WEB" --method GET -H ':protocol: websocket' --path /ws 2>&1)

@@ -201,6 +201,8 @@ LEAK_TEST(conn, fin_before_the_answer)
  */
 struct h2c {
     bool got_200, ended;
+    int status;           /* the last :status */
+    unsigned closed;      /* streams closed, any id */
     uint32_t close_code;
     char body[64];
     size_t body_len;
@@ -210,8 +212,10 @@ static int h2c_on_header(nghttp2_session *h, const nghttp2_frame *f, const uint8
                          const uint8_t *v, size_t vl, uint8_t fl, void *ud)
 {
     struct h2c *c = ud;
-    if (nl == 7 && memcmp(n, ":status", 7) == 0 && vl == 3 && memcmp(v, "200", 3) == 0)
-        c->got_200 = true;
+    if (nl == 7 && memcmp(n, ":status", 7) == 0 && vl == 3) {
+        c->status = (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
+        c->got_200 = c->got_200 || c->status == 200;
+    }
     return 0;
 }
 
@@ -229,6 +233,7 @@ static int h2c_on_data(nghttp2_session *h, uint8_t fl, int32_t id, const uint8_t
 static int h2c_on_close(nghttp2_session *h, int32_t id, uint32_t code, void *ud)
 {
     struct h2c *c = ud;
+    c->closed++;
     if (id == 1) {
         c->ended = true;
         c->close_code = code;
@@ -953,21 +958,29 @@ LEAK_TEST(conn, h2_connect_tunnel_flow_control_and_half_close)
  * the request) waits for the 101, which is the client's 200; the bytes the upstream sent
  * in the same write as its 101 reach the client, and the tunnel carries both ways.
  */
+/* A WebSocket over HTTP/2 (RFC 8441) to /chat. */
+static const nghttp2_nv ws_nva[] = {
+    {(uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, 0},
+    {(uint8_t *)":protocol", (uint8_t *)"websocket", 9, 9, 0},
+    {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+    {(uint8_t *)":path", (uint8_t *)"/chat", 5, 5, 0},
+    {(uint8_t *)":authority", (uint8_t *)"t:1", 10, 3, 0},
+    {(uint8_t *)"sec-websocket-version", (uint8_t *)"13", 21, 2, 0},
+};
+
+/* Opens one on stream 1: the rig's upstream has read its request. */
+static void ws_open(struct tun *t, struct rig *r)
+{
+    char out[512];
+    size_t olen = tun_client_nv(t, ws_nva, sizeof(ws_nva) / sizeof(ws_nva[0]), out, sizeof(out));
+    rig_start_with(r, MESH_IO_AUTO, "http1", out, olen, "GET /chat HTTP/1.1\r\n");
+}
+
 LEAK_TEST(conn, h2_extended_connect_websocket)
 {
-    const nghttp2_nv nva[] = {
-        {(uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, 0},
-        {(uint8_t *)":protocol", (uint8_t *)"websocket", 9, 9, 0},
-        {(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
-        {(uint8_t *)":path", (uint8_t *)"/chat", 5, 5, 0},
-        {(uint8_t *)":authority", (uint8_t *)"t:1", 10, 3, 0},
-        {(uint8_t *)"sec-websocket-version", (uint8_t *)"13", 21, 2, 0},
-    };
     struct tun t;
     struct rig r;
-    char out[512];
-    size_t olen = tun_client_nv(&t, nva, sizeof(nva) / sizeof(nva[0]), out, sizeof(out));
-    rig_start_with(&r, MESH_IO_AUTO, "http1", out, olen, "GET /chat HTTP/1.1\r\n");
+    ws_open(&t, &r);
     r.first[r.first_len] = '\0';
     cr_expect(strstr(r.first, "\r\nupgrade: websocket\r\n"), "Upgrade from :protocol: %s", r.first);
     cr_expect(strstr(r.first, "\r\nConnection: Upgrade\r\n"), "%s", r.first);
@@ -1014,6 +1027,109 @@ LEAK_TEST(conn, h2_extended_connect_websocket)
         fin = k == 0;
     }
     cr_expect(have == 3 && memcmp(got, "bye", 3) == 0 && fin, "then END_STREAM is a FIN");
+    nghttp2_session_del(t.h);
+    rig_stop(&r);
+}
+
+/* Writes what the client session has to send, the socket taking it as meshd reads. */
+static void tun_send_all(struct tun *t, struct rig *r)
+{
+    const uint8_t *d;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(t->h, &d)) > 0) {
+        for (ssize_t off = 0, k; off < n; off += k > 0 ? k : 0) {
+            k = write(r->client, d + off, (size_t)(n - off));
+            mesh_worker_settle(&r->w);
+        }
+    }
+}
+
+/* tun_client_turn() for a client with more to send than the socket takes at once. */
+static void tun_turn_all(struct tun *t, struct rig *r)
+{
+    static uint8_t buf[262144];
+    mesh_worker_settle(&r->w);
+    ssize_t n;
+    while ((n = read(r->client, buf, sizeof(buf))) > 0)
+        cr_assert_eq(nghttp2_session_mem_recv(t->h, buf, (size_t)n), n);
+    tun_send_all(t, r);
+}
+
+/*
+ * DATA held for a switch that never comes (the upstream declines) is acknowledged on the
+ * connection when its stream goes. With automatic window updates off, what meshd had
+ * stopped acknowledging (about 200 KiB a stream here) was lost to the connection for
+ * good: a score of such streams used up its 4 MiB window and stalled every upload on it.
+ */
+LEAK_TEST(conn, h2_extended_connect_declined_gives_back_the_window)
+{
+    struct tun t;
+    struct rig r;
+    ws_open(&t, &r);
+    for (int i = 0; i < 5; i++)
+        tun_turn_all(&t, &r); /* meshd's SETTINGS and its 4 MiB connection window */
+    int32_t w0 = nghttp2_session_get_remote_window_size(t.h);
+    cr_assert_gt(w0, 4000000);
+    static char big[1 << 20];
+    static const char no[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+    nghttp2_data_provider dp = {.read_callback = tun_data};
+    int up = r.up;
+    for (unsigned k = 0; k < 20; k++) {
+        if (k > 0) {
+            cr_assert_gt(nghttp2_submit_request(t.h, NULL, ws_nva,
+                                                sizeof(ws_nva) / sizeof(ws_nva[0]), &dp, NULL), 0);
+            up = -1;
+        }
+        t.data = big;
+        t.data_len = sizeof(big);
+        nghttp2_session_resume_data(t.h, (int32_t)(2 * k + 1));
+        tun_send_all(&t, &r);
+        for (int i = 0; i < 50 && up < 0; i++) {
+            mesh_worker_settle(&r.w);
+            up = accept4(r.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        }
+        cr_assert(up >= 0, "stream %u reaches an upstream", 2 * k + 1);
+        for (int i = 0; i < 20; i++)
+            tun_turn_all(&t, &r);
+        char sink[4096];
+        while (read(up, sink, sizeof(sink)) > 0)
+            ;
+        cr_assert_eq(write(up, no, sizeof(no) - 1), (ssize_t)sizeof(no) - 1);
+        for (int i = 0; i < 100 && t.c.closed <= k; i++)
+            tun_turn_all(&t, &r);
+        cr_assert_eq(t.c.closed, k + 1, "stream %u declined (%d)", 2 * k + 1, t.c.status);
+        cr_expect_eq(t.c.status, 404);
+        if (up != r.up)
+            close(up);
+    }
+    int32_t w = nghttp2_session_get_remote_window_size(t.h);
+    /* acknowledged, the window stays above half (nghttp2 updates it from there); lost,
+     * 20 streams of about 200 KiB each used it up */
+    cr_expect_geq(w, 1 << 20, "20 declined streams leave the connection its window (%d of %d)", w, w0);
+    nghttp2_session_del(t.h);
+    rig_stop(&r);
+}
+
+/* Before the 101 the wait is the upstream's: the client's bytes (held) do not hold it
+ * open, or an upstream that never answers kept the stream as long as the client sent. */
+LEAK_TEST(conn, h2_extended_connect_held_bytes_do_not_reset_the_idle_timer)
+{
+    rig_stream_idle_ms = 300;
+    struct tun t;
+    struct rig r;
+    ws_open(&t, &r);
+    rig_stream_idle_ms = 0;
+    for (int k = 0; k < 10 && !t.c.ended; k++) {
+        t.data = "x";
+        t.data_len = 1;
+        nghttp2_session_resume_data(t.h, 1);
+        for (int i = 0; i < 10; i++) {
+            tun_client_turn(&t, &r);
+            usleep(10000);
+        }
+    }
+    cr_expect(t.c.ended && t.c.status == 504,
+              "a byte every 100 ms for 1 s, the upstream silent: 504 at 300 ms (%d)", t.c.status);
     nghttp2_session_del(t.h);
     rig_stop(&r);
 }
