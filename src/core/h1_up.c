@@ -68,7 +68,12 @@ static int on_headers_complete(http_parser *p)
         (!s->resp.chunked && p->content_length != ULLONG_MAX) ? (int64_t)p->content_length : -1;
     u->resp_headers_done = true;
     u->interim = p->status_code >= 100 && p->status_code < 200 && p->status_code != 101;
-    if (s->is_head && !u->interim)
+    /* A 1xx ends with its head (RFC 9110 15.2) whatever length it announces: http-parser
+     * read an announced body, and it went out ahead of the final response's, outside its
+     * framing (a response desync on a keep-alive client connection) */
+    if (u->interim)
+        return 1;
+    if (s->is_head)
         return 1; /* no body follows, whatever the length says */
     if (u->refused && !u->interim && p->status_code != 204 && p->status_code != 304)
         return -1; /* see commit() */

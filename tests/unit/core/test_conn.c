@@ -506,6 +506,41 @@ static void h2_upstream_interim(bool trailers)
     rig_stop(&r);
 }
 
+/*
+ * A 1xx ends with its head (RFC 9110 15.2). One that announced a body had it read by
+ * http-parser and sent to the client ahead of the final response, outside its framing:
+ * the client saw three responses for one request, and a keep-alive client connection
+ * shared by many (a front proxy's) took the upstream's bytes as the next one's answer.
+ */
+LEAK_TEST(conn, h1_upstream_interim_with_a_body_is_not_read_as_one)
+{
+    struct rig r;
+    rig_start(&r, MESH_IO_AUTO);
+    static const char evil[] = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\nX-Evil: 1\r\n\r\nINJECTED";
+    char ans[512];
+    int n = snprintf(ans, sizeof(ans),
+                     "HTTP/1.1 103 Early Hints\r\nContent-Length: %zu\r\n\r\n%s"
+                     "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                     sizeof(evil) - 1, evil);
+    cr_assert_eq(write(r.up, ans, (size_t)n), n);
+    char got[2048];
+    size_t len = rig_client_reads(&r, got, sizeof(got) - 1);
+    got[len] = '\0';
+    unsigned lines = 0;
+    for (const char *p = got; (p = strstr(p, "HTTP/1.1 ")); p++)
+        lines++;
+    cr_expect_eq(lines, 2u, "a 103, then one final response: \"%s\"", got);
+    cr_expect(strncmp(got, "HTTP/1.1 103 ", 13) == 0, "%s", got);
+    cr_expect_null(strstr(got, "Content-Length: 66"), "the 1xx announces no length: %s", got);
+    /* what follows the 103's head is the upstream's final answer, framed as it says */
+    const char *fin = strstr(got + 1, "HTTP/1.1 200 ");
+    cr_assert_not_null(fin, "%s", got);
+    const char *body = strstr(fin, "\r\n\r\n");
+    cr_assert_not_null(body);
+    cr_expect_str_eq(body + 4, "INJECTED", "its body, and nothing after it: %s", got);
+    rig_stop(&r);
+}
+
 LEAK_TEST(conn, h2_upstream_interim_then_answer)
 {
     h2_upstream_interim(false);
