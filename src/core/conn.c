@@ -33,6 +33,8 @@ static void conn_free(struct mesh_conn *c)
     evbuffer_free(c->out);
     if (c->h1_body)
         evbuffer_free(c->h1_body);
+    if (c->h1_ck.trailer)
+        evbuffer_free(c->h1_ck.trailer);
     if (c->fd >= 0) {
         /*
          * Input left unread makes close() send a reset, which can also destroy what we

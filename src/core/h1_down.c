@@ -8,7 +8,8 @@
  * (mesh_h1_head_keep), so every header pointer stays valid for the stream's
  * life. Framing (Content-Length / chunked) is decided here, not left to a
  * parser's leniency: that is where smuggling lives. Content-Length bodies are
- * counted here; http-parser decodes chunked bodies and their trailers.
+ * counted here; chunked ones are decoded as strictly (h1_chunked.c), their
+ * trailers included.
  */
 #include "core/common.h"
 #include <errno.h>
@@ -20,12 +21,6 @@
 #define LIT(s) s, sizeof(s) - 1
 
 static const struct mesh_down_ops h1_ops;
-static http_parser_settings chunked_settings;
-
-static struct mesh_conn *conn_of(http_parser *p)
-{
-    return p->data;
-}
 
 /* ---- Refusing a request that never became a stream ---- */
 
@@ -43,97 +38,6 @@ static void reply_error(struct mesh_conn *c, int status, const char *why)
     mesh_conn_close_after_flush(c, true);
 }
 
-/* ---- Trailers of a chunked request (http-parser) ---- */
-
-static int set_err(struct mesh_conn *c, int status, const char *why)
-{
-    if (!c->h1_err_status) {
-        c->h1_err_status = status;
-        c->h1_err = why;
-    }
-    return -1;
-}
-
-/* A whole trailer (name + value) is known. */
-static int commit_trailer(struct mesh_conn *c)
-{
-    struct mesh_stream *s = c->h1_stream;
-    const char *name = c->h1_hdr_name;
-    size_t nlen = c->h1_hdr_name_len;
-    const char *value = c->h1_hdr_value;
-    size_t vlen = c->h1_hdr_value_len;
-    c->h1_hdr_name = NULL;
-    c->h1_hdr_name_len = 0;
-    c->h1_hdr_value = NULL;
-    c->h1_hdr_value_len = 0;
-    c->h1_in_value = false;
-    if (!name)
-        return 0;
-    if (!value)
-        value = "";
-    value = mesh_h1_trim_ows(value, &vlen);
-    return mesh_headers_add(s->arena, &s->req.trailers, name, nlen, value, vlen) ? -1 : 0;
-}
-
-/* The head's fields went through apply_field already: only trailers are taken here. */
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    struct mesh_conn *c = conn_of(p);
-    if (!c->h1_headers_done)
-        return 0;
-    if (c->h1_in_value && commit_trailer(c))
-        return -1;
-    if (!c->h1_hdr_name)
-        c->h1_nhdr++;
-    if (c->h1_nhdr > MESH_MAX_HEADERS)
-        return set_err(c, 431, "too many header fields");
-    return mesh_h1_append_piece(c->h1_stream->arena, &c->h1_hdr_name, &c->h1_hdr_name_len, at,
-                                len);
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct mesh_conn *c = conn_of(p);
-    if (!c->h1_headers_done)
-        return 0;
-    c->h1_in_value = true;
-    if (mesh_h1_append_piece(c->h1_stream->arena, &c->h1_hdr_value, &c->h1_hdr_value_len, at,
-                             len))
-        return set_err(c, 431, "header value too large");
-    return 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    conn_of(p)->h1_headers_done = true;
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct mesh_conn *c = conn_of(p);
-    evbuffer_add(c->h1_body, at, len);
-    return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    struct mesh_conn *c = conn_of(p);
-    if (c->h1_in_value && commit_trailer(c)) /* the last trailer */
-        return -1;
-    c->h1_msg_complete = true;
-    http_parser_pause(p, 1); /* the next pipelined request waits for this response */
-    return 0;
-}
-
-/* http-parser decodes chunked request bodies only; heads are parsed by mesh_h1_parse_request_head. */
-static http_parser_settings chunked_settings = {
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 /* ---- Acting on a parsed request head ---- */
 
@@ -318,14 +222,12 @@ static size_t find_head_end(const unsigned char *p, size_t n)
     return 0;
 }
 
-static const char *parser_error(http_parser *p)
-{
-    return http_errno_description(HTTP_PARSER_ERRNO(p));
-}
-
 static void h1_finish(struct mesh_conn *c);
 
-/* Moves the next body bytes from c->in to c->h1_body: counted here, or decoded by http-parser. */
+/*
+ * Moves the next body bytes from c->in to c->h1_body: counted here, or decoded
+ * (h1_chunked.c). -1 on a malformed chunked body, with c->h1_err_status and c->h1_err.
+ */
 static int take_body(struct mesh_conn *c)
 {
     if (c->h1_body_left >= 0) {
@@ -340,10 +242,16 @@ static int take_body(struct mesh_conn *c)
     struct evbuffer_iovec v;
     if (evbuffer_peek(c->in, -1, NULL, &v, 1) < 1)
         return 0;
-    size_t n = http_parser_execute(&c->parser, &chunked_settings, v.iov_base, v.iov_len);
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    int st;
+    size_t n = mesh_h1_chunked_feed(&c->h1_ck, v.iov_base, v.iov_len, c->h1_body, &st, &c->h1_err);
     evbuffer_drain(c->in, n);
-    return e != HPE_OK && e != HPE_PAUSED ? -1 : 0;
+    if (!st && mesh_h1_chunked_done(&c->h1_ck)) {
+        struct mesh_stream *s = c->h1_stream;
+        st = mesh_h1_chunked_trailers(&c->h1_ck, s->arena, &s->req.trailers, &c->h1_err);
+        c->h1_msg_complete = !st;
+    }
+    c->h1_err_status = st;
+    return st ? -1 : 0;
 }
 
 /* Feeds body bytes from c->in to the stream, within backpressure. */
@@ -353,12 +261,12 @@ static void process_body(struct mesh_conn *c)
     while (!c->dead && c->h1_stream == s && !c->h1_msg_complete && !s->req_paused &&
            evbuffer_get_length(c->in) > 0) {
         if (take_body(c)) {
-            const char *why = c->h1_err_status ? c->h1_err : parser_error(&c->parser);
+            const char *why = c->h1_err;
             if (!s->resp_headers_sent) {
                 s->close_after = true;
                 MESH_STAT_INC(&c->w->stats, downstream_rq_rejected);
                 s->flags |= MESH_RF_DPE;
-                mesh_proxy_local_reply(s, c->h1_err_status ? c->h1_err_status : 400, 0, why);
+                mesh_proxy_local_reply(s, c->h1_err_status, 0, why);
             } else {
                 mesh_conn_close(c);
             }
@@ -427,31 +335,15 @@ static void start_request(struct mesh_conn *c)
     mesh_conn_idle_disarm(c);
 
     c->h1_stream = s;
-    c->h1_headers_done = false;
     c->h1_msg_complete = false;
     c->h1_err_status = 0;
-    c->h1_nhdr = h.nfields;
-    c->h1_hdr_name = NULL;
-    c->h1_hdr_name_len = 0;
-    c->h1_hdr_value = NULL;
-    c->h1_hdr_value_len = 0;
-    c->h1_in_value = false;
+    c->h1_err = NULL;
     c->h1_body_left = s->req.content_length > 0 ? s->req.content_length : 0;
     if (s->is_upgrade || s->is_connect) {
         s->req_end = true; /* what follows the head is the tunnel's */
     } else if (s->req.chunked) {
-        /* http-parser decodes the chunks: let it read the head to know where it is */
         c->h1_body_left = -1;
-        http_parser_init(&c->parser, HTTP_REQUEST);
-        c->parser.data = c;
-        http_parser_execute(&c->parser, &chunked_settings, head, end);
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        if ((e != HPE_OK && e != HPE_PAUSED) || !c->h1_headers_done) {
-            c->h1_stream = NULL;
-            mesh_stream_free(s);
-            reply_error(c, 400, e != HPE_OK ? parser_error(&c->parser) : "incomplete request head");
-            return;
-        }
+        mesh_h1_chunked_reset(&c->h1_ck);
     } else if (c->h1_body_left == 0) {
         c->h1_msg_complete = true;
         s->req_end = true;

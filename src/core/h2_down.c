@@ -99,6 +99,13 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
         return 0;
     struct mesh_msg *m = &s->req;
     if (s->state != MESH_SS_HEADERS) { /* trailers */
+        if (mesh_http_trailer_forbidden((const char *)name, nlen)) {
+            /* nghttp2 refuses only connection-specific ones: host or authorization would
+             * reach an HTTP/1.1 backend, which may merge trailers into the head */
+            nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                                      NGHTTP2_PROTOCOL_ERROR);
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
         if (m->trailers.n >= MESH_MAX_HEADERS ||
             mesh_headers_add_copy(s->arena, &m->trailers, (const char *)name, nlen,
                                   (const char *)value, vlen))

@@ -373,6 +373,12 @@ static int parse_fields(const unsigned char *l, const unsigned char *end, struct
     }
 }
 
+int mesh_h1_parse_fields(const char *p, size_t len, struct mesh_h1_head *h, const char **why)
+{
+    h->start = (const unsigned char *)p;
+    return parse_fields((const unsigned char *)p, (const unsigned char *)p + len, h, why);
+}
+
 int mesh_h1_parse_request_head(const char *p, size_t len, struct mesh_h1_head *h, const char **why)
 {
     const unsigned char *s = (const unsigned char *)p, *end = s + len;

@@ -297,6 +297,22 @@ struct mesh_lazy_timer {
     bool on;
 };
 
+/*
+ * A chunked request body, decoded strictly (RFC 9112 7.1, h1_chunked.c): hex sizes
+ * without sign, space or prefix, CRLF after every size line and every chunk's data, no
+ * bare CR or LF in extensions, trailers in the head's grammar and without the fields
+ * that frame, route or authenticate a request. http-parser, as Debian builds it, took
+ * any two bytes for the CRLF after a chunk's data, and a bare LF in places: a front
+ * proxy that reads the same bytes otherwise splits the request differently.
+ */
+struct mesh_h1_chunked {
+    uint8_t state;
+    uint8_t tstate;          /* where in a trailer line */
+    uint8_t digits;          /* of the chunk size being read */
+    uint16_t ext_len;        /* bytes of the current size line's extensions */
+    uint64_t left;           /* chunk data still to come */
+    struct evbuffer *trailer; /* the trailer section's bytes, once one began */
+};
 struct mesh_conn {
     struct mesh_worker *w;
     int fd;
@@ -321,18 +337,11 @@ struct mesh_conn {
     bool lingering;
     size_t linger_bytes;
     /* HTTP/1.1 */
-    http_parser parser;
     struct mesh_stream *h1_stream;        /* request being parsed or answered */
-    bool h1_headers_done;                 /* chunked: http-parser is past the head */
-    int64_t h1_body_left;                 /* body bytes still to come; -1: chunked (http-parser) */
-    unsigned h1_nhdr;                     /* header fields and trailers so far */
-    char *h1_hdr_name;                    /* trailer being parsed (http-parser callbacks) */
-    size_t h1_hdr_name_len;
-    char *h1_hdr_value;
-    size_t h1_hdr_value_len;
-    bool h1_in_value;
+    int64_t h1_body_left;                 /* body bytes still to come; -1: chunked */
+    struct mesh_h1_chunked h1_ck;         /* chunked: the decoder's state */
     bool h1_resp_chunked, h1_resp_nobody, h1_msg_complete;
-    int h1_err_status;                    /* set by a parser callback that refuses the request */
+    int h1_err_status;                    /* a malformed chunked body: its status (400/431) */
     const char *h1_err;                   /* static reason for h1_err_status */
     struct evbuffer *h1_body;             /* decoded body bytes of the current read */
     /* HTTP/2 */
@@ -405,6 +414,35 @@ struct mesh_h1_head {
  * static reason.
  */
 int mesh_h1_parse_request_head(const char *p, size_t len, struct mesh_h1_head *h, const char **why);
+/**
+ * Header lines in the head's strict grammar, up to and including the empty line (a
+ * chunked body's trailer section): 0 with <h> filled, or 400/431 with <why>.
+ */
+int mesh_h1_parse_fields(const char *p, size_t len, struct mesh_h1_head *h, const char **why);
+
+/** Ready for a new body (the trailer buffer is kept for the next). */
+void mesh_h1_chunked_reset(struct mesh_h1_chunked *ck);
+/**
+ * Decodes from <p> (<n> bytes): chunk data goes to <body>. Returns the bytes used;
+ * *<status> is set (400/431, with <why>) when the body is malformed, and
+ * mesh_h1_chunked_done() says when it ended (then the trailers are ready).
+ */
+size_t mesh_h1_chunked_feed(struct mesh_h1_chunked *ck, const char *p, size_t n,
+                            struct evbuffer *body, int *status, const char **why);
+bool mesh_h1_chunked_done(const struct mesh_h1_chunked *ck);
+/**
+ * A field that may not come as a trailer (RFC 9110 6.5.1): one that frames, routes or
+ * authenticates a request, or meshd's own word about it (x-forwarded-*, x-request-id).
+ * Both HTTP/1.1 (h1_chunked.c) and HTTP/2 (h2_down.c) refuse a request that sends one.
+ */
+bool mesh_http_trailer_forbidden(const char *name, size_t len);
+/**
+ * The ended body's trailers, copied into <a> and added to <out>: 0, or 400/431 with
+ * <why> (a field the head's grammar refuses, or one that may not be a trailer).
+ */
+int mesh_h1_chunked_trailers(struct mesh_h1_chunked *ck, struct mesh_arena *a,
+                             struct mesh_headers *out, const char **why);
+
 /**
  * Copies a parsed head into <a> and moves every span of <h> onto the copy, so
  * that they outlive the input buffer. Returns the copy; NULL past the arena's

@@ -7,11 +7,13 @@
  *   mesh-test-h2raw [--timeout SEC] HOST PORT [--method M] [--path P] [--authority A]
  *                   [--scheme S] [-H 'name: value']... [--data STRING | --data-file F]
  *                   [--no-end] [--out FILE] [--connect] [--data-after-status]
- *                   [--until-bytes N]
+ *                   [--until-bytes N] [-T 'name: value']...
  * --connect sends a CONNECT to the authority: no :scheme, no :path (RFC 9113 8.5).
  * --data-after-status holds the DATA until the response's :status came (a websocket
  * client over HTTP/2 waits for the 200, RFC 8441); without it the DATA goes at once.
  * A pseudo-header such as ':protocol: websocket' goes as -H, before any other -H.
+ * -T 'name: value' (repeatable) sends a trailer section after the data (and the data's
+ * END_STREAM goes with it).
  * --until-bytes N ends the run once the stream received N DATA bytes ("until-bytes"): for
  * a tunnel whose server neither ends nor wants a half-close (a WebSocket server).
  * --no-end keeps the client's side of the stream open after the data (no END_STREAM);
@@ -55,6 +57,8 @@ struct state {
     bool no_end;
     bool wait_status, got_status, data_deferred;
     size_t until_bytes; /* --until-bytes: done after this many DATA bytes (0: off) */
+    nghttp2_nv trailers[8]; /* -T */
+    size_t n_trailers;
     FILE *out;
 };
 
@@ -174,7 +178,6 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
 {
     struct state *st = user_data;
     (void)session;
-    (void)stream_id;
     (void)source;
     if (st->wait_status && !st->got_status) {
         st->data_deferred = true;
@@ -185,8 +188,14 @@ static ssize_t data_read_cb(nghttp2_session *session, int32_t stream_id, uint8_t
         n = length;
     memcpy(buf, st->data + st->data_off, n);
     st->data_off += n;
-    if (st->data_off == st->data_len)
+    if (st->data_off == st->data_len) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF | (st->no_end ? NGHTTP2_DATA_FLAG_NO_END_STREAM : 0);
+        if (st->n_trailers) {
+            *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; /* the trailers end it */
+            if (nghttp2_submit_trailer(session, stream_id, st->trailers, st->n_trailers) != 0)
+                return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+    }
     return (ssize_t)n;
 }
 
@@ -254,7 +263,7 @@ static void usage(void)
     fprintf(stderr, "usage: mesh-test-h2raw [--timeout SEC] HOST PORT [--method M] [--path P]\n"
                     "       [--authority A] [--scheme S] [-H 'name: value']... [--data STR | --data-file F]\n"
                     "       [--no-end] [--out FILE] [--connect] [--data-after-status]\n"
-                    "       [--until-bytes N]\n");
+                    "       [--until-bytes N] [-T 'name: value']...\n");
 }
 
 int main(int argc, char **argv)
@@ -304,6 +313,17 @@ int main(int argc, char **argv)
             st.until_bytes = (size_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "-H") == 0 && n_extra < MAX_NV - 4)
             extra[n_extra++] = argv[++i];
+        else if (strcmp(argv[i], "-T") == 0 && st.n_trailers < 8) {
+            const char *t = argv[++i], *colon = strchr(t + 1, ':');
+            if (!colon) {
+                fprintf(stderr, "mesh-test-h2raw: bad trailer '%s'\n", t);
+                return 1;
+            }
+            const char *v = colon + 1;
+            while (*v == ' ')
+                v++;
+            st.trailers[st.n_trailers++] = make_nv(t, (size_t)(colon - t), v);
+        }
         else if (strcmp(argv[i], "--data") == 0) {
             st.data = argv[++i];
             st.data_len = strlen(st.data);

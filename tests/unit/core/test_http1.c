@@ -388,3 +388,121 @@ LEAK_TEST(http1, kept_head_outlives_its_input)
     cr_expect(parsed.field[1].value > copy && parsed.field[1].value < copy + parsed.len);
     teardown();
 }
+
+/* ---- chunked request bodies (h1_chunked.c) ---- */
+
+/*
+ * Decodes <in> fed <step> bytes at a time (0: all at once). Returns the status (0 when
+ * the body ended well); the data in <data>, the trailers in <tr>.
+ */
+static int chunked(const char *in, size_t step, char *data, size_t cap, struct mesh_headers *tr,
+                   struct mesh_arena *a, const char **why)
+{
+    struct mesh_h1_chunked ck = {0};
+    mesh_h1_chunked_reset(&ck);
+    struct evbuffer *body = evbuffer_new();
+    size_t n = strlen(in), off = 0;
+    int st = 0;
+    *why = NULL;
+    while (off < n && !st && !mesh_h1_chunked_done(&ck)) {
+        size_t k = step && n - off > step ? step : n - off;
+        off += mesh_h1_chunked_feed(&ck, in + off, k, body, &st, why);
+    }
+    if (!st)
+        st = mesh_h1_chunked_done(&ck) ? mesh_h1_chunked_trailers(&ck, a, tr, why) : -1;
+    size_t dl = evbuffer_get_length(body);
+    cr_assert_lt(dl, cap);
+    evbuffer_remove(body, data, dl);
+    data[dl] = '\0';
+    evbuffer_free(body);
+    if (ck.trailer)
+        evbuffer_free(ck.trailer);
+    return st;
+}
+
+LEAK_TEST(http1, chunked_bodies_decode_whatever_the_reads)
+{
+    static const char body[] = "5;name=\"v\"\r\nhello\r\n7\r\n, world\r\nA\r\n0123456789\r\n"
+                               "0;last\r\nX-Checksum: abc\r\nX-Two: 2\r\n\r\n";
+    for (size_t step = 0; step <= 7; step++) {
+        struct mesh_arena *a = mesh_arena_new(4096, 0);
+        struct mesh_headers tr = {0};
+        char data[256];
+        const char *why;
+        int st = chunked(body, step, data, sizeof(data), &tr, a, &why);
+        cr_expect_eq(st, 0, "step %zu: %s", step, why ? why : "");
+        cr_expect_str_eq(data, "hello, world0123456789", "step %zu", step);
+        cr_expect_eq(tr.n, 2u, "step %zu", step);
+        if (tr.n == 2) {
+            cr_expect(tr.v[0].name_len == 10 && memcmp(tr.v[0].name, "X-Checksum", 10) == 0);
+            cr_expect(tr.v[1].value_len == 1 && tr.v[1].value[0] == '2');
+        }
+        mesh_arena_free(a);
+    }
+    /* what follows the body (the next pipelined request) is not taken */
+    struct mesh_h1_chunked ck = {0};
+    struct evbuffer *b = evbuffer_new();
+    static const char two[] = "0\r\n\r\nGET / HTTP/1.1\r\n";
+    int st;
+    const char *why;
+    cr_expect_eq(mesh_h1_chunked_feed(&ck, two, sizeof(two) - 1, b, &st, &why), 5u);
+    cr_expect(mesh_h1_chunked_done(&ck) && st == 0);
+    evbuffer_free(b);
+    if (ck.trailer)
+        evbuffer_free(ck.trailer);
+}
+
+LEAK_TEST(http1, chunked_bodies_refused)
+{
+    static const struct {
+        const char *in;
+        int status;
+    } bad[] = {
+        {"zz\r\nhello\r\n0\r\n\r\n", 400},               /* not hex */
+        {"+5\r\nhello\r\n0\r\n\r\n", 400},               /* a sign */
+        {"0x5\r\nhello\r\n0\r\n\r\n", 400},              /* a prefix */
+        {"5 \r\nhello\r\n0\r\n\r\n", 400},               /* a space */
+        {"1000000000000000\r\n", 400},                   /* 16 digits */
+        {"5\nhello\r\n0\r\n\r\n", 400},                  /* bare LF after the size */
+        {"5\rXhello\r\n0\r\n\r\n", 400},                 /* CR then not LF */
+        {"5\r\nhelloXY0\r\n\r\n", 400},                  /* data not ended by CRLF */
+        {"5\r\nhello\n0\r\n\r\n", 400},                  /* data ended by a bare LF */
+        {"5;a\nb\r\nhello\r\n0\r\n\r\n", 400},           /* bare LF in an extension */
+        {"5;a\x01\r\nhello\r\n0\r\n\r\n", 400},          /* a control byte in one */
+        {"0\r\n\n", 400},                                /* the end by a bare LF */
+        {"0\r\nX-A: 1\n\r\n", 400},                      /* a trailer ended by a bare LF */
+        {"0\r\nX-A: 1\rX\r\n\r\n", 400},                 /* a bare CR in one */
+        {"0\r\nX Y: 1\r\n\r\n", 400},                    /* a space in a trailer's name */
+        {"0\r\nX-A: 1\r\n b\r\n\r\n", 400},              /* obs-fold */
+        {"0\r\nHost: evil\r\n\r\n", 400},                /* a field that may not trail */
+        {"0\r\ncontent-length: 1\r\n\r\n", 400},
+        {"0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"0\r\nAuthorization: x\r\n\r\n", 400},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        for (size_t step = 0; step <= 1; step++) {
+            struct mesh_arena *a = mesh_arena_new(4096, 0);
+            struct mesh_headers tr = {0};
+            char data[256];
+            const char *why = NULL;
+            int st = chunked(bad[i].in, step, data, sizeof(data), &tr, a, &why);
+            cr_expect_eq(st, bad[i].status, "\"%s\" (step %zu): %d %s", bad[i].in, step, st,
+                         why ? why : "");
+            cr_expect(st <= 0 || why, "a reason");
+            mesh_arena_free(a);
+        }
+    }
+    /* a trailer section past MESH_MAX_HEADER_BYTES: 431 */
+    size_t big = MESH_MAX_HEADER_BYTES + 100;
+    char *in = malloc(big + 32);
+    memcpy(in, "0\r\nX-Big: ", 10);
+    memset(in + 10, 'x', big);
+    memcpy(in + 10 + big, "\r\n\r\n", 5);
+    struct mesh_arena *a = mesh_arena_new(4096, 0);
+    struct mesh_headers tr = {0};
+    static char data[256];
+    const char *why;
+    cr_expect_eq(chunked(in, 0, data, sizeof(data), &tr, a, &why), 431);
+    mesh_arena_free(a);
+    free(in);
+}
