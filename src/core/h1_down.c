@@ -58,6 +58,8 @@ static int apply_field(struct mesh_stream *s, const struct mesh_h1_field *f, str
         if (strncasecmp(name, "host", 4) == 0) {
             if (s->req.authority)
                 return *why = "more than one Host header", 400;
+            if (!mesh_http_authority_ok(value, vlen))
+                return *why = "invalid Host header", 400;
             s->req.authority = value;
             s->req.authority_len = (uint32_t)vlen;
         }
@@ -138,9 +140,21 @@ static int absolute_target(struct mesh_stream *s)
         host->value_len = s->req.authority_len;
     }
     s->req.scheme = (s->req.path[4] == 's' || s->req.path[4] == 'S') ? "https" : "http";
-    if (he < s->req.path_len) {
+    if (he < s->req.path_len && s->req.path[he] == '/') {
         s->req.path += he;
         s->req.path_len -= (uint32_t)he;
+    } else if (he < s->req.path_len) {
+        /* "http://a.example?x=1": the empty path is "/" (RFC 9112 3.2.2), or the backend
+         * got "GET ?x=1" */
+        size_t rest = s->req.path_len - he;
+        char *p = mesh_arena_alloc(s->arena, rest + 2);
+        if (!p)
+            return -1;
+        p[0] = '/';
+        memcpy(p + 1, s->req.path + he, rest);
+        p[rest + 1] = '\0';
+        s->req.path = p;
+        s->req.path_len = (uint32_t)(rest + 1);
     } else {
         s->req.path = "/";
         s->req.path_len = 1;

@@ -190,6 +190,12 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
             if (!s->req.authority) {
                 s->req.authority = "";
             }
+            /* what HTTP/1.1 refuses, HTTP/2 does too: an unknown (or lowercase) method, a
+             * userinfo or other bytes no host has in :authority or Host (nghttp2 takes "@") */
+            if (!s->reject_status &&
+                (!mesh_http_method_known(s->req.method, s->req.method_len) ||
+                 !mesh_http_authority_ok(s->req.authority, s->req.authority_len)))
+                s->reject_status = 400;
             s->is_head = s->req.method_len == 4 && memcmp(s->req.method, "HEAD", 4) == 0;
             s->is_connect = s->req.method_len == 7 && memcmp(s->req.method, "CONNECT", 7) == 0;
             if (s->is_ext_connect) {
@@ -216,7 +222,9 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
             s->state = MESH_SS_ROUTED; /* leaves the head phase; the proxy sets the real state */
             if (s->reject_status) {
                 MESH_STAT_INC(&c->w->stats, downstream_rq_rejected);
-                mesh_proxy_local_reply(s, s->reject_status, MESH_RF_DPE, "too many header fields");
+                mesh_proxy_local_reply(s, s->reject_status, MESH_RF_DPE,
+                                       s->reject_status == 431 ? "too many header fields"
+                                                               : "invalid method or authority");
                 break;
             }
             mesh_proxy_request_headers(s, end);

@@ -240,6 +240,25 @@ static bool known_method(const unsigned char *m, size_t len)
     return false;
 }
 
+bool mesh_http_method_known(const char *m, size_t len)
+{
+    return known_method((const unsigned char *)m, len);
+}
+
+bool mesh_http_authority_ok(const char *v, size_t len)
+{
+    /* uri-host [ ":" port ] (RFC 3986 3.2.2): reg-name characters, an IP literal's
+     * brackets and the port's colon; no userinfo ("@"), no path, query or space */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            continue;
+        if (!strchr("-._~!$&'()*+,;=%:[]", c) || !c)
+            return false;
+    }
+    return true;
+}
+
 static int bad(const char **why, const char *msg, int status)
 {
     *why = msg;

@@ -465,6 +465,13 @@ int mesh_h1_append_piece(struct mesh_arena *a, char **dst, size_t *dlen, const c
                          size_t len);
 /** <v> without the spaces and tabs around it; <len> is updated. */
 const char *mesh_h1_trim_ows(const char *v, size_t *len);
+/** A method meshd forwards (the ones http-parser knows; exact case). */
+bool mesh_http_method_known(const char *m, size_t len);
+/**
+ * A Host or :authority value meshd forwards: uri-host [":" port] characters only (empty
+ * too: RFC 9112 3.2), so no userinfo, space, path or query reaches a backend as a host.
+ */
+bool mesh_http_authority_ok(const char *v, size_t len);
 /** A Transfer-Encoding value (trimmed) meshd can undo: "chunked" alone, in any case.
  * Anything else (gzip, "gzip, chunked") is refused both ways: meshd re-frames bodies. */
 static inline bool mesh_h1_te_is_chunked(const char *v, size_t len)

@@ -79,6 +79,10 @@ h1_bad "the last chunk's trailer section ended by a bare LF" 400 "send:${CH}5\r\
 h1_bad "chunk data ended by a bare LF (a split request)" 400 \
     "send:${CH}2\r\nxx\n4c\r\nAAAAAAAAAAAA\r\n0\r\n\r\nPOST /smuggled HTTP/1.1\r\n${R}Content-Length: 7\r\n\r\n\r\n0\r\n\r\n"
 h1_bad "a chunk size with a space before the CRLF" 400 "send:${CH}5 \r\nhello\r\n0\r\n\r\n"
+# Host is a uri-host and a port: no space, userinfo or path reaches a backend as a host.
+h1_bad "Host with a space" 400 "send:GET / HTTP/1.1\r\nHost: a b\r\n\r\n"
+h1_bad "Host with userinfo" 400 "send:GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"
+h1_bad "Host with a path" 400 "send:GET / HTTP/1.1\r\nHost: a/../x\r\n\r\n"
 # Trailers: the head's grammar, and none of the fields that frame, route or authenticate
 # (RFC 9110 6.5.1): a backend that merged them into the head would trust them.
 for t in 'Content-Length: 50' 'Transfer-Encoding: chunked' 'Host: evil' 'X-Forwarded-For: 6.6.6.6' \
@@ -105,6 +109,11 @@ conns1=$("${CURL[@]}" "http://127.0.0.1:$BACKEND/__conns")
 # /hello (no request before this one left a pooled connection: the bad ones never got one)
 expect_eq "$((conns1 - conns0))" 2 \
     "...on a new upstream connection: the one with half a body was not reused"
+
+# (after the pooled-connection count above: a good request leaves a pooled connection)
+# The absolute form with an empty path is "/" (RFC 9112 3.2.2): it went upstream as "?x=1".
+out=$(raw "$MESH_PORT" "send:GET http://t?x=1 HTTP/1.1\r\n${R}Connection: close\r\n\r\n" readall)
+expect_eq "$(status_of "$out")" 200 "absolute form without a path: routed as /?x=1 (was 404: path ?x=1)"
 
 # ---- header syntax -----------------------------------------------------------------------
 h1_bad "whitespace before the colon" 400 "send:GET / HTTP/1.1\r\n${R}X-Bad : v\r\n\r\n"
@@ -170,6 +179,8 @@ h2_bad "h2 connection-specific header (connection: keep-alive)" -H 'connection: 
 h2_bad "h2 keep-alive header" -H 'keep-alive: timeout=5'
 h2_bad "h2 transfer-encoding header" -H 'transfer-encoding: chunked'
 h2_bad "h2 te other than trailers" -H 'te: gzip'
+h2_bad "h2 :authority with userinfo (RFC 9113 8.3.1)" --authority 'u@a.example'
+h2_bad "h2 lowercase method (methods are case-sensitive)" --method get
 # Trailers that frame, route or authenticate (RFC 9110 6.5.1): nghttp2 refuses only the
 # connection-specific ones, and host or authorization reached an HTTP/1.1 backend. The
 # head and body may be upstream already (they stream); the stream is reset, and the
