@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <mbedtls/base64.h>
 #include "core/log.h"
 #include "core/proxy-int.h"
 #include "core/filter.h"
@@ -320,34 +321,21 @@ static uint64_t next_rand(struct mesh_worker *w)
 
 /*
  * A websocket over HTTP/2 (RFC 8441) has no Sec-WebSocket-Key, which an HTTP/1.1 server
- * needs (RFC 6455 4.1): 16 random bytes, base64 (24 characters), as haproxy makes one.
- * The Sec-WebSocket-Accept that answers it is dropped (h2_down.c).
+ * needs (RFC 6455 4.1): 16 random bytes in base64, as haproxy makes one. The
+ * Sec-WebSocket-Accept that answers it is dropped (h2_down.c). h2_down.c lets only
+ * :protocol websocket through, so the Upgrade is a websocket's.
  */
 static void add_websocket_key(struct mesh_stream *s)
 {
     struct mesh_msg *m = &s->req;
-    const struct mesh_header *up = mesh_headers_get(&m->hdrs, LIT("upgrade"));
-    if (!up || up->value_len != 9 || strncasecmp(up->value, "websocket", 9) != 0 ||
-        mesh_headers_get(&m->hdrs, LIT("sec-websocket-key")))
+    if (mesh_headers_get(&m->hdrs, LIT("sec-websocket-key")))
         return;
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    unsigned char r[18] = {0}; /* 16 bytes, padded to whole groups of 3 */
-    uint64_t a = next_rand(s->w), b = next_rand(s->w);
-    memcpy(r, &a, 8);
-    memcpy(r + 8, &b, 8);
+    uint64_t r[2] = {next_rand(s->w), next_rand(s->w)};
     char *v = mesh_arena_alloc(s->arena, 25);
-    if (!v)
-        return;
-    for (int i = 0, o = 0; i < 18; i += 3) {
-        uint32_t g = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
-        v[o++] = b64[g >> 18];
-        v[o++] = b64[(g >> 12) & 63];
-        v[o++] = b64[(g >> 6) & 63];
-        v[o++] = b64[g & 63];
-    }
-    v[22] = v[23] = '='; /* the last group held one real byte */
-    v[24] = '\0';
-    mesh_headers_add(s->arena, &m->hdrs, LIT("sec-websocket-key"), v, 24);
+    size_t n = 0;
+    if (v && mbedtls_base64_encode((unsigned char *)v, 25, &n, (const unsigned char *)r,
+                                   sizeof(r)) == 0)
+        mesh_headers_add(s->arena, &m->hdrs, LIT("sec-websocket-key"), v, n);
 }
 
 static void add_request_headers(struct mesh_stream *s)
