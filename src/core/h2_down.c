@@ -67,6 +67,15 @@ static struct mesh_stream *stream_of(struct mesh_conn *c, int32_t id)
 
 /* ---- Receiving ---- */
 
+/* Refuses the request once its head is complete (the first reason stands). */
+static void reject(struct mesh_stream *s, int status, const char *why)
+{
+    if (!s->reject_status) {
+        s->reject_status = status;
+        s->reject_why = why;
+    }
+}
+
 static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
 {
     struct mesh_conn *c = ud;
@@ -129,9 +138,14 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
             m->scheme = v;
         } else if (nlen == 9 && memcmp(name, ":protocol", 9) == 0) {
             /* RFC 8441 (nghttp2 took it only because we announced it, and only with
-             * CONNECT, :scheme and :path): upstream it is the HTTP/1.1 Upgrade token */
+             * CONNECT, :scheme and :path): upstream it is the HTTP/1.1 Upgrade token.
+             * Only websocket: anything else would reach an HTTP/1.1 server as an Upgrade
+             * meshd cannot vouch for, h2c above all, a tunnel past routing and checks
+             * (h2c smuggling, refused over HTTP/1.1 too, h1_down.c) */
             s->is_ext_connect = true;
-            if (mesh_headers_add(s->arena, &m->hdrs, "upgrade", 7, v, vlen))
+            if (vlen != 9 || strncasecmp(v, "websocket", 9) != 0)
+                reject(s, 501, "extended CONNECT supports :protocol websocket only");
+            else if (mesh_headers_add(s->arena, &m->hdrs, "upgrade", 7, v, vlen))
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         }
         return 0;
@@ -165,7 +179,7 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
         }
     }
     if (m->hdrs.n >= MESH_MAX_HEADERS) {
-        s->reject_status = 431; /* answered once the head is complete, like HTTP/1.1 */
+        reject(s, 431, "too many header fields"); /* answered with the head, as HTTP/1.1 */
         return 0;
     }
     const char *n = mesh_arena_strndup(s->arena, (const char *)name, nlen);
@@ -192,10 +206,10 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
             }
             /* what HTTP/1.1 refuses, HTTP/2 does too: an unknown (or lowercase) method, a
              * userinfo or other bytes no host has in :authority or Host (nghttp2 takes "@") */
-            if (!s->reject_status &&
-                (!mesh_http_method_known(s->req.method, s->req.method_len) ||
-                 !mesh_http_authority_ok(s->req.authority, s->req.authority_len)))
-                s->reject_status = 400;
+            if (!mesh_http_method_known(s->req.method, s->req.method_len))
+                reject(s, 400, "invalid method");
+            if (!mesh_http_authority_ok(s->req.authority, s->req.authority_len))
+                reject(s, 400, "invalid :authority or host");
             s->is_head = s->req.method_len == 4 && memcmp(s->req.method, "HEAD", 4) == 0;
             s->is_connect = s->req.method_len == 7 && memcmp(s->req.method, "CONNECT", 7) == 0;
             if (s->is_ext_connect) {
@@ -206,25 +220,12 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
                 s->req.method = "GET";
                 s->req.method_len = 3;
                 s->req.content_length = -1; /* no framing: h1_up.c sends no body */
-                const struct mesh_header *up = mesh_headers_get(&s->req.hdrs, LIT("upgrade"));
-                if (!up || up->value_len != 9 || strncasecmp(up->value, "websocket", 9) != 0) {
-                    /* anything else would reach an HTTP/1.1 server as an Upgrade meshd
-                     * cannot vouch for: h2c above all, a tunnel past routing and checks
-                     * (h2c smuggling, refused over HTTP/1.1 too, h1_down.c) */
-                    s->state = MESH_SS_ROUTED;
-                    MESH_STAT_INC(&c->w->stats, downstream_rq_rejected);
-                    mesh_proxy_local_reply(s, 501, MESH_RF_DPE,
-                                           "extended CONNECT supports :protocol websocket only");
-                    break;
-                }
             }
             s->req_end = end;
             s->state = MESH_SS_ROUTED; /* leaves the head phase; the proxy sets the real state */
             if (s->reject_status) {
                 MESH_STAT_INC(&c->w->stats, downstream_rq_rejected);
-                mesh_proxy_local_reply(s, s->reject_status, MESH_RF_DPE,
-                                       s->reject_status == 431 ? "too many header fields"
-                                                               : "invalid method or authority");
+                mesh_proxy_local_reply(s, s->reject_status, MESH_RF_DPE, s->reject_why);
                 break;
             }
             mesh_proxy_request_headers(s, end);

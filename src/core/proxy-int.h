@@ -214,7 +214,8 @@ struct mesh_stream {
                                             a later HEADERS frame is trailers */
     bool up_req_framed;                  /* HTTP/2 upstream: request's end framed by nghttp2 */
     bool h2_in_trailers;                 /* receiving request trailers (downstream) */
-    int reject_status;                   /* HTTP/2: refuse once the head is complete (431) */
+    int reject_status;                   /* HTTP/2: refuse once the head is complete */
+    const char *reject_why;              /* its static reason */
     /* Retries (proxy.c, retry.h) */
     struct evbuffer *replay;             /* copy of the request body for a retry (<= 64 KiB) */
     struct event *try_timer;             /* per-try timeout, or the backoff before a retry */
