@@ -174,7 +174,7 @@ size_t mesh_h1_chunked_feed(struct mesh_h1_chunked *ck, const char *p, size_t n,
             if (r < 0)
                 return fail(status, why, 400, *why, i);
             if (!ck->trailer && !(ck->trailer = evbuffer_new()))
-                return fail(status, why, 431, "trailer section too large", i);
+                return fail(status, why, 503, "out of memory", i);
             if (evbuffer_get_length(ck->trailer) >= MESH_MAX_HEADER_BYTES)
                 return fail(status, why, 431, "trailer section too large", i);
             evbuffer_add(ck->trailer, &c, 1);

@@ -245,17 +245,22 @@ bool mesh_http_method_known(const char *m, size_t len)
     return known_method((const unsigned char *)m, len);
 }
 
+/* uri-host [ ":" port ] (RFC 3986 3.2.2): reg-name characters (unreserved, sub-delims,
+ * pct-encoded), an IP literal's brackets and the port's colon */
+static const bool authority_char[256] = {
+    ['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+    ['-'] = true, ['.'] = true, ['_'] = true, ['~'] = true, ['!'] = true, ['$'] = true,
+    ['&'] = true, ['\''] = true, ['('] = true, [')'] = true, ['*'] = true, ['+'] = true,
+    [','] = true, [';'] = true, ['='] = true, ['%'] = true, [':'] = true, ['['] = true,
+    [']'] = true,
+};
+
 bool mesh_http_authority_ok(const char *v, size_t len)
 {
-    /* uri-host [ ":" port ] (RFC 3986 3.2.2): reg-name characters, an IP literal's
-     * brackets and the port's colon; no userinfo ("@"), no path, query or space */
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-            continue;
-        if (!strchr("-._~!$&'()*+,;=%:[]", c) || !c)
+    /* no userinfo ("@"), no path, query or space */
+    for (size_t i = 0; i < len; i++)
+        if (!authority_char[(unsigned char)v[i]])
             return false;
-    }
     return true;
 }
 
