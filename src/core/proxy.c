@@ -925,12 +925,18 @@ void mesh_proxy_request_end(struct mesh_stream *s)
     }
 }
 
+static void access_log(const struct mesh_stream *s, int status);
+
 void mesh_proxy_downstream_abort(struct mesh_stream *s)
 {
     s->flags |= MESH_RF_DC;
     if (!s->resp_end)
         mesh_log_debug("downstream closed before the response ended");
     detach_upstream(s);
+    /* a request the client gave up on has its line too, as in Envoy: the status it was
+     * sent (0 before any), DC; an HTTP/2 WebSocket ends this way when its client just goes */
+    if (s->state != MESH_SS_HEADERS && s->state != MESH_SS_DONE)
+        access_log(s, s->resp_headers_sent ? s->resp.status : 0);
 }
 
 /* ---- Upstream side ---- */
@@ -1115,10 +1121,15 @@ void mesh_proxy_stream_done(struct mesh_stream *s)
     else if (status >= 100)
         MESH_STAT_INC(st, downstream_rq_1xx);
     s->state = MESH_SS_DONE;
+    access_log(s, status);
+}
+
+/* Envoy's default format, trimmed: flags say why a request failed */
+static void access_log(const struct mesh_stream *s, int status)
+{
     bool al = s->w->rt->access_log;
     if (!al && !mesh_log_enabled(MESH_LOG_DEBUG))
         return;
-    /* Envoy's default format, trimmed: flags say why a request failed */
     char fl[64];
     const struct mesh_header *rid = mesh_headers_get(&s->req.hdrs, LIT("x-request-id"));
     const struct mesh_header *ua = mesh_headers_get(&s->req.hdrs, LIT("user-agent"));

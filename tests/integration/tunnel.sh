@@ -72,6 +72,12 @@ line=$(grep 'access "GET /delay/200 ' "$MESHD_LOG" | tail -n 1)
 ms=$(printf '%s\n' "$line" | sed -E 's/.* ([0-9]+)\.[0-9]+ms .*/\1/')
 expect_eq "$([ "${ms:-0}" -ge 200 ] 2>/dev/null && [ "$ms" -lt 10000 ] && echo yes)" yes \
     "a request delayed 200 ms by the backend logs 200 ms or more: $line"
+# A stream the client gives up on has its line too (as in Envoy): status 0 (none was sent),
+# DC. (An HTTP/1.1 client's FIN is a half-close: its request is still answered, and logged.)
+"${CURL[@]}" -o /dev/null --max-time 0.3 --http2-prior-knowledge "http://127.0.0.1:$WEB/delay/3001"
+wait_for 5 grep -q 'access "GET /delay/3001 ' "$MESHD_LOG" || true
+expect_match "$(grep 'access "GET /delay/3001 ' "$MESHD_LOG")" '"GET /delay/3001 HTTP/2" 0 DC ' \
+    "HTTP/2: a stream whose client went before the answer is logged, status 0, DC"
 
 out=$(raw "$TCP" "send:CONNECT 127.0.0.1:$ECHO HTTP/1.1\r\nHost: 127.0.0.1:$ECHO\r\n\r\n" \
     'expect:\r\n\r\n' 'send:bytes\0\xff\x01 not http\r\n\r\n' 'expect:not http\r\n\r\n' \
