@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <mbedtls/base64.h>
+#include <mbedtls/sha1.h>
 #include "core/log.h"
 #include "core/proxy-int.h"
 
@@ -455,6 +457,11 @@ static void d_send_data(struct mesh_stream *s, struct evbuffer *data)
 static void d_send_end(struct mesh_stream *s)
 {
     struct mesh_conn *c = s->conn;
+    if (c->proto == MESH_CONN_TUNNEL) { /* an upstream extended CONNECT's END_STREAM */
+        s->resp_end = true;
+        mesh_tunnel_h1_stream_end(c);
+        return;
+    }
     if (c->h1_resp_chunked)
         mesh_h1_write_last_chunk(c->out, &s->resp.trailers);
     s->resp_end = true;
@@ -484,10 +491,47 @@ static bool d_congested(struct mesh_stream *s)
     return evbuffer_get_length(s->conn->out) >= MESH_BUF_HIGH;
 }
 
+/*
+ * The 101 that answers a WebSocket Upgrade whose upstream took an HTTP/2 extended CONNECT
+ * (RFC 8441): that server saw no Sec-WebSocket-Key, so meshd answers the client's (RFC
+ * 6455 4.2.2: base64 of the SHA-1 of the key and the protocol's GUID). The 2xx's other
+ * fields go with it (Sec-WebSocket-Protocol, -Extensions).
+ */
+static void write_websocket_101(struct mesh_conn *c, struct mesh_stream *s)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    const struct mesh_header *key = mesh_headers_get(&s->req.hdrs, LIT("sec-websocket-key"));
+    unsigned char in[128], digest[20];
+    char *accept = mesh_arena_alloc(s->arena, 32);
+    size_t n = 0;
+    s->resp.status = 101;
+    s->resp.content_length = -1;
+    mesh_headers_add(s->arena, &s->resp.hdrs, LIT("Upgrade"), LIT("websocket"));
+    mesh_headers_add(s->arena, &s->resp.hdrs, LIT("Connection"), LIT("Upgrade"));
+    if (key && accept && key->value_len <= sizeof(in) - (sizeof(guid) - 1)) {
+        memcpy(in, key->value, key->value_len);
+        memcpy(in + key->value_len, guid, sizeof(guid) - 1);
+        if (mbedtls_sha1_ret(in, key->value_len + sizeof(guid) - 1, digest) == 0 &&
+            mbedtls_base64_encode((unsigned char *)accept, 32, &n, digest, sizeof(digest)) == 0)
+            mesh_headers_add(s->arena, &s->resp.hdrs, LIT("Sec-WebSocket-Accept"), accept, n);
+    }
+    mesh_h1_write_response_head(c->out, &s->resp, 1, false, false);
+}
+
 static void d_start_tunnel(struct mesh_stream *s)
 {
     struct mesh_conn *c = s->conn;
     struct mesh_upconn *u = s->up;
+    if (s->up_ext_connect) {
+        /* the stream stays: its upstream HTTP/2 stream carries the connection's bytes */
+        write_websocket_101(c, s);
+        s->resp_headers_sent = true;
+        c->h1_resp_chunked = false;
+        c->h1_resp_nobody = false;
+        c->h1_stream = NULL;
+        mesh_tunnel_start_h1_stream(c, s);
+        return;
+    }
     if (s->is_connect) {
         evbuffer_add(c->out, LIT("HTTP/1.1 200 Connection Established\r\n\r\n"));
         s->resp.status = 200; /* meshd's own answer: the access log and stats say so */

@@ -473,7 +473,8 @@ static bool d_congested(struct mesh_stream *s)
  * frames carry its bytes from now on (tunnel.c). An extended CONNECT (RFC 8441) comes
  * here with the upstream's 101: its fields go with the 200 (Sec-WebSocket-Protocol,
  * -Extensions), not Upgrade (connection-specific in HTTP/2) nor Sec-WebSocket-Accept,
- * which answers the key meshd made up (RFC 8441 5). */
+ * which answers the key meshd made up (RFC 8441 5). An upstream extended CONNECT's 2xx
+ * comes here too; its stream then carries the bytes as this one does. */
 static void d_start_tunnel(struct mesh_stream *s)
 {
     s->resp.status = 200;
@@ -483,7 +484,10 @@ static void d_start_tunnel(struct mesh_stream *s)
         s->resp.hdrs.n = 0;
     s->resp.content_length = -1;
     d_send_headers(s, false);
-    mesh_tunnel_start_stream(s);
+    if (s->up_ext_connect)
+        mesh_proxy_tunnel_ready(s, s->uops); /* HTTP/2 both ways: stream to stream */
+    else
+        mesh_tunnel_start_stream(s);
 }
 
 static const struct mesh_down_ops h2_ops = {

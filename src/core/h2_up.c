@@ -103,6 +103,15 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
         u->goaway = true;
         return 0;
     }
+    if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        /* whether an Upgrade may come this way (upstream.c): the endpoint says it here */
+        u->h2_settings_seen = true;
+        u->pool->ext_connect =
+            nghttp2_session_get_remote_settings(h2, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL)
+                ? MESH_EXT_CONNECT_YES
+                : MESH_EXT_CONNECT_NO;
+        return 0;
+    }
     struct mesh_stream *s = f->hd.stream_id ? stream_of(u, f->hd.stream_id) : NULL;
     if (!s)
         return 0;
@@ -185,6 +194,9 @@ static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
     if (!s)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     size_t avail = s->req_buf ? evbuffer_get_length(s->req_buf) : 0;
+    /* an extended CONNECT's bytes wait for its 2xx: a refusal must not carry them */
+    if (s->up_ext_connect && s->state != MESH_SS_TUNNEL)
+        avail = 0;
     if (!avail && !s->up_req_end) {
         s->h2_up_deferred = true;
         return NGHTTP2_ERR_DEFERRED;
@@ -217,12 +229,15 @@ static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
     return (ssize_t)n;
 }
 
-static bool skip_request_header(const struct mesh_header *h)
+static bool skip_request_header(const struct mesh_stream *s, const struct mesh_header *h)
 {
     return mesh_header_is(h, LIT("host")) || mesh_header_is(h, LIT("connection")) ||
            mesh_header_is(h, LIT("keep-alive")) || mesh_header_is(h, LIT("proxy-connection")) ||
            mesh_header_is(h, LIT("transfer-encoding")) || mesh_header_is(h, LIT("upgrade")) ||
-           mesh_header_is(h, LIT("te"));
+           mesh_header_is(h, LIT("te")) ||
+           /* RFC 8441 5: no Sec-WebSocket-Key over HTTP/2 (the client's is answered by
+            * meshd, h1_down.c; an HTTP/2 client sent none) */
+           (s->up_ext_connect && mesh_header_is(h, LIT("sec-websocket-key")));
 }
 
 void mesh_h2_up_attach(struct mesh_upconn *u, struct mesh_stream *s)
@@ -230,14 +245,27 @@ void mesh_h2_up_attach(struct mesh_upconn *u, struct mesh_stream *s)
     nghttp2_nv nva[MESH_MAX_HEADERS + 8];
     size_t k = 0;
 #define NV(n, nl, v, vl) (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), (nl), (vl), NGHTTP2_NV_FLAG_NONE}
-    nva[k++] = NV(":method", 7, s->req.method, s->req.method_len);
+    if (s->up_ext_connect) {
+        /* a WebSocket (RFC 8441 4): CONNECT with :protocol, whether the client asked with
+         * an HTTP/1.1 Upgrade or an extended CONNECT of its own */
+        if (u->h2_settings_seen &&
+            !nghttp2_session_get_remote_settings(u->h2, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL)) {
+            mesh_proxy_upstream_error(s, 502, MESH_RF_UPE,
+                                      "upstream HTTP/2 does not accept extended CONNECT", false);
+            return;
+        }
+        nva[k++] = NV(":method", 7, "CONNECT", 7);
+        nva[k++] = NV(":protocol", 9, "websocket", 9);
+    } else {
+        nva[k++] = NV(":method", 7, s->req.method, s->req.method_len);
+    }
     nva[k++] = NV(":scheme", 7, "http", 4);
     nva[k++] = NV(":authority", 10, s->req.authority, s->req.authority_len);
     nva[k++] = NV(":path", 5, s->req.path ? s->req.path : "/", s->req.path ? s->req.path_len : 1);
     bool te_trailers = false;
     for (uint32_t i = 0; i < s->req.hdrs.n && k < MESH_MAX_HEADERS + 6; i++) {
         struct mesh_header *h = &s->req.hdrs.v[i];
-        if (skip_request_header(h))
+        if (skip_request_header(s, h))
             continue;
         char *ln = mesh_arena_strndup(s->arena, h->name, h->name_len);
         if (!ln)
@@ -253,12 +281,14 @@ void mesh_h2_up_attach(struct mesh_upconn *u, struct mesh_stream *s)
     if (te_trailers)
         nva[k++] = NV("te", 2, "trailers", 8);
     char cl[24];
-    if (s->req.content_length >= 0) {
+    if (s->req.content_length >= 0 && !s->up_ext_connect) {
         size_t n = mesh_u64_dec(cl, (uint64_t)s->req.content_length);
         nva[k++] = NV("content-length", 14, cl, (size_t)n);
     }
 #undef NV
-    bool no_body = s->req_end && s->req_bytes == 0 && (!s->req_buf || !evbuffer_get_length(s->req_buf));
+    /* a tunnel's stream stays open for its bytes (an Upgrade's head ended the request) */
+    bool no_body = !s->up_ext_connect && s->req_end && s->req_bytes == 0 &&
+                   (!s->req_buf || !evbuffer_get_length(s->req_buf));
     nghttp2_data_provider dp = {.source.ptr = s, .read_callback = data_read};
     s->up_req_end = false;
     s->up_resp_complete = false;
@@ -314,6 +344,10 @@ static void u_detach(struct mesh_stream *s)
         return;
     mesh_list_remove(&s->up_link);
     if (!u->dead && u->h2) {
+        /* a tunnel's last bytes and END_STREAM, asked for in this turn after its upstream
+         * had ended (a half-close): framed now, from buffers that go with the stream */
+        if (s->up_ext_connect && s->up_req_end && !s->up_req_framed)
+            h2u_emit(u);
         nghttp2_session_set_stream_user_data(u->h2, s->up_h2_id, NULL);
         /* the request's end submitted is not enough: its DATA is framed at the end of the
          * turn, from buffers that go with the stream */

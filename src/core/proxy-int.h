@@ -199,6 +199,9 @@ struct mesh_stream {
     /* RFC 8441: an HTTP/2 CONNECT with :protocol, sent upstream as an HTTP/1.1 GET with
      * Upgrade (is_upgrade too); the 101 becomes the stream's 200 */
     bool is_ext_connect;
+    /* this try's upstream leg is an HTTP/2 extended CONNECT (RFC 8441, h2_up.c): its 2xx
+     * opens the tunnel, and the stream's DATA carry it both ways */
+    bool up_ext_connect;
     bool up_bytes_seen;                  /* any response byte from the upstream */
     bool close_after;                    /* HTTP/1.1: close the connection after this response */
     bool counted_active;
@@ -357,6 +360,8 @@ struct mesh_conn {
     struct mesh_upconn *tunnel_up;
     struct mesh_stream *tunnel_log;       /* HTTP/1.1: the stream that became the tunnel, kept
                                            * for its access-log line at the end (owned) */
+    struct mesh_stream *tunnel_stream;    /* HTTP/1.1: the tunnel is that stream's upstream
+                                           * HTTP/2 extended CONNECT (the same as tunnel_log) */
 };
 
 void mesh_conn_accept(struct mesh_worker *w, int fd, size_t listener_idx,
@@ -492,6 +497,13 @@ void mesh_h1_write_last_chunk(struct evbuffer *out, const struct mesh_headers *t
 size_t mesh_u64_dec(char *out, uint64_t v);
 
 /* ---- Upstream pools (upstream.c) ---- */
+/* What an HTTP/2 endpoint said of RFC 8441 in its SETTINGS (pool->ext_connect). */
+enum {
+    MESH_EXT_CONNECT_UNKNOWN = 0, /* no connection to it has had its SETTINGS yet */
+    MESH_EXT_CONNECT_YES,
+    MESH_EXT_CONNECT_NO,
+};
+
 struct mesh_pool {
     const char *key;                   /* endpoint key, owned by the pool */
     struct sockaddr_storage sa;
@@ -506,6 +518,7 @@ struct mesh_pool {
     uint32_t connect_timeout_ms, idle_timeout_ms;
     struct mesh_tcp_keepalive keepalive; /* for new connections */
     uint32_t n_connecting;
+    uint8_t ext_connect;               /* HTTP/2: MESH_EXT_CONNECT_* from the endpoint's SETTINGS */
     struct event *dispatch;            /* hands pending streams to freed connections */
     struct mesh_pool *hnext;           /* worker hash chain */
 };
@@ -554,6 +567,7 @@ struct mesh_upconn {
     uint32_t h2_active;
     uint32_t h2_max_streams;
     bool goaway;
+    bool h2_settings_seen;             /* the peer's first SETTINGS came */
     /* Tunnel peer: a whole HTTP/1.1 connection, or one HTTP/2 CONNECT stream */
     struct mesh_conn *tunnel_down;
     struct mesh_stream *tunnel_stream;
@@ -592,6 +606,11 @@ void mesh_tunnel_start(struct mesh_conn *c, struct mesh_upconn *u);
 /** HTTP/2 CONNECT (RFC 9113 8.5): s->up carries the bytes of the stream's DATA frames,
  * both ways. The stream owns the connection from here: it closes when the stream goes. */
 void mesh_tunnel_start_stream(struct mesh_stream *s);
+/** An HTTP/1.1 Upgrade whose upstream is an HTTP/2 extended CONNECT stream: the client
+ * connection's bytes are that stream's DATA (tunnel.c). The 101 is in c->out already. */
+void mesh_tunnel_start_h1_stream(struct mesh_conn *c, struct mesh_stream *s);
+/** Such a tunnel's upstream sent END_STREAM: a FIN to the client once <out> is written. */
+void mesh_tunnel_h1_stream_end(struct mesh_conn *c);
 void mesh_tunnel_on_down_read(struct mesh_conn *c);
 void mesh_tunnel_on_up_read(struct mesh_upconn *u, ssize_t res);
 void mesh_tunnel_on_down_written(struct mesh_conn *c);

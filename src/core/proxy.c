@@ -864,10 +864,12 @@ static void keep_for_replay(struct mesh_stream *s, struct evbuffer *data)
 
 /* An extended CONNECT's DATA before the 101 waits: it is the tunnel's if the upstream
  * switches, and must not reach an HTTP/1.1 server that declined (it would read it as the
- * next request). As an HTTP/1.1 upgrade's bytes wait in the connection (h1_down.c). */
+ * next request). As an HTTP/1.1 upgrade's bytes wait in the connection (h1_down.c). Over
+ * an upstream extended CONNECT the wait is for its 2xx, and the end of an HTTP/1.1
+ * Upgrade's head is not the end of the stream either. */
 static bool hold_for_switch(const struct mesh_stream *s)
 {
-    return s->is_ext_connect && s->state != MESH_SS_TUNNEL;
+    return (s->is_ext_connect || s->up_ext_connect) && s->state != MESH_SS_TUNNEL;
 }
 
 bool mesh_proxy_request_data(struct mesh_stream *s, struct evbuffer *data)
@@ -978,6 +980,8 @@ void mesh_proxy_upstream_ready(struct mesh_stream *s, struct mesh_upconn *u,
 
 void mesh_proxy_tunnel_ready(struct mesh_stream *s, const struct mesh_up_ops *tops)
 {
+    if (s->up_ext_connect && !s->is_ext_connect)
+        s->req_end = false; /* an HTTP/1.1 Upgrade: the tunnel's bytes follow the head */
     s->uops = tops;
     s->state = MESH_SS_TUNNEL;
     /* no byte either way for the stream idle timeout ends the tunnel (mesh_proxy_forward
@@ -1032,6 +1036,13 @@ void mesh_proxy_response_headers(struct mesh_stream *s, bool end)
         s->dops->start_tunnel(s);
         return;
     }
+    if (s->up_ext_connect && s->resp.status / 100 == 2) {
+        /* the upstream's extended CONNECT is open: the stream is the tunnel (RFC 8441 5) */
+        mesh_headers_strip_hop(&s->resp.hdrs, false);
+        MESH_STAT_INC(&s->w->stats, tunnels_total);
+        s->dops->start_tunnel(s);
+        return;
+    }
     if (s->is_ext_connect && s->resp.status / 100 == 2) {
         /* a 2xx to an extended CONNECT says the tunnel is open (RFC 8441 5): a server
          * that ignored the Upgrade and answered 200 did not open one */
@@ -1060,6 +1071,12 @@ bool mesh_proxy_response_data(struct mesh_stream *s, struct evbuffer *data)
 
 void mesh_proxy_response_end(struct mesh_stream *s)
 {
+    if (s->state == MESH_SS_TUNNEL && s->up_ext_connect && s->uops && !s->req_sent_end) {
+        /* a tunnel stream's END_STREAM is a half-close: the client's bytes still go until
+         * its own end (RFC 9113 8.5), which ends the upstream stream */
+        s->dops->send_end(s);
+        return;
+    }
     stop_timer(s);
     stop_try_timer(s);
     /* release the upstream connection before the codec may free <s> */

@@ -84,8 +84,14 @@ void mesh_tunnel_start(struct mesh_conn *c, struct mesh_upconn *u)
         mesh_conn_flush(c);
 }
 
+static void h1_stream_down_read(struct mesh_conn *c, struct mesh_stream *s);
+
 void mesh_tunnel_on_down_read(struct mesh_conn *c)
 {
+    if (c->tunnel_stream) {
+        h1_stream_down_read(c, c->tunnel_stream);
+        return;
+    }
     struct mesh_upconn *u = c->tunnel_up;
     if (u && !u->dead)
         down_to_up(c, u);
@@ -132,6 +138,12 @@ void mesh_tunnel_on_up_read(struct mesh_upconn *u, ssize_t n)
 
 void mesh_tunnel_on_down_written(struct mesh_conn *c)
 {
+    struct mesh_stream *s = c->tunnel_stream;
+    if (s) {
+        if (s->resp_paused && s->uops && evbuffer_get_length(c->out) < MESH_BUF_LOW)
+            s->uops->resume_read(s); /* the upstream stream's window opens again */
+        return;
+    }
     struct mesh_upconn *u = c->tunnel_up;
     if (u && !u->dead && !u->tunnel_eof)
         mesh_upconn_set_reading(u, true);
@@ -154,6 +166,23 @@ void mesh_tunnel_on_up_written(struct mesh_upconn *u)
 void mesh_tunnel_down_closed(struct mesh_conn *c)
 {
     struct mesh_upconn *u = c->tunnel_up;
+    struct mesh_stream *ts = c->tunnel_stream;
+    if (ts && !c->dead) {
+        /* the client's FIN: END_STREAM upstream after its last bytes (a half-close) */
+        mesh_conn_set_reading(c, false);
+        if (!ts->req_end)
+            mesh_proxy_request_end(ts);
+        if (c->tunnel_stream == ts && ts->resp_end) {
+            c->closing = true; /* both ways over: close once the last bytes are out */
+            mesh_conn_flush(c);
+        }
+        return;
+    }
+    if (ts) {
+        c->tunnel_stream = NULL;
+        if (!ts->resp_end || !ts->req_sent_end)
+            ts->flags |= MESH_RF_DC; /* cut short by the client's side */
+    }
     if (c->dead && c->tunnel_log) {
         /* the tunnel's end: its one access-log line, with what went through it */
         mesh_proxy_stream_done(c->tunnel_log);
@@ -281,4 +310,43 @@ void mesh_tunnel_start_stream(struct mesh_stream *s)
      * socket's edge that brought them is gone */
     if (s->up == u && s->uops == &stream_tunnel_ops && evbuffer_get_length(u->in))
         up_to_stream(u, s);
+}
+
+/* ---- HTTP/1.1 Upgrade over an upstream HTTP/2 extended CONNECT: connection <-> stream ---- */
+
+static void h1_stream_down_read(struct mesh_conn *c, struct mesh_stream *s)
+{
+    if (!evbuffer_get_length(c->in))
+        return;
+    if (s->req_end || !s->uops) { /* the upstream side is gone: nothing more goes */
+        evbuffer_drain(c->in, evbuffer_get_length(c->in));
+        return;
+    }
+    if (mesh_proxy_request_data(s, c->in)) { /* resumed by the codec (h1_down d_resume_read) */
+        s->req_paused = true;
+        mesh_conn_set_reading(c, false);
+    }
+}
+
+void mesh_tunnel_start_h1_stream(struct mesh_conn *c, struct mesh_stream *s)
+{
+    c->tunnel_stream = s;
+    c->tunnel_log = s; /* owned: its access-log line and its end come with the connection's */
+    c->proto = MESH_CONN_TUNNEL;
+    mesh_proxy_tunnel_ready(s, s->uops);
+    if (c->dead || c->tunnel_stream != s)
+        return;
+    mesh_conn_set_reading(c, true);
+    h1_stream_down_read(c, s); /* bytes the client sent behind its head */
+    mesh_conn_flush(c);
+}
+
+void mesh_tunnel_h1_stream_end(struct mesh_conn *c)
+{
+    struct mesh_stream *s = c->tunnel_stream;
+    if (s && s->req_end)
+        c->closing = true; /* the client's FIN came first: both ways are over */
+    else
+        c->shut_wr_pending = true;
+    mesh_conn_flush(c);
 }

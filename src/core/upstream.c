@@ -416,6 +416,13 @@ static struct mesh_upconn *h2_with_capacity(struct mesh_pool *p, bool *connectin
     return NULL;
 }
 
+/* The one Upgrade RFC 8441 carries: "websocket" alone (h2_down.c lets only it through). */
+static bool upgrade_is_websocket(const struct mesh_stream *s)
+{
+    const struct mesh_header *h = mesh_headers_get(&s->req.hdrs, "upgrade", 7);
+    return h && h->value_len == 9 && strncasecmp(h->value, "websocket", 9) == 0;
+}
+
 void mesh_upstream_start(struct mesh_stream *s)
 {
     struct mesh_worker *w = s->w;
@@ -439,15 +446,25 @@ void mesh_upstream_start(struct mesh_stream *s)
         s->tried[s->n_tried++] = ep;
     s->attempts++;
     /*
-     * A tunnel needs an HTTP/1.1 connection whatever protocol the cluster speaks: meshd
-     * ends a CONNECT itself, so its connection carries raw bytes, and an Upgrade exists
-     * only in HTTP/1.1 (meshd does not send RFC 8441's extended CONNECT). Over the
-     * cluster's HTTP/2 a CONNECT's bytes went into the HTTP/2 connection, and an Upgrade
-     * lost its header, so a WebSocket failed between two sidecars (their hop is HTTP/2).
+     * A CONNECT needs an HTTP/1.1 connection whatever protocol the cluster speaks: meshd
+     * ends it itself, so its connection carries raw bytes. A WebSocket Upgrade goes over
+     * the cluster's HTTP/2 as an extended CONNECT (RFC 8441) once the endpoint's SETTINGS
+     * said it takes one (a sidecar's do); until a connection to it has told, and for an
+     * endpoint that does not, it takes an HTTP/1.1 connection, the one place HTTP/1.1 has
+     * an Upgrade. Over HTTP/2 without RFC 8441 the Upgrade lost its header, so a
+     * WebSocket failed between two sidecars (their hop is HTTP/2).
      */
-    bool h1_only = s->is_connect || s->is_upgrade;
-    struct mesh_pool *p =
-        pool_lookup(w, ep, s->cluster, h1_only ? MESH_PROTO_HTTP1 : s->cluster->protocol);
+    s->up_ext_connect = false;
+    enum mesh_upstream_proto proto = s->cluster->protocol;
+    if (s->is_connect)
+        proto = MESH_PROTO_HTTP1;
+    else if (s->is_upgrade) {
+        s->up_ext_connect = proto == MESH_PROTO_HTTP2 && upgrade_is_websocket(s) &&
+                            pool_get(w, ep, MESH_PROTO_HTTP2)->ext_connect == MESH_EXT_CONNECT_YES;
+        if (!s->up_ext_connect)
+            proto = MESH_PROTO_HTTP1;
+    }
+    struct mesh_pool *p = pool_lookup(w, ep, s->cluster, proto);
     if (p->proto == MESH_PROTO_HTTP2) {
         bool connecting;
         struct mesh_upconn *u = h2_with_capacity(p, &connecting);

@@ -279,25 +279,62 @@ expect_match "$out" 'rst-stream=PROTOCOL_ERROR' ":protocol without :scheme and :
 after=$("${CURL[@]}" "http://127.0.0.1:$HTTP/__count")
 expect_eq "$after" "$before" "  ... neither reached the backend"
 
-# Between two sidecars the hop is HTTP/2 (docs/compile.md), and HTTP/2 has no Upgrade: an
-# Upgrade request takes an HTTP/1.1 connection to the endpoint whatever the cluster speaks
-# (it went out over HTTP/2 without its Upgrade header, and the WebSocket failed). A second
-# meshd in front reaches this one's "web" listener through an http2 cluster.
-cat >"$T_DIR/front.json" <<EOF
-{"version":"front-1",
- "admin":{"address":"127.0.0.1","port":0},
- "listeners":[{"name":"front","address":"127.0.0.1","port":0,"route_config":"hop"}],
- "route_configs":[{"name":"hop","virtual_hosts":[{"name":"all","domains":["*"],
-   "routes":[{"match":{"prefix":"/"},"route":{"cluster":"hop"}}]}]}],
- "clusters":[{"name":"hop","protocol":"http2","endpoints":[{"address":"127.0.0.1","port":$WEB}]}]}
-EOF
+# Between two sidecars the hop is HTTP/2 (docs/compile.md), and HTTP/2 has no Upgrade (it
+# went out over HTTP/2 without its Upgrade header, and the WebSocket failed). A WebSocket
+# takes the hop as an extended CONNECT (RFC 8441) once the endpoint's SETTINGS said it takes
+# one, and an HTTP/1.1 connection before. A second meshd in front reaches this one's "web"
+# listener through an http2 cluster.
+WEB_LOG=$MESHD_LOG
+write_snapshot "$T_DIR/front.json" --protocol http2 --endpoint "127.0.0.1:$WEB" --listener front
 start_meshd "$T_DIR/front.json" || bail_out "the front meshd starts"
 FRONT=${MESHD_PORTS[front]:-}
+out=$(raw "$FRONT" "send:$ws_req" 'expect:\r\n\r\n' 'send:first' 'expect:first')
+expect_match "$out" $'^HTTP/1\\.1 101 .*first$' \
+    "websocket over two hops before the front spoke HTTP/2 to the next: 101, bytes pass"
+wait_for 5 grep -q 'access "GET /ws HTTP/1.1" 101 ' "$WEB_LOG"
+expect_match "$(grep 'access "GET /ws HTTP/1' "$WEB_LOG" | tail -n 1)" '"GET /ws HTTP/1.1" 101 ' \
+    "  ... the hop took HTTP/1.1 (the endpoint's SETTINGS not known yet)"
 expect_eq "$("${CURL[@]}" "http://127.0.0.1:$FRONT/hello")" "hello from a" \
     "two hops, HTTP/2 between them: a plain request passes"
 out=$(raw "$FRONT" "send:$ws_req" 'expect:\r\n\r\n' 'send:over two hops' 'expect:over two hops')
 expect_match "$out" $'^HTTP/1\\.1 101 ' "websocket over two hops with an http2 cluster between: 101"
 expect_match "$out" 'over two hops$' "websocket over two hops: the tunnel carries bytes"
+expect_eq "$(header_of "$out" sec-websocket-accept)" 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=' \
+    "  ... the front answers the client's key (RFC 6455's example), which the hop does not carry"
+expect_match "$(header_of "$out" upgrade)" '^websocket$' "  ... Upgrade: websocket in the 101"
+wait_for 5 grep -q 'access "GET /ws HTTP/2" 200 ' "$WEB_LOG"
+expect_match "$(grep 'access "GET /ws HTTP/2' "$WEB_LOG" | tail -n 1)" '"GET /ws HTTP/2" 200 ' \
+    "  ... the hop was an HTTP/2 extended CONNECT (the next meshd's stream, its 200)"
+out=$(raw "$FRONT" "send:$ws_req" 'expect:\r\n\r\n' 'send:half' 'expect:half' shutwr readall)
+expect_match "$out" 'half$' "websocket over an extended CONNECT hop: bytes, then the client's FIN"
+expect_eq "$(cat "$T_DIR/raw.outcome")" "mesh-test-raw: eof" \
+    "  ... the FIN went as END_STREAM, and the backend's FIN came back (a half-close each way)"
+out=$(raw "$FRONT" "send:${ws_req}early-bytes" 'expect:early-bytes')
+expect_match "$out" $'101 .*\r\n\r\nearly-bytes' \
+    "  ... bytes sent with the upgrade request wait for the 2xx, then go"
+out=$(raw "$FRONT" "send:$(req GET /status/404 'Upgrade: websocket' 'Connection: Upgrade' \
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' 'Sec-WebSocket-Version: 13' 'Connection: close')" readall)
+expect_eq "$(status_of "$out")" 404 "  ... a refusal by the backend passes back as it is"
+
+# An HTTP/2 client's extended CONNECT over the same hop: a stream each side.
+h2ws_front() { "$H2RAW_BIN" --timeout 20 127.0.0.1 "$FRONT" --method CONNECT \
+    -H ':protocol: websocket' -H 'sec-websocket-version: 13' "$@" 2>&1; }
+out=$(h2ws_front --path /ws --data-after-status --data $'\x81\x05hello' --out "$T_DIR/ws2h.out")
+expect_match "$out" 'status=200' "HTTP/2 websocket over two hops: 200"
+expect_eq "$(od -An -c "$T_DIR/ws2h.out" | tr -s ' ')" "$(printf '\x81\x05hello' | od -An -c | tr -s ' ')" \
+    "  ... echoed byte-exact, and END_STREAM both ways"
+out=$(h2ws_front --path /ws --data 'sent before the 200' --out "$T_DIR/ws2h-early.out")
+expect_eq "$(cat "$T_DIR/ws2h-early.out")" "sent before the 200" \
+    "  ... DATA sent before the 200 waits for both hops to switch, then goes through"
+h2ws_front --path /ws --data-after-status --data-file "$T_DIR/1m" --out "$T_DIR/ws2h-1m.out" \
+    >"$T_DIR/ws2h-1m.log"
+expect_eq "$(sha_of "$T_DIR/ws2h-1m.out")" "$(sha_of "$T_DIR/1m")" \
+    "  ... 1 MiB through and back, byte-exact (flow control on both streams)"
+before=$("${CURL[@]}" "http://127.0.0.1:$HTTP/__count")
+out=$(h2ws_front --path /hello --no-end --data $'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n')
+expect_match "$out" 'status=502' "  ... a backend that answers 200 without switching: 502 from the next hop"
+after=$("${CURL[@]}" "http://127.0.0.1:$HTTP/__count")
+expect_eq "$after" "$((before + 1))" "  ... and the held DATA never reached the backend"
 out=$(h2c "$FRONT" --authority "127.0.0.1:$HTTP" --no-end --out "$T_DIR/h2t-2hop.out" \
     --data $'GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
 expect_match "$(cat "$T_DIR/h2t-2hop.out")" 'hello from a' \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # WebSocket through meshd against a real implementation (Debian's python3-websockets),
 # which checks the handshake as a server in production would: over HTTP/1.1 (its own
-# client, Upgrade passed through) and over HTTP/2 (RFC 8441 extended CONNECT, turned into
-# an HTTP/1.1 Upgrade with a Sec-WebSocket-Key meshd makes up; mesh-test-h2raw as client).
+# client, Upgrade passed through), over HTTP/2 (RFC 8441 extended CONNECT, turned into
+# an HTTP/1.1 Upgrade with a Sec-WebSocket-Key meshd makes up; mesh-test-h2raw as client),
+# and through two meshd with an HTTP/2 hop between them (an extended CONNECT upstream).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "${MESH_SRCDIR:-$(dirname "$0")/../..}/tests/integration/lib.sh"
 
@@ -101,5 +102,37 @@ out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$MESH_PORT" --method CONNECT -H ':pro
     --path /chat --no-end 2>&1)
 expect_match "$out" 'status=4[0-9][0-9]' "HTTP/2: a handshake the server refuses (no version) gets its 4xx"
 
+# ---- Two hops: a front meshd reaches this one through an http2 cluster -------------------
+# As between two sidecars: once the front has the next meshd's SETTINGS (a plain request
+# first), a WebSocket crosses the hop as an HTTP/2 extended CONNECT (RFC 8441). The
+# library's client checks the Sec-WebSocket-Accept, which the front computes: the server
+# answered the inner meshd's key, not the client's.
+INNER_PID=$MESHD_PID
+INNER_LOG=$MESHD_LOG
+INNER=$MESH_PORT
+write_snapshot "$T_DIR/front.json" --protocol http2 --endpoint "127.0.0.1:$INNER" --listener front
+start_meshd "$T_DIR/front.json" --access-log || bail_out "the front meshd starts"
+FRONT=$MESH_PORT
+# a plain GET to a WebSocket server: 426 Upgrade Required, over the HTTP/2 hop
+expect_eq "$("${CURL[@]}" -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FRONT/plain")" 426 \
+    "two hops: a plain request crosses the HTTP/2 hop (the server wants an Upgrade: 426)"
+out=$(timeout 20 "$PY" "$T_DIR/ws_client.py" "ws://127.0.0.1:$FRONT/chat" hello 'second message' @500000 2>&1)
+expect_eq "$out" $'hello\nsecond message\n500000' \
+    "two hops: the library's client and server, handshake checked, two echoes, 500 kB each way"
+wait_for 5 grep -q 'access "GET /chat HTTP/2" 200 ' "$INNER_LOG"
+expect_match "$(grep 'access "GET /chat' "$INNER_LOG" | tail -n 1)" '"GET /chat HTTP/2" 200 ' \
+    "  ... the hop was an extended CONNECT: the inner meshd logs an HTTP/2 stream and its 200"
+wait_for 5 grep -q 'access "GET /chat HTTP/1.1" 101 ' "$MESHD_LOG"
+expect_match "$(grep 'access "GET /chat' "$MESHD_LOG" | tail -n 1)" '"GET /chat HTTP/1.1" 101 - ' \
+    "  ... the front logs the client's 101, no flag (both sides closed cleanly)"
+frame bye "$T_DIR/bye.frame"
+out=$("$H2RAW_BIN" --timeout 10 127.0.0.1 "$FRONT" --method CONNECT -H ':protocol: websocket' \
+    -H 'sec-websocket-version: 13' --path /chat --data-after-status --no-end --until-bytes 5 \
+    --data-file "$T_DIR/bye.frame" --out "$T_DIR/h2hop.out" 2>&1)
+expect_match "$out" 'status=200' "two hops, an HTTP/2 client: the stream's 200"
+expect_eq "$(od -An -tx1 -N5 "$T_DIR/h2hop.out" | tr -d ' \n')" "8103$(printf bye | od -An -tx1 | tr -d ' \n')" \
+    "  ... the server's echo comes back over both streams"
 stop_meshd "$MESHD_PID"
+
+stop_meshd "$INNER_PID"
 kill "$WS_PID" 2>/dev/null

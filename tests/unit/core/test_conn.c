@@ -1392,3 +1392,185 @@ LEAK_TEST(conn, h2_connect_answered_503_ends_its_stream)
     mesh_io_batch_free(io);
     mesh_snapshot_unref(snap);
 }
+
+/*
+ * A WebSocket Upgrade routed to an HTTP/2 cluster (RFC 8441, upstream.c). After a plain
+ * request has brought the endpoint's SETTINGS: when they announce
+ * SETTINGS_ENABLE_CONNECT_PROTOCOL, the Upgrade is a CONNECT stream with :protocol on the
+ * same connection, and its 200 is the client's 101 with the Sec-WebSocket-Accept of the
+ * client's key (the server saw none); when they do not, the Upgrade takes an HTTP/1.1
+ * connection of its own, as before RFC 8441.
+ */
+struct h2ws {
+    struct h2s s;
+    char method[16], protocol[16];
+    bool saw_key;
+    char data[64];
+    size_t data_len;
+    bool closed3;
+};
+
+static int h2ws_on_header(nghttp2_session *h, const nghttp2_frame *f, const uint8_t *n, size_t nl,
+                          const uint8_t *v, size_t vl, uint8_t fl, void *ud)
+{
+    struct h2ws *st = ud;
+    if (f->hd.stream_id != 3)
+        return 0;
+    char *dst = nl == 7 && !memcmp(n, ":method", 7)     ? st->method
+                : nl == 9 && !memcmp(n, ":protocol", 9) ? st->protocol
+                                                        : NULL;
+    if (dst && vl < 16) {
+        memcpy(dst, v, vl);
+        dst[vl] = '\0';
+    }
+    if (nl == 17 && !memcmp(n, "sec-websocket-key", 17))
+        st->saw_key = true;
+    return 0;
+}
+
+static int h2ws_on_frame(nghttp2_session *h, const nghttp2_frame *f, void *ud)
+{
+    struct h2ws *st = ud;
+    if (f->hd.type == NGHTTP2_HEADERS && f->hd.stream_id == 3) {
+        const nghttp2_nv nva[] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0}};
+        nghttp2_submit_headers(h, NGHTTP2_FLAG_NONE, 3, NULL, nva, 1, NULL); /* stays open */
+        return 0;
+    }
+    return h2s_on_frame(h, f, &st->s);
+}
+
+static int h2ws_on_data(nghttp2_session *h, uint8_t fl, int32_t id, const uint8_t *d, size_t len,
+                        void *ud)
+{
+    struct h2ws *st = ud;
+    if (id == 3 && st->data_len + len <= sizeof(st->data)) {
+        memcpy(st->data + st->data_len, d, len);
+        st->data_len += len;
+    }
+    return 0;
+}
+
+static int h2ws_on_close(nghttp2_session *h, int32_t id, uint32_t code, void *ud)
+{
+    struct h2ws *st = ud;
+    if (id == 3)
+        st->closed3 = true;
+    return h2s_on_close(h, id, code, &st->s);
+}
+
+static ssize_t h2ws_pong(nghttp2_session *h, int32_t id, uint8_t *buf, size_t len, uint32_t *fl,
+                         nghttp2_data_source *src, void *ud)
+{
+    memcpy(buf, "pong", 4);
+    *fl |= NGHTTP2_DATA_FLAG_EOF;
+    return 4;
+}
+
+static void upgrade_to_h2_endpoint(bool announces)
+{
+    struct h2ws st = {0};
+    nghttp2_session_callbacks *cb;
+    cr_assert_eq(nghttp2_session_callbacks_new(&cb), 0);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2ws_on_frame);
+    nghttp2_session_callbacks_set_on_header_callback(cb, h2ws_on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2ws_on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2ws_on_close);
+    cr_assert_eq(nghttp2_session_server_new(&st.s.h, cb, &st), 0);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
+    nghttp2_submit_settings(st.s.h, NGHTTP2_FLAG_NONE, iv, announces ? 1 : 0);
+    static const char get[] = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
+    struct rig r;
+    rig_start_with(&r, MESH_IO_AUTO, "http2", get, sizeof(get) - 1, NGHTTP2_CLIENT_MAGIC);
+    h2s_turn(&st.s, r.up, r.first, r.first_len);
+    char got[1024];
+    cr_assert(client_gets(&r, "ok", got, sizeof(got)), "the plain request is answered: \"%s\"", got);
+    struct mesh_upconn *u = rig_upconn(&r);
+    cr_assert(u && u->pool->ext_connect ==
+                       (announces ? MESH_EXT_CONNECT_YES : MESH_EXT_CONNECT_NO),
+              "the pool noted what the SETTINGS said");
+    static const char ws[] = "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Sec-WebSocket-Version: 13\r\n\r\nearly";
+    cr_assert_eq(write(r.client, ws, sizeof(ws) - 1), (ssize_t)sizeof(ws) - 1);
+    if (!announces) {
+        int h1 = -1;
+        for (int i = 0; i < 50 && h1 < 0; i++) {
+            mesh_worker_settle(&r.w);
+            h1 = accept4(r.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        }
+        cr_assert(h1 >= 0, "the Upgrade takes a new connection");
+        char in[1024];
+        ssize_t n = -1;
+        for (int i = 0; i < 50 && n <= 0; i++) {
+            mesh_worker_settle(&r.w);
+            n = read(h1, in, sizeof(in) - 1);
+        }
+        cr_assert(n > 0);
+        in[n] = '\0';
+        cr_expect(strncmp(in, "GET /ws HTTP/1.1\r\n", 18) == 0 && strstr(in, "Upgrade: websocket\r\n"),
+                  "an HTTP/1.1 Upgrade: \"%s\"", in);
+        cr_expect(strstr(in, "early") == NULL, "the bytes after the head wait for the 101");
+        close(h1);
+    } else {
+        char in[4096];
+        for (int i = 0; i < 50 && !st.method[0]; i++) {
+            mesh_worker_settle(&r.w);
+            ssize_t n = read(r.up, in, sizeof(in));
+            if (n > 0)
+                h2s_turn(&st.s, r.up, in, (size_t)n);
+        }
+        cr_expect_str_eq(st.method, "CONNECT", "an extended CONNECT on the same connection");
+        cr_expect_str_eq(st.protocol, "websocket");
+        cr_expect(!st.saw_key, "no Sec-WebSocket-Key over HTTP/2 (RFC 8441 5)");
+        cr_expect_eq(st.data_len, 0u, "the bytes after the head waited for the 200");
+        /* h2ws_on_frame answered 200: the client's 101 */
+        cr_assert(client_gets(&r, "\r\n\r\n", got, sizeof(got)), "\"%s\"", got);
+        cr_expect(strncmp(got, "HTTP/1.1 101 ", 13) == 0, "\"%s\"", got);
+        cr_expect(strstr(got, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n") != NULL,
+                  "the Accept of RFC 6455's example key: \"%s\"", got);
+        for (int i = 0; i < 50 && st.data_len < 5; i++) {
+            mesh_worker_settle(&r.w);
+            ssize_t n = read(r.up, in, sizeof(in));
+            if (n > 0)
+                h2s_turn(&st.s, r.up, in, (size_t)n);
+        }
+        cr_expect(st.data_len == 5 && memcmp(st.data, "early", 5) == 0,
+                  "then they go as the stream's DATA");
+        /* the server's bytes come back raw, and its END_STREAM is the client's FIN */
+        nghttp2_data_provider dp = {.read_callback = h2ws_pong};
+        nghttp2_submit_data(st.s.h, NGHTTP2_FLAG_END_STREAM, 3, &dp);
+        h2s_turn(&st.s, r.up, NULL, 0);
+        cr_assert(client_gets(&r, "pong", got, sizeof(got)), "\"%s\"", got);
+        ssize_t k = -1;
+        for (int i = 0; i < 50 && k != 0; i++) {
+            mesh_worker_settle(&r.w);
+            k = read(r.client, got, sizeof(got));
+        }
+        cr_expect_eq(k, 0, "then the FIN, the client's side still open (a half-close)");
+        cr_expect_eq(r.w.n_conns, 1u);
+        /* the client's FIN is the stream's END_STREAM: both ways over, all closes */
+        shutdown(r.client, SHUT_WR);
+        for (int i = 0; i < 50 && (!st.closed3 || r.w.n_conns); i++) {
+            mesh_worker_settle(&r.w);
+            ssize_t n = read(r.up, in, sizeof(in));
+            if (n > 0)
+                h2s_turn(&st.s, r.up, in, (size_t)n);
+        }
+        cr_expect(st.closed3, "the client's FIN ended the upstream stream");
+        cr_expect_eq(r.w.n_conns, 0u, "and the client's connection closed");
+        cr_expect_eq(atomic_load(&r.w.stats.v[MESH_STAT_downstream_rq_active]), 0u);
+    }
+    nghttp2_session_del(st.s.h);
+    rig_stop(&r);
+}
+
+LEAK_TEST(conn, websocket_to_h2_endpoint_with_rfc8441_is_an_extended_connect)
+{
+    upgrade_to_h2_endpoint(true);
+}
+
+LEAK_TEST(conn, websocket_to_h2_endpoint_without_rfc8441_takes_http1)
+{
+    upgrade_to_h2_endpoint(false);
+}
