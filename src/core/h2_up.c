@@ -56,6 +56,38 @@ static struct mesh_stream *stream_of(struct mesh_upconn *u, int32_t id)
     return nghttp2_session_get_stream_user_data(u->h2, id);
 }
 
+/*
+ * A tunnel's last bytes (RFC 8441 upstream) outlive its stream: both sides have ended,
+ * and what the client sent last still waits for the upstream's flow-control window.
+ * The connection keeps them and frames them, then END_STREAM, as its window allows; a
+ * reset (the old way) lost them while the client saw a clean end. Owned by the
+ * connection: freed when their stream closes or the connection goes.
+ */
+struct h2u_tail {
+    struct mesh_list link; /* in u->h2_tails */
+    int32_t id;
+    struct evbuffer *buf;
+};
+
+static struct h2u_tail *tail_of(struct mesh_upconn *u, int32_t id)
+{
+    struct mesh_list *pos, *tmp;
+    mesh_list_foreach_safe(pos, tmp, &u->h2_tails)
+    {
+        struct h2u_tail *k = mesh_list_entry(pos, struct h2u_tail, link);
+        if (k->id == id)
+            return k;
+    }
+    return NULL;
+}
+
+static void tail_free(struct h2u_tail *k)
+{
+    mesh_list_remove(&k->link);
+    evbuffer_free(k->buf);
+    free(k);
+}
+
 /* ---- Response ---- */
 
 static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
@@ -106,10 +138,10 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *ud)
     if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
         /* whether an Upgrade may come this way (upstream.c): the endpoint says it here */
         u->h2_settings_seen = true;
-        u->pool->ext_connect =
-            nghttp2_session_get_remote_settings(h2, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL)
-                ? MESH_EXT_CONNECT_YES
-                : MESH_EXT_CONNECT_NO;
+        u->pool->ext_connect = mesh_h2_up_takes_ext_connect(u) ? MESH_EXT_CONNECT_YES
+                                                               : MESH_EXT_CONNECT_NO;
+        if (!mesh_list_empty(&u->pool->pending)) /* an extended CONNECT may wait for them */
+            event_active(u->pool->dispatch, EV_TIMEOUT, 0);
         return 0;
     }
     struct mesh_stream *s = f->hd.stream_id ? stream_of(u, f->hd.stream_id) : NULL;
@@ -165,12 +197,21 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t err, void *
     struct mesh_stream *s = stream_of(u, id);
     if (u->h2_active)
         u->h2_active--;
+    if (!s && !mesh_list_empty(&u->h2_tails)) {
+        struct h2u_tail *k = tail_of(u, id);
+        if (k)
+            tail_free(k);
+    }
     if (s) {
         nghttp2_session_set_stream_user_data(h2, id, NULL);
         mesh_list_remove(&s->up_link);
         s->up = NULL;
         s->uops = NULL;
-        if (!s->up_resp_complete) {
+        /* a tunnel's upstream that reset after its END_STREAM takes no more of the
+         * client's bytes: the client must hear of it (RFC 9113 8.5), not write into
+         * nothing */
+        if (!s->up_resp_complete ||
+            (s->up_ext_connect && s->state == MESH_SS_TUNNEL && !s->up_req_framed)) {
             char why[160];
             snprintf(why, sizeof(why), "upstream reset the stream: %s",
                      nghttp2_http2_strerror(err));
@@ -191,8 +232,15 @@ static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
     /* the stream's user data, not src->ptr: a stream detached (and freed) before its body
      * was framed has none, and nghttp2 resets the stream */
     struct mesh_stream *s = nghttp2_session_get_stream_user_data(h2, id);
-    if (!s)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (!s) {
+        struct h2u_tail *k = tail_of(ud, id);
+        if (!k)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        int n = evbuffer_remove(k->buf, buf, length);
+        if (!evbuffer_get_length(k->buf))
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return n > 0 ? n : 0;
+    }
     size_t avail = s->req_buf ? evbuffer_get_length(s->req_buf) : 0;
     /* an extended CONNECT's bytes wait for its 2xx: a refusal must not carry them */
     if (s->up_ext_connect && s->state != MESH_SS_TUNNEL)
@@ -248,8 +296,7 @@ void mesh_h2_up_attach(struct mesh_upconn *u, struct mesh_stream *s)
     if (s->up_ext_connect) {
         /* a WebSocket (RFC 8441 4): CONNECT with :protocol, whether the client asked with
          * an HTTP/1.1 Upgrade or an extended CONNECT of its own */
-        if (u->h2_settings_seen &&
-            !nghttp2_session_get_remote_settings(u->h2, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL)) {
+        if (!mesh_h2_up_takes_ext_connect(u)) { /* upstream.c attaches none such: a guard */
             mesh_proxy_upstream_error(s, 502, MESH_RF_UPE,
                                       "upstream HTTP/2 does not accept extended CONNECT", false);
             return;
@@ -344,10 +391,25 @@ static void u_detach(struct mesh_stream *s)
         return;
     mesh_list_remove(&s->up_link);
     if (!u->dead && u->h2) {
-        /* a tunnel's last bytes and END_STREAM, asked for in this turn after its upstream
-         * had ended (a half-close): framed now, from buffers that go with the stream */
-        if (s->up_ext_connect && s->up_req_end && !s->up_req_framed)
+        /* a tunnel over both ways whose last bytes are not all framed: what the window
+         * allows goes now, the rest with the connection (struct h2u_tail) */
+        bool tail = s->up_ext_connect && s->up_req_end && s->up_resp_complete && !s->up_req_framed;
+        if (tail)
             h2u_emit(u);
+        if (tail && !s->up_req_framed && stream_of(u, s->up_h2_id) == s) {
+            struct h2u_tail *k = mesh_xcalloc(1, sizeof(*k));
+            k->id = s->up_h2_id;
+            k->buf = evbuffer_new();
+            if (s->req_buf)
+                evbuffer_add_buffer(k->buf, s->req_buf);
+            mesh_list_insert_tail(&u->h2_tails, &k->link);
+            nghttp2_session_set_stream_user_data(u->h2, s->up_h2_id, NULL);
+            if (s->h2_up_deferred)
+                nghttp2_session_resume_data(u->h2, s->up_h2_id);
+            h2u_send(u);
+            s->up = NULL;
+            return;
+        }
         nghttp2_session_set_stream_user_data(u->h2, s->up_h2_id, NULL);
         /* the request's end submitted is not enough: its DATA is framed at the end of the
          * turn, from buffers that go with the stream */
@@ -404,6 +466,7 @@ int mesh_h2_up_init(struct mesh_upconn *u)
     if (rv)
         return MESH_ENOMEM;
     mesh_list_init(&u->h2_streams);
+    mesh_list_init(&u->h2_tails);
     u->wop.fill = h2u_fill;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -413,6 +476,12 @@ int mesh_h2_up_init(struct mesh_upconn *u)
     nghttp2_session_set_local_window_size(u->h2, NGHTTP2_FLAG_NONE, 0, 4 * 1024 * 1024);
     h2u_send(u);
     return MESH_OK;
+}
+
+bool mesh_h2_up_takes_ext_connect(struct mesh_upconn *u)
+{
+    return u->h2 &&
+           nghttp2_session_get_remote_settings(u->h2, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL);
 }
 
 bool mesh_h2_up_has_capacity(struct mesh_upconn *u)
@@ -465,4 +534,6 @@ void mesh_h2_up_on_close(struct mesh_upconn *u)
 {
     nghttp2_session_del(u->h2);
     u->h2 = NULL;
+    while (!mesh_list_empty(&u->h2_tails))
+        tail_free(mesh_list_entry(u->h2_tails.next, struct h2u_tail, link));
 }

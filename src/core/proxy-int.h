@@ -563,6 +563,7 @@ struct mesh_upconn {
     /* HTTP/2 */
     nghttp2_session *h2;
     struct mesh_list h2_streams;       /* attached streams */
+    struct mesh_list h2_tails;         /* tunnels' last bytes whose stream has gone (h2_up.c) */
     unsigned h2_in_cb;
     uint32_t h2_active;
     uint32_t h2_max_streams;
@@ -600,6 +601,8 @@ int mesh_h2_up_on_read(struct mesh_upconn *u, ssize_t res);
 void mesh_h2_up_on_written(struct mesh_upconn *u);
 void mesh_h2_up_on_close(struct mesh_upconn *u);
 bool mesh_h2_up_has_capacity(struct mesh_upconn *u);
+/** The peer's SETTINGS allow RFC 8441's extended CONNECT on this connection. */
+bool mesh_h2_up_takes_ext_connect(struct mesh_upconn *u);
 
 /* Tunnels (tunnel.c): after CONNECT 200 or Upgrade 101, bytes flow both ways. */
 void mesh_tunnel_start(struct mesh_conn *c, struct mesh_upconn *u);

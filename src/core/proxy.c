@@ -931,7 +931,8 @@ static void access_log(const struct mesh_stream *s, int status);
 
 void mesh_proxy_downstream_abort(struct mesh_stream *s)
 {
-    s->flags |= MESH_RF_DC;
+    if (s->state != MESH_SS_LOCAL) /* not a reset meshd sent itself (a timeout, an error) */
+        s->flags |= MESH_RF_DC;
     if (!s->resp_end)
         mesh_log_debug("downstream closed before the response ended");
     detach_upstream(s);
@@ -1041,6 +1042,8 @@ void mesh_proxy_response_headers(struct mesh_stream *s, bool end)
         mesh_headers_strip_hop(&s->resp.hdrs, false);
         MESH_STAT_INC(&s->w->stats, tunnels_total);
         s->dops->start_tunnel(s);
+        if (end && s->state == MESH_SS_TUNNEL)
+            mesh_proxy_response_end(s); /* open and half-closed at once: the client's FIN */
         return;
     }
     if (s->is_ext_connect && s->resp.status / 100 == 2) {

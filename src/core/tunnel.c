@@ -180,8 +180,8 @@ void mesh_tunnel_down_closed(struct mesh_conn *c)
     }
     if (ts) {
         c->tunnel_stream = NULL;
-        if (!ts->resp_end || !ts->req_sent_end)
-            ts->flags |= MESH_RF_DC; /* cut short by the client's side */
+        if ((!ts->resp_end || !ts->req_sent_end) && ts->state != MESH_SS_LOCAL)
+            ts->flags |= MESH_RF_DC; /* cut short by the client's side, not by meshd's reset */
     }
     if (c->dead && c->tunnel_log) {
         /* the tunnel's end: its one access-log line, with what went through it */

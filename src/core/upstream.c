@@ -401,7 +401,13 @@ void mesh_upstream_cancel_pending(struct mesh_stream *s)
     p->n_pending--;
 }
 
-static struct mesh_upconn *h2_with_capacity(struct mesh_pool *p, bool *connecting)
+/*
+ * An HTTP/2 connection that takes <s> now; *connecting: one may soon (it is connecting,
+ * or, for an extended CONNECT, its SETTINGS have not come: RFC 8441 3 allows :protocol
+ * only on a connection whose peer announced it, whatever an earlier one said).
+ */
+static struct mesh_upconn *h2_with_capacity(struct mesh_pool *p, const struct mesh_stream *s,
+                                            bool *connecting)
 {
     struct mesh_list *pos, *tmp;
     *connecting = false;
@@ -410,10 +416,26 @@ static struct mesh_upconn *h2_with_capacity(struct mesh_pool *p, bool *connectin
         struct mesh_upconn *u = mesh_list_entry(pos, struct mesh_upconn, link);
         if (u->state == MESH_UP_CONNECTING)
             *connecting = true;
-        else if (u->state == MESH_UP_READY && mesh_h2_up_has_capacity(u))
+        else if (u->state != MESH_UP_READY || !mesh_h2_up_has_capacity(u))
+            continue;
+        else if (!s->up_ext_connect)
+            return u;
+        else if (!u->h2_settings_seen)
+            *connecting = true;
+        else if (mesh_h2_up_takes_ext_connect(u))
             return u;
     }
     return NULL;
+}
+
+static void start_on_pool(struct mesh_stream *s, struct mesh_pool *p);
+
+/* An extended CONNECT whose endpoint turned out not to take one (its SETTINGS said so
+ * after an earlier connection's said yes): the Upgrade goes over HTTP/1.1 after all. */
+static void start_as_http1(struct mesh_stream *s)
+{
+    s->up_ext_connect = false;
+    start_on_pool(s, pool_lookup(s->w, s->endpoint, s->cluster, MESH_PROTO_HTTP1));
 }
 
 /* The one Upgrade RFC 8441 carries: "websocket" alone (h2_down.c lets only it through). */
@@ -464,10 +486,16 @@ void mesh_upstream_start(struct mesh_stream *s)
         if (!s->up_ext_connect)
             proto = MESH_PROTO_HTTP1;
     }
-    struct mesh_pool *p = pool_lookup(w, ep, s->cluster, proto);
+    start_on_pool(s, pool_lookup(w, ep, s->cluster, proto));
+}
+
+/* Attaches <s> to a connection of <p>, or queues it for one (opening it if it may). */
+static void start_on_pool(struct mesh_stream *s, struct mesh_pool *p)
+{
+    struct mesh_worker *w = s->w;
     if (p->proto == MESH_PROTO_HTTP2) {
         bool connecting;
-        struct mesh_upconn *u = h2_with_capacity(p, &connecting);
+        struct mesh_upconn *u = h2_with_capacity(p, s, &connecting);
         if (u) {
             attach(u, s);
             return;
@@ -535,7 +563,14 @@ static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
     while (!mesh_list_empty(&p->pending)) {
         if (p->proto == MESH_PROTO_HTTP2) {
             bool connecting;
-            struct mesh_upconn *u = h2_with_capacity(p, &connecting);
+            struct mesh_stream *first =
+                mesh_list_entry(p->pending.next, struct mesh_stream, pending_link);
+            struct mesh_upconn *u = h2_with_capacity(p, first, &connecting);
+            if (!u && first->up_ext_connect && p->ext_connect == MESH_EXT_CONNECT_NO &&
+                !connecting) {
+                start_as_http1(pop_pending(p));
+                continue;
+            }
             if (!u) {
                 if (!connecting && p->n_conns < p->max_conns && !up_connect(p))
                     fail_pending(p, "upstream connect error: cannot create socket", true);

@@ -5,6 +5,7 @@
  */
 #include "core/common.h"
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1406,15 +1407,23 @@ struct h2ws {
     char method[16], protocol[16];
     bool saw_key;
     char data[64];
-    size_t data_len;
+    size_t data_len, data_total;
     bool closed3;
+    uint32_t close3_code;
+    bool end_with_200; /* the 200 carries END_STREAM */
+    int32_t ws_id;     /* the WebSocket's stream (0: 3, after the plain request's) */
 };
+
+static int32_t ws_id(const struct h2ws *st)
+{
+    return st->ws_id ? st->ws_id : 3;
+}
 
 static int h2ws_on_header(nghttp2_session *h, const nghttp2_frame *f, const uint8_t *n, size_t nl,
                           const uint8_t *v, size_t vl, uint8_t fl, void *ud)
 {
     struct h2ws *st = ud;
-    if (f->hd.stream_id != 3)
+    if (f->hd.stream_id != ws_id(st))
         return 0;
     char *dst = nl == 7 && !memcmp(n, ":method", 7)     ? st->method
                 : nl == 9 && !memcmp(n, ":protocol", 9) ? st->protocol
@@ -1431,9 +1440,10 @@ static int h2ws_on_header(nghttp2_session *h, const nghttp2_frame *f, const uint
 static int h2ws_on_frame(nghttp2_session *h, const nghttp2_frame *f, void *ud)
 {
     struct h2ws *st = ud;
-    if (f->hd.type == NGHTTP2_HEADERS && f->hd.stream_id == 3) {
+    if (f->hd.type == NGHTTP2_HEADERS && f->hd.stream_id == ws_id(st)) {
         const nghttp2_nv nva[] = {{(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0}};
-        nghttp2_submit_headers(h, NGHTTP2_FLAG_NONE, 3, NULL, nva, 1, NULL); /* stays open */
+        nghttp2_submit_headers(h, st->end_with_200 ? NGHTTP2_FLAG_END_STREAM : NGHTTP2_FLAG_NONE,
+                               ws_id(st), NULL, nva, 1, NULL);
         return 0;
     }
     return h2s_on_frame(h, f, &st->s);
@@ -1443,7 +1453,9 @@ static int h2ws_on_data(nghttp2_session *h, uint8_t fl, int32_t id, const uint8_
                         void *ud)
 {
     struct h2ws *st = ud;
-    if (id == 3 && st->data_len + len <= sizeof(st->data)) {
+    if (id == ws_id(st))
+        st->data_total += len;
+    if (id == ws_id(st) && st->data_len + len <= sizeof(st->data)) {
         memcpy(st->data + st->data_len, d, len);
         st->data_len += len;
     }
@@ -1453,8 +1465,10 @@ static int h2ws_on_data(nghttp2_session *h, uint8_t fl, int32_t id, const uint8_
 static int h2ws_on_close(nghttp2_session *h, int32_t id, uint32_t code, void *ud)
 {
     struct h2ws *st = ud;
-    if (id == 3)
+    if (id == ws_id(st)) {
         st->closed3 = true;
+        st->close3_code = code;
+    }
     return h2s_on_close(h, id, code, &st->s);
 }
 
@@ -1466,33 +1480,79 @@ static ssize_t h2ws_pong(nghttp2_session *h, int32_t id, uint8_t *buf, size_t le
     return 4;
 }
 
-static void upgrade_to_h2_endpoint(bool announces)
+/* The upstream's session reads what meshd sent it, <turns> turns or until <done>. */
+static void h2ws_settle(struct h2ws *st, struct rig *r, int turns, const bool *done)
 {
-    struct h2ws st = {0};
+    char in[8192];
+    for (int i = 0; i < turns && !(done && *done); i++) {
+        mesh_worker_settle(&r->w);
+        ssize_t n;
+        while ((n = read(r->up, in, sizeof(in))) > 0)
+            h2s_turn(&st->s, r->up, in, (size_t)n);
+    }
+}
+
+static void h2ws_upgrade(struct rig *r)
+{
+    static const char ws[] = "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Sec-WebSocket-Version: 13\r\n\r\nearly";
+    cr_assert_eq(write(r->client, ws, sizeof(ws) - 1), (ssize_t)sizeof(ws) - 1);
+}
+
+static void h2ws_server(struct h2ws *st, const nghttp2_settings_entry *iv, size_t niv)
+{
     nghttp2_session_callbacks *cb;
     cr_assert_eq(nghttp2_session_callbacks_new(&cb), 0);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2ws_on_frame);
     nghttp2_session_callbacks_set_on_header_callback(cb, h2ws_on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2ws_on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2ws_on_close);
-    cr_assert_eq(nghttp2_session_server_new(&st.s.h, cb, &st), 0);
+    nghttp2_option *opt;
+    cr_assert_eq(nghttp2_option_new(&opt), 0);
+    nghttp2_option_set_no_auto_window_update(opt, 1); /* the test opens windows itself */
+    cr_assert_eq(nghttp2_session_server_new2(&st->s.h, cb, st, opt), 0);
+    nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
-    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
-    nghttp2_submit_settings(st.s.h, NGHTTP2_FLAG_NONE, iv, announces ? 1 : 0);
+    nghttp2_submit_settings(st->s.h, NGHTTP2_FLAG_NONE, iv, niv);
+}
+
+/* The rig with an upstream that announces RFC 8441 or not (<iv>: its SETTINGS), a plain
+ * request answered (so meshd has them), and, with <upgrade>, the client's WebSocket
+ * Upgrade sent. */
+static void h2ws_open_ex(struct h2ws *st, struct rig *r, const nghttp2_settings_entry *iv,
+                         size_t niv, bool upgrade)
+{
+    h2ws_server(st, iv, niv);
     static const char get[] = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
-    struct rig r;
-    rig_start_with(&r, MESH_IO_AUTO, "http2", get, sizeof(get) - 1, NGHTTP2_CLIENT_MAGIC);
-    h2s_turn(&st.s, r.up, r.first, r.first_len);
+    rig_start_with(r, MESH_IO_AUTO, "http2", get, sizeof(get) - 1, NGHTTP2_CLIENT_MAGIC);
+    /* the upstream's small frames go at once (Nagle would hold one for meshd's ACK) */
+    int one = 1;
+    setsockopt(r->up, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    h2s_turn(&st->s, r->up, r->first, r->first_len);
     char got[1024];
-    cr_assert(client_gets(&r, "ok", got, sizeof(got)), "the plain request is answered: \"%s\"", got);
-    struct mesh_upconn *u = rig_upconn(&r);
+    cr_assert(client_gets(r, "ok", got, sizeof(got)), "the plain request is answered: \"%s\"", got);
+    struct mesh_upconn *u = rig_upconn(r);
+    bool announces = niv && iv[0].value;
     cr_assert(u && u->pool->ext_connect ==
                        (announces ? MESH_EXT_CONNECT_YES : MESH_EXT_CONNECT_NO),
               "the pool noted what the SETTINGS said");
-    static const char ws[] = "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
-                             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                             "Sec-WebSocket-Version: 13\r\n\r\nearly";
-    cr_assert_eq(write(r.client, ws, sizeof(ws) - 1), (ssize_t)sizeof(ws) - 1);
+    if (upgrade)
+        h2ws_upgrade(r);
+}
+
+static void h2ws_open(struct h2ws *st, struct rig *r, const nghttp2_settings_entry *iv, size_t niv)
+{
+    h2ws_open_ex(st, r, iv, niv, true);
+}
+
+static void upgrade_to_h2_endpoint(bool announces)
+{
+    struct h2ws st = {0};
+    struct rig r;
+    char got[1024];
+    const nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
+    h2ws_open(&st, &r, iv, announces ? 1 : 0);
     if (!announces) {
         int h1 = -1;
         for (int i = 0; i < 50 && h1 < 0; i++) {
@@ -1573,4 +1633,186 @@ LEAK_TEST(conn, websocket_to_h2_endpoint_with_rfc8441_is_an_extended_connect)
 LEAK_TEST(conn, websocket_to_h2_endpoint_without_rfc8441_takes_http1)
 {
     upgrade_to_h2_endpoint(false);
+}
+
+/*
+ * The end of a tunnel over an upstream extended CONNECT (found by a review, each lost or
+ * hung before): the client's last bytes wait for the upstream's window after both sides
+ * ended; a 200 with END_STREAM is open and half-closed at once; a reset after the
+ * upstream's END_STREAM closes the client's side instead of swallowing its bytes.
+ */
+LEAK_TEST(conn, websocket_over_h2_last_bytes_wait_for_the_window)
+{
+    struct h2ws st = {0};
+    struct rig r;
+    char got[1024];
+    /* a window of 1000 bytes a stream: the 4,000 the client sends last cannot all go */
+    const nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
+                                         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1000}};
+    h2ws_open(&st, &r, iv, 2);
+    h2ws_settle(&st, &r, 50, &st.closed3);
+    cr_assert(client_gets(&r, "\r\n\r\n", got, sizeof(got)), "the 101: \"%s\"", got);
+    static char big[4000];
+    memset(big, 'x', sizeof(big));
+    cr_assert_eq(write(r.client, big, sizeof(big)), (ssize_t)sizeof(big));
+    shutdown(r.client, SHUT_WR);
+    h2ws_settle(&st, &r, 10, NULL);
+    cr_assert_lt(st.data_total, 5 + sizeof(big), "the window holds part back");
+    /* the upstream ends its side: both sides are over, the rest still waits */
+    nghttp2_data_provider dp = {.read_callback = h2ws_pong};
+    nghttp2_submit_data(st.s.h, NGHTTP2_FLAG_END_STREAM, 3, &dp);
+    h2s_turn(&st.s, r.up, NULL, 0);
+    for (int i = 0; i < 50 && r.w.n_conns; i++)
+        mesh_worker_settle(&r.w);
+    cr_expect_eq(r.w.n_conns, 0u, "the client's connection is done");
+    /* the window opens (a larger initial window moves every open stream's) */
+    const nghttp2_settings_entry wide[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
+    nghttp2_submit_settings(st.s.h, NGHTTP2_FLAG_NONE, wide, 1);
+    h2s_turn(&st.s, r.up, NULL, 0);
+    h2ws_settle(&st, &r, 50, &st.closed3);
+    cr_expect_eq(st.data_total, 5 + sizeof(big), "every byte the client sent arrives: %zu",
+                 st.data_total);
+    cr_expect(st.closed3 && st.close3_code == NGHTTP2_NO_ERROR, "then END_STREAM, no reset: %d %u",
+              st.closed3, st.close3_code);
+    nghttp2_session_del(st.s.h);
+    rig_stop(&r);
+}
+
+LEAK_TEST(conn, websocket_over_h2_200_with_end_stream_is_a_half_close)
+{
+    struct h2ws st = {.end_with_200 = true};
+    struct rig r;
+    char got[1024];
+    const nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
+    h2ws_open(&st, &r, iv, 1);
+    h2ws_settle(&st, &r, 50, NULL);
+    cr_assert(client_gets(&r, "\r\n\r\n", got, sizeof(got)), "the 101: \"%s\"", got);
+    ssize_t k = -1;
+    for (int i = 0; i < 50 && k != 0; i++) {
+        mesh_worker_settle(&r.w);
+        k = read(r.client, got, sizeof(got));
+    }
+    cr_expect_eq(k, 0, "then the client's FIN");
+    shutdown(r.client, SHUT_WR);
+    h2ws_settle(&st, &r, 50, &st.closed3);
+    for (int i = 0; i < 50 && r.w.n_conns; i++)
+        mesh_worker_settle(&r.w);
+    cr_expect(st.closed3 && st.close3_code == NGHTTP2_NO_ERROR, "its FIN ends the stream");
+    cr_expect_eq(r.w.n_conns, 0u, "and the connection");
+    nghttp2_session_del(st.s.h);
+    rig_stop(&r);
+}
+
+LEAK_TEST(conn, websocket_over_h2_reset_after_end_stream_closes_the_client)
+{
+    struct h2ws st = {0};
+    struct rig r;
+    char got[1024];
+    const nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
+    h2ws_open(&st, &r, iv, 1);
+    h2ws_settle(&st, &r, 50, NULL);
+    cr_assert(client_gets(&r, "\r\n\r\n", got, sizeof(got)), "the 101: \"%s\"", got);
+    nghttp2_data_provider dp = {.read_callback = h2ws_pong};
+    nghttp2_submit_data(st.s.h, NGHTTP2_FLAG_END_STREAM, 3, &dp);
+    h2s_turn(&st.s, r.up, NULL, 0);
+    h2ws_settle(&st, &r, 20, NULL);
+    nghttp2_submit_rst_stream(st.s.h, NGHTTP2_FLAG_NONE, 3, NGHTTP2_CANCEL);
+    h2s_turn(&st.s, r.up, NULL, 0);
+    h2ws_settle(&st, &r, 20, NULL);
+    cr_expect_eq(write(r.client, "more", 4), 4, "the client writes on");
+    for (int i = 0; i < 50; i++) {
+        mesh_worker_settle(&r.w);
+        while (read(r.client, got, sizeof(got)) > 0) {
+        }
+    }
+    /* the upstream's END_STREAM alone is a FIN to the client, whose side stays a tunnel;
+     * the reset must end it all (the connection closes, lingering to drain the client) */
+    struct mesh_conn *c = mesh_list_empty(&r.w.conns)
+                              ? NULL
+                              : mesh_list_entry(r.w.conns.next, struct mesh_conn, link);
+    cr_expect(!c || c->closing || c->dead,
+              "the client's connection closes (it would write into nothing)");
+    nghttp2_session_del(st.s.h);
+    rig_stop(&r);
+}
+
+/*
+ * RFC 8441 3: :protocol only on a connection whose peer announced it. meshd learnt "yes"
+ * from a first connection, which closed; the WebSocket needs a new one, and its CONNECT
+ * waits there for that connection's SETTINGS. When they say no (the endpoint changed),
+ * the Upgrade goes over HTTP/1.1 after all.
+ */
+static void new_connection_waits_for_settings(bool announces)
+{
+    struct h2ws st = {0}, st2 = {.ws_id = 1};
+    struct rig r;
+    const nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
+    h2ws_open_ex(&st, &r, iv, 1, false);
+    close(r.up); /* the first connection goes */
+    r.up = -1;
+    for (int i = 0; i < 20; i++)
+        mesh_worker_settle(&r.w);
+    cr_assert_null(rig_upconn(&r), "meshd saw it go");
+    h2ws_upgrade(&r);
+    int up2 = -1;
+    for (int i = 0; i < 50 && up2 < 0; i++) {
+        mesh_worker_settle(&r.w);
+        up2 = accept4(r.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
+    cr_assert(up2 >= 0, "a new connection");
+    int one = 1;
+    setsockopt(up2, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    r.up = up2; /* rig_stop closes it */
+    /* what meshd sends before the endpoint's SETTINGS: its preface, no request */
+    h2ws_server(&st2, iv, announces ? 1 : 0);
+    char in[4096];
+    ssize_t n = 0;
+    for (int i = 0; i < 20; i++) {
+        mesh_worker_settle(&r.w);
+        ssize_t k = read(up2, in + n, sizeof(in) - (size_t)n);
+        if (k > 0)
+            n += k;
+    }
+    cr_assert(n >= 24 && memcmp(in, NGHTTP2_CLIENT_MAGIC, 24) == 0);
+    cr_assert_eq(nghttp2_session_mem_recv(st2.s.h, (const uint8_t *)in, (size_t)n), n);
+    cr_expect_eq(st2.method[0], '\0', "no CONNECT before the endpoint's SETTINGS");
+    /* the SETTINGS go: the CONNECT follows, or the Upgrade takes HTTP/1.1 */
+    h2s_turn(&st2.s, up2, NULL, 0);
+    if (announces) {
+        h2ws_settle(&st2, &r, 50, NULL);
+        cr_expect_str_eq(st2.method, "CONNECT", "then the extended CONNECT");
+        cr_expect_str_eq(st2.protocol, "websocket");
+    } else {
+        int h1 = -1;
+        for (int i = 0; i < 50 && h1 < 0; i++) {
+            mesh_worker_settle(&r.w);
+            h1 = accept4(r.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            while (read(up2, in, sizeof(in)) > 0) {
+            }
+        }
+        cr_assert(h1 >= 0, "the Upgrade takes a connection of HTTP/1.1");
+        n = -1;
+        for (int i = 0; i < 50 && n <= 0; i++) {
+            mesh_worker_settle(&r.w);
+            n = read(h1, in, sizeof(in) - 1);
+        }
+        cr_assert(n > 0);
+        in[n] = '\0';
+        cr_expect(strncmp(in, "GET /ws HTTP/1.1\r\n", 18) == 0, "\"%s\"", in);
+        cr_expect_eq(st2.method[0], '\0', "and no CONNECT went over HTTP/2");
+        close(h1);
+    }
+    nghttp2_session_del(st.s.h);
+    nghttp2_session_del(st2.s.h);
+    rig_stop(&r);
+}
+
+LEAK_TEST(conn, websocket_connect_waits_for_the_new_connections_settings)
+{
+    new_connection_waits_for_settings(true);
+}
+
+LEAK_TEST(conn, websocket_falls_back_to_http1_when_the_new_connection_says_no)
+{
+    new_connection_waits_for_settings(false);
 }
