@@ -1492,6 +1492,18 @@ static void h2ws_settle(struct h2ws *st, struct rig *r, int turns, const bool *d
     }
 }
 
+/* Reads what the client gets until its FIN (or 50 turns): true on the FIN. */
+static bool client_gets_fin(struct rig *r)
+{
+    char buf[1024];
+    ssize_t k = -1;
+    for (int i = 0; i < 50 && k != 0; i++) {
+        mesh_worker_settle(&r->w);
+        k = read(r->client, buf, sizeof(buf));
+    }
+    return k == 0;
+}
+
 static void h2ws_upgrade(struct rig *r)
 {
     static const char ws[] = "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n"
@@ -1544,6 +1556,14 @@ static void h2ws_open_ex(struct h2ws *st, struct rig *r, const nghttp2_settings_
 static void h2ws_open(struct h2ws *st, struct rig *r, const nghttp2_settings_entry *iv, size_t niv)
 {
     h2ws_open_ex(st, r, iv, niv, true);
+}
+
+/* The upstream answers the CONNECT: the client gets its 101. */
+static void h2ws_until_101(struct h2ws *st, struct rig *r)
+{
+    char got[1024];
+    h2ws_settle(st, r, 50, NULL);
+    cr_assert(client_gets(r, "\r\n\r\n", got, sizeof(got)), "the 101: \"%s\"", got);
 }
 
 static void upgrade_to_h2_endpoint(bool announces)
@@ -1602,12 +1622,7 @@ static void upgrade_to_h2_endpoint(bool announces)
         nghttp2_submit_data(st.s.h, NGHTTP2_FLAG_END_STREAM, 3, &dp);
         h2s_turn(&st.s, r.up, NULL, 0);
         cr_assert(client_gets(&r, "pong", got, sizeof(got)), "\"%s\"", got);
-        ssize_t k = -1;
-        for (int i = 0; i < 50 && k != 0; i++) {
-            mesh_worker_settle(&r.w);
-            k = read(r.client, got, sizeof(got));
-        }
-        cr_expect_eq(k, 0, "then the FIN, the client's side still open (a half-close)");
+        cr_expect(client_gets_fin(&r), "then the FIN, the client's side still open (a half-close)");
         cr_expect_eq(r.w.n_conns, 1u);
         /* the client's FIN is the stream's END_STREAM: both ways over, all closes */
         shutdown(r.client, SHUT_WR);
@@ -1645,13 +1660,11 @@ LEAK_TEST(conn, websocket_over_h2_last_bytes_wait_for_the_window)
 {
     struct h2ws st = {0};
     struct rig r;
-    char got[1024];
     /* a window of 1000 bytes a stream: the 4,000 the client sends last cannot all go */
     const nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
                                          {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1000}};
     h2ws_open(&st, &r, iv, 2);
-    h2ws_settle(&st, &r, 50, &st.closed3);
-    cr_assert(client_gets(&r, "\r\n\r\n", got, sizeof(got)), "the 101: \"%s\"", got);
+    h2ws_until_101(&st, &r);
     static char big[4000];
     memset(big, 'x', sizeof(big));
     cr_assert_eq(write(r.client, big, sizeof(big)), (ssize_t)sizeof(big));
@@ -1682,17 +1695,10 @@ LEAK_TEST(conn, websocket_over_h2_200_with_end_stream_is_a_half_close)
 {
     struct h2ws st = {.end_with_200 = true};
     struct rig r;
-    char got[1024];
     const nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
     h2ws_open(&st, &r, iv, 1);
-    h2ws_settle(&st, &r, 50, NULL);
-    cr_assert(client_gets(&r, "\r\n\r\n", got, sizeof(got)), "the 101: \"%s\"", got);
-    ssize_t k = -1;
-    for (int i = 0; i < 50 && k != 0; i++) {
-        mesh_worker_settle(&r.w);
-        k = read(r.client, got, sizeof(got));
-    }
-    cr_expect_eq(k, 0, "then the client's FIN");
+    h2ws_until_101(&st, &r);
+    cr_expect(client_gets_fin(&r), "then the client's FIN");
     shutdown(r.client, SHUT_WR);
     h2ws_settle(&st, &r, 50, &st.closed3);
     for (int i = 0; i < 50 && r.w.n_conns; i++)
@@ -1710,8 +1716,7 @@ LEAK_TEST(conn, websocket_over_h2_reset_after_end_stream_closes_the_client)
     char got[1024];
     const nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
     h2ws_open(&st, &r, iv, 1);
-    h2ws_settle(&st, &r, 50, NULL);
-    cr_assert(client_gets(&r, "\r\n\r\n", got, sizeof(got)), "the 101: \"%s\"", got);
+    h2ws_until_101(&st, &r);
     nghttp2_data_provider dp = {.read_callback = h2ws_pong};
     nghttp2_submit_data(st.s.h, NGHTTP2_FLAG_END_STREAM, 3, &dp);
     h2s_turn(&st.s, r.up, NULL, 0);
