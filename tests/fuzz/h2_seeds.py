@@ -94,8 +94,18 @@ down = {
     + frame(WINDOW, 0, 0, struct.pack(">I", 65535)),
 }
 
-# fuzz_h2_up: the first byte picks the client's request (0 GET, 1 HEAD, 2 POST, 3 trailers)
+# fuzz_h2_up: the first byte picks the client's request (0 GET, 1 HEAD, 2 POST, 3 trailers,
+# 4: a GET then a WebSocket Upgrade, an extended CONNECT on stream 3 when SETTINGS allow it)
 resp = block((":status", "200"), ("content-length", "2"))
+OK1 = frame(HEADERS, EH, 1, resp) + frame(DATA, ES, 1, b"ok")  # the GET's answer
+
+
+def ws(part1, part2):
+    """A two-part input of fuzz_h2_up's GET-then-Upgrade request (upstream_fuzz.h)."""
+    assert len(part1) < 256
+    return b"\x04" + bytes([len(part1)]) + part1 + part2
+
+
 up = {
     "ok": b"\x00" + S0 + S_ACK + frame(HEADERS, EH, 1, resp) + frame(DATA, ES, 1, b"ok"),
     "head": b"\x01" + S0 + S_ACK + frame(HEADERS, ES | EH, 1, resp),
@@ -114,6 +124,19 @@ up = {
     + frame(HEADERS, EH, 1, resp) + frame(DATA, 0, 1, b"o") + frame(DATA, ES, 1, b"k"),
     "small-frames": b"\x00" + settings((5, 16384), (4, 10)) + frame(HEADERS, EH, 1, resp)
     + frame(DATA, ES | PADDED, 1, b"\x03ok\x00\x00\x00"),
+    # RFC 8441 upstream (two parts: SETTINGS_ENABLE_CONNECT_PROTOCOL (8) and the GET's
+    # answer, then, once meshd sent the CONNECT, its answer): open, bytes, a half-close; a
+    # 200 with END_STREAM; a reset after the end; a refusal; a small window that holds the
+    # client's bytes back; an endpoint without RFC 8441 (the Upgrade takes HTTP/1.1)
+    "ws-open": ws(settings((8, 1)) + S_ACK + OK1, frame(HEADERS, EH, 3, block((":status", "200")))
+                  + frame(DATA, 0, 3, b"\x81\x02hi") + frame(DATA, ES, 3, b"")),
+    "ws-200-end": ws(settings((8, 1)) + OK1, frame(HEADERS, ES | EH, 3, block((":status", "200")))),
+    "ws-rst-after-end": ws(settings((8, 1)) + OK1, frame(HEADERS, EH, 3, block((":status", "200")))
+                           + frame(DATA, ES, 3, b"x") + frame(RST, 0, 3, struct.pack(">I", 8))),
+    "ws-refused": ws(settings((8, 1)) + OK1, frame(HEADERS, ES | EH, 3, block((":status", "403")))),
+    "ws-small-window": ws(settings((8, 1), (4, 3)) + OK1, frame(HEADERS, EH, 3, block((":status", "200")))
+                          + frame(DATA, ES, 3, b"bye") + frame(WINDOW, 0, 3, struct.pack(">I", 100))),
+    "ws-no-rfc8441": ws(settings((8, 0)) + OK1, b""),
 }
 
 here = os.path.dirname(os.path.abspath(__file__))

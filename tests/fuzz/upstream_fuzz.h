@@ -6,7 +6,13 @@
  * dropped (MESH_HARNESS_SHOW=1 prints what the client got, to check the harness itself).
  * The input's first byte picks the request: GET, HEAD, POST with a body, or the target's
  * own (an Upgrade, a request asking for trailers), so that responses without a body,
- * tunnels and trailers are covered too.
+ * tunnels and trailers are covered too; with its bit 2 set, the target's second own
+ * request when it has one (HTTP/2: a GET then a WebSocket Upgrade on one client
+ * connection, so that the Upgrade can go as an extended CONNECT once the input's
+ * SETTINGS allowed it). That one comes in two parts: the second byte is the first part's
+ * length (the GET's answer), and the rest follows a few turns later, once meshd has had
+ * time to send its second request (frames for a stream not opened yet are a connection
+ * error, and would be all the fuzzer ever reached).
  */
 #ifndef MESH_TESTS_FUZZ_UPSTREAM_FUZZ_H
 #define MESH_TESTS_FUZZ_UPSTREAM_FUZZ_H
@@ -19,8 +25,8 @@
 #include <unistd.h>
 #include "../worker_harness.h"
 
-static inline void upstream_fuzz_one(const uint8_t *data, size_t size, const char *protocol,
-                                     const char *own_request)
+static inline void upstream_fuzz_one2(const uint8_t *data, size_t size, const char *protocol,
+                                      const char *own_request, const char *own_request2)
 {
     const char *const requests[4] = {
         "GET /up HTTP/1.1\r\nHost: f\r\n\r\n",
@@ -47,6 +53,13 @@ static inline void upstream_fuzz_one(const uint8_t *data, size_t size, const cha
     }
     const char *req = requests[size ? data[0] & 3 : 0];
     size_t start = size ? 1 : 0;
+    size_t part1 = size; /* fed at once; the rest waits (two-part inputs) */
+    int rest_at = -1;    /* the turn the rest goes */
+    if (size >= 2 && (data[0] & 4) && own_request2) {
+        req = own_request2;
+        start = 2;
+        part1 = MESH_MIN(size, start + data[1]);
+    }
     struct mesh_runtime rt;
     struct mesh_worker w;
     harness_worker_init(&w, &rt, snap, io);
@@ -66,8 +79,14 @@ static inline void upstream_fuzz_one(const uint8_t *data, size_t size, const cha
             up[n_up++] = fd;
         }
         fed = n_up > 0;
+        if (part1 < size && rest_at < 0 && n_up > 0 && off[0] >= part1)
+            rest_at = turn + 4; /* the first part is in: the rest a few turns on */
+        bool hold = part1 < size && (rest_at < 0 || turn < rest_at);
         for (int i = 0; i < n_up; i++) {
-            harness_feed(up[i], data, size, &off[i]);
+            if (hold && off[i] < part1)
+                harness_send(up[i], data, part1, &off[i]); /* no FIN yet */
+            else if (!hold)
+                harness_feed(up[i], data, size, &off[i]);
             fed = fed && off[i] == size;
             while (read(up[i], sink, sizeof(sink)) > 0)
                 ;
@@ -82,6 +101,12 @@ static inline void upstream_fuzz_one(const uint8_t *data, size_t size, const cha
             break;
     }
     harness_end(&w, &rt, lfd, up, n_up, client);
+}
+
+static inline void upstream_fuzz_one(const uint8_t *data, size_t size, const char *protocol,
+                                     const char *own_request)
+{
+    upstream_fuzz_one2(data, size, protocol, own_request, NULL);
 }
 
 #endif /* MESH_TESTS_FUZZ_UPSTREAM_FUZZ_H */
