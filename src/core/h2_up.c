@@ -81,11 +81,14 @@ static struct h2u_tail *tail_of(struct mesh_upconn *u, int32_t id)
     return NULL;
 }
 
-static void tail_free(struct h2u_tail *k)
+static void tail_free(struct mesh_upconn *u, struct h2u_tail *k)
 {
+    struct mesh_worker *w = u->pool->w;
     mesh_list_remove(&k->link);
     evbuffer_free(k->buf);
     free(k);
+    w->n_tails--;
+    mesh_worker_conn_gone(w); /* a drain may have waited for it */
 }
 
 /* ---- Response ---- */
@@ -200,7 +203,7 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t err, void *
     if (!s && !mesh_list_empty(&u->h2_tails)) {
         struct h2u_tail *k = tail_of(u, id);
         if (k)
-            tail_free(k);
+            tail_free(u, k);
     }
     if (s) {
         nghttp2_session_set_stream_user_data(h2, id, NULL);
@@ -210,8 +213,12 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t err, void *
         /* a tunnel's upstream that reset after its END_STREAM takes no more of the
          * client's bytes: the client must hear of it (RFC 9113 8.5), not write into
          * nothing */
-        if (!s->up_resp_complete ||
-            (s->up_ext_connect && s->state == MESH_SS_TUNNEL && !s->up_req_framed)) {
+        bool cut = s->up_ext_connect && s->state == MESH_SS_TUNNEL && !s->up_req_framed;
+        if (s->up_resp_complete && cut && err == NGHTTP2_NO_ERROR) {
+            /* its side over, and no more wanted (RFC 9113 8.1): an end, not a failure
+             * (Go's server says it so when its handler returns) */
+            mesh_proxy_tunnel_upstream_done(s);
+        } else if (!s->up_resp_complete || cut) {
             char why[160];
             snprintf(why, sizeof(why), "upstream reset the stream: %s",
                      nghttp2_http2_strerror(err));
@@ -403,6 +410,7 @@ static void u_detach(struct mesh_stream *s)
             if (s->req_buf)
                 evbuffer_add_buffer(k->buf, s->req_buf);
             mesh_list_insert_tail(&u->h2_tails, &k->link);
+            u->pool->w->n_tails++;
             nghttp2_session_set_stream_user_data(u->h2, s->up_h2_id, NULL);
             if (s->h2_up_deferred)
                 nghttp2_session_resume_data(u->h2, s->up_h2_id);
@@ -535,5 +543,5 @@ void mesh_h2_up_on_close(struct mesh_upconn *u)
     nghttp2_session_del(u->h2);
     u->h2 = NULL;
     while (!mesh_list_empty(&u->h2_tails))
-        tail_free(mesh_list_entry(u->h2_tails.next, struct h2u_tail, link));
+        tail_free(u, mesh_list_entry(u->h2_tails.next, struct h2u_tail, link));
 }

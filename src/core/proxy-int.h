@@ -601,6 +601,8 @@ int mesh_h2_up_on_read(struct mesh_upconn *u, ssize_t res);
 void mesh_h2_up_on_written(struct mesh_upconn *u);
 void mesh_h2_up_on_close(struct mesh_upconn *u);
 bool mesh_h2_up_has_capacity(struct mesh_upconn *u);
+/** A tunnel stream's upstream ended its side, then RST_STREAM(NO_ERROR): a clean end. */
+void mesh_proxy_tunnel_upstream_done(struct mesh_stream *s);
 /** The peer's SETTINGS allow RFC 8441's extended CONNECT on this connection. */
 bool mesh_h2_up_takes_ext_connect(struct mesh_upconn *u);
 
@@ -642,6 +644,8 @@ struct mesh_worker {
     uint32_t arena_trim_ms;            /* its period; 0: MESH_STREAM_CACHE_TRIM_MS (tests set it) */
     struct mesh_list conns;
     uint32_t n_conns;
+    uint32_t n_tails;                  /* tunnels' last bytes still going upstream (h2_up.c): a
+                                        * drain waits for them as for connections */
     struct mesh_pool **pool_tab;       /* hash of endpoint pools */
     size_t pool_tab_size, n_pools;
     uint64_t rand_state;

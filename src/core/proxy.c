@@ -1072,6 +1072,13 @@ bool mesh_proxy_response_data(struct mesh_stream *s, struct evbuffer *data)
     return s->dops->congested(s);
 }
 
+void mesh_proxy_tunnel_upstream_done(struct mesh_stream *s)
+{
+    lb_done(s, 200, 0); /* a clean end for the load balancer and outlier detection */
+    /* the client's side ends too: its bytes would go nowhere */
+    mesh_proxy_local_reply(s, 502, 0, "upstream takes no more bytes");
+}
+
 void mesh_proxy_response_end(struct mesh_stream *s)
 {
     if (s->state == MESH_SS_TUNNEL && s->up_ext_connect && s->uops && !s->req_sent_end) {

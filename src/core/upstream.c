@@ -430,8 +430,8 @@ static struct mesh_upconn *h2_with_capacity(struct mesh_pool *p, const struct me
 
 static void start_on_pool(struct mesh_stream *s, struct mesh_pool *p);
 
-/* An extended CONNECT whose endpoint turned out not to take one (its SETTINGS said so
- * after an earlier connection's said yes): the Upgrade goes over HTTP/1.1 after all. */
+/* An extended CONNECT the HTTP/2 pool cannot place (dispatch_cb): the Upgrade goes over
+ * HTTP/1.1 after all. */
 static void start_as_http1(struct mesh_stream *s)
 {
     s->up_ext_connect = false;
@@ -566,8 +566,10 @@ static void dispatch_cb(evutil_socket_t fd, short what, void *arg)
             struct mesh_stream *first =
                 mesh_list_entry(p->pending.next, struct mesh_stream, pending_link);
             struct mesh_upconn *u = h2_with_capacity(p, first, &connecting);
-            if (!u && first->up_ext_connect && p->ext_connect == MESH_EXT_CONNECT_NO &&
-                !connecting) {
+            /* an extended CONNECT with no connection to take it now or soon (the one it
+             * waited on said no, or went before its SETTINGS, or is full): HTTP/1.1,
+             * rather than a new connection that may go the same way, again and again */
+            if (!u && first->up_ext_connect && !connecting) {
                 start_as_http1(pop_pending(p));
                 continue;
             }

@@ -89,7 +89,7 @@ static void worker_start_drain(struct mesh_worker *w)
         struct mesh_conn *c = mesh_list_entry(pos, struct mesh_conn, link);
         mesh_conn_drain(c);
     }
-    if (w->n_conns == 0) {
+    if (w->n_conns == 0 && w->n_tails == 0) {
         event_base_loopexit(w->base, NULL);
         return;
     }
@@ -100,7 +100,7 @@ static void worker_start_drain(struct mesh_worker *w)
 
 void mesh_worker_conn_gone(struct mesh_worker *w)
 {
-    if (w->draining && w->n_conns == 0)
+    if (w->draining && w->n_conns == 0 && w->n_tails == 0)
         event_base_loopexit(w->base, NULL);
 }
 

@@ -1709,7 +1709,10 @@ LEAK_TEST(conn, websocket_over_h2_200_with_end_stream_is_a_half_close)
     rig_stop(&r);
 }
 
-LEAK_TEST(conn, websocket_over_h2_reset_after_end_stream_closes_the_client)
+/* <code>: CANCEL is a failure (UC, counted as a reset); NO_ERROR after the END_STREAM is
+ * RFC 9113 8.1's "no more wanted" (Go's server sends it), a clean end: outlier detection
+ * ejected a healthy endpoint for it. Either way the client's side ends. */
+static void reset_after_end_stream(uint32_t code)
 {
     struct h2ws st = {0};
     struct rig r;
@@ -1721,9 +1724,13 @@ LEAK_TEST(conn, websocket_over_h2_reset_after_end_stream_closes_the_client)
     nghttp2_submit_data(st.s.h, NGHTTP2_FLAG_END_STREAM, 3, &dp);
     h2s_turn(&st.s, r.up, NULL, 0);
     h2ws_settle(&st, &r, 20, NULL);
-    nghttp2_submit_rst_stream(st.s.h, NGHTTP2_FLAG_NONE, 3, NGHTTP2_CANCEL);
+    _Atomic uint64_t *resets = &r.w.stats.v[MESH_STAT_upstream_rq_reset];
+    uint64_t before = atomic_load(resets);
+    nghttp2_submit_rst_stream(st.s.h, NGHTTP2_FLAG_NONE, 3, code);
     h2s_turn(&st.s, r.up, NULL, 0);
     h2ws_settle(&st, &r, 20, NULL);
+    cr_expect_eq(atomic_load(resets), before + (code == NGHTTP2_NO_ERROR ? 0 : 1),
+                 "an upstream failure only when it is one");
     cr_expect_eq(write(r.client, "more", 4), 4, "the client writes on");
     for (int i = 0; i < 50; i++) {
         mesh_worker_settle(&r.w);
@@ -1741,14 +1748,27 @@ LEAK_TEST(conn, websocket_over_h2_reset_after_end_stream_closes_the_client)
     rig_stop(&r);
 }
 
+LEAK_TEST(conn, websocket_over_h2_reset_after_end_stream_closes_the_client)
+{
+    reset_after_end_stream(NGHTTP2_CANCEL);
+}
+
+LEAK_TEST(conn, websocket_over_h2_no_error_after_end_stream_is_a_clean_end)
+{
+    reset_after_end_stream(NGHTTP2_NO_ERROR);
+}
+
 /*
  * RFC 8441 3: :protocol only on a connection whose peer announced it. meshd learnt "yes"
  * from a first connection, which closed; the WebSocket needs a new one, and its CONNECT
  * waits there for that connection's SETTINGS. When they say no (the endpoint changed),
  * the Upgrade goes over HTTP/1.1 after all.
  */
-static void new_connection_waits_for_settings(bool announces)
+enum new_conn { SAYS_YES, SAYS_NO, GOES_FIRST };
+
+static void new_connection_waits_for_settings(enum new_conn how)
 {
+    bool announces = how == SAYS_YES;
     struct h2ws st = {0}, st2 = {.ws_id = 1};
     struct rig r;
     const nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}};
@@ -1781,8 +1801,15 @@ static void new_connection_waits_for_settings(bool announces)
     cr_assert(n >= 24 && memcmp(in, NGHTTP2_CLIENT_MAGIC, 24) == 0);
     cr_assert_eq(nghttp2_session_mem_recv(st2.s.h, (const uint8_t *)in, (size_t)n), n);
     cr_expect_eq(st2.method[0], '\0', "no CONNECT before the endpoint's SETTINGS");
-    /* the SETTINGS go: the CONNECT follows, or the Upgrade takes HTTP/1.1 */
-    h2s_turn(&st2.s, up2, NULL, 0);
+    /* the SETTINGS go: the CONNECT follows, or the Upgrade takes HTTP/1.1; or the
+     * connection goes before them: HTTP/1.1 too, not a new HTTP/2 connection each time
+     * (that was thousands a second) */
+    if (how == GOES_FIRST) {
+        close(up2);
+        r.up = up2 = -1;
+    } else {
+        h2s_turn(&st2.s, up2, NULL, 0);
+    }
     if (announces) {
         h2ws_settle(&st2, &r, 50, NULL);
         cr_expect_str_eq(st2.method, "CONNECT", "then the extended CONNECT");
@@ -1792,10 +1819,12 @@ static void new_connection_waits_for_settings(bool announces)
         for (int i = 0; i < 50 && h1 < 0; i++) {
             mesh_worker_settle(&r.w);
             h1 = accept4(r.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            while (read(up2, in, sizeof(in)) > 0) {
+            while (up2 >= 0 && read(up2, in, sizeof(in)) > 0) {
             }
         }
         cr_assert(h1 >= 0, "the Upgrade takes a connection of HTTP/1.1");
+        cr_expect_eq(accept4(r.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), -1,
+                     "and no other");
         n = -1;
         for (int i = 0; i < 50 && n <= 0; i++) {
             mesh_worker_settle(&r.w);
@@ -1814,10 +1843,15 @@ static void new_connection_waits_for_settings(bool announces)
 
 LEAK_TEST(conn, websocket_connect_waits_for_the_new_connections_settings)
 {
-    new_connection_waits_for_settings(true);
+    new_connection_waits_for_settings(SAYS_YES);
 }
 
 LEAK_TEST(conn, websocket_falls_back_to_http1_when_the_new_connection_says_no)
 {
-    new_connection_waits_for_settings(false);
+    new_connection_waits_for_settings(SAYS_NO);
+}
+
+LEAK_TEST(conn, websocket_falls_back_to_http1_when_the_new_connection_goes_first)
+{
+    new_connection_waits_for_settings(GOES_FIRST);
 }
