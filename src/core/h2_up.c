@@ -67,6 +67,8 @@ struct h2u_tail {
     struct mesh_list link; /* in u->h2_tails */
     int32_t id;
     struct evbuffer *buf;
+    struct event *timer;   /* the stream idle timeout: a window that never opens */
+    struct mesh_upconn *u;
 };
 
 static struct h2u_tail *tail_of(struct mesh_upconn *u, int32_t id)
@@ -86,12 +88,27 @@ static void tail_free(struct mesh_upconn *u, struct h2u_tail *k)
     struct mesh_worker *w = u->pool->w;
     mesh_list_remove(&k->link);
     evbuffer_free(k->buf);
+    event_free(k->timer);
     free(k);
     w->n_tails--;
     mesh_worker_conn_gone(w); /* a drain may have waited for it */
 }
 
 /* ---- Response ---- */
+
+/* A tail's window stayed shut for the stream idle timeout: its stream is reset and the
+ * bytes go, as a stream's would (a tail held them for as long as the connection). */
+static void on_tail_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct h2u_tail *k = arg;
+    struct mesh_upconn *u = k->u;
+    int32_t id = k->id;
+    tail_free(u, k);
+    if (!u->dead && u->h2) {
+        nghttp2_submit_rst_stream(u->h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+        h2u_send(u);
+    }
+}
 
 static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
                      size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
@@ -407,6 +424,13 @@ static void u_detach(struct mesh_stream *s)
             struct h2u_tail *k = mesh_xcalloc(1, sizeof(*k));
             k->id = s->up_h2_id;
             k->buf = evbuffer_new();
+            k->u = u;
+            k->timer = evtimer_new(u->pool->w->base, on_tail_timeout, k);
+            uint32_t ms = s->snap->timeouts.stream_idle_ms;
+            if (ms) {
+                struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+                evtimer_add(k->timer, &tv);
+            }
             if (s->req_buf)
                 evbuffer_add_buffer(k->buf, s->req_buf);
             mesh_list_insert_tail(&u->h2_tails, &k->link);

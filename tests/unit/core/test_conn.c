@@ -1656,7 +1656,10 @@ LEAK_TEST(conn, websocket_to_h2_endpoint_without_rfc8441_takes_http1)
  * ended; a 200 with END_STREAM is open and half-closed at once; a reset after the
  * upstream's END_STREAM closes the client's side instead of swallowing its bytes.
  */
-LEAK_TEST(conn, websocket_over_h2_last_bytes_wait_for_the_window)
+/* <opens>: the upstream opens its window at last, and every byte goes; else the bytes
+ * wait for the stream idle timeout, then the stream is reset (they were held for as long
+ * as the connection lived). */
+static void last_bytes_wait_for_the_window(bool opens)
 {
     struct h2ws st = {0};
     struct rig r;
@@ -1678,6 +1681,18 @@ LEAK_TEST(conn, websocket_over_h2_last_bytes_wait_for_the_window)
     for (int i = 0; i < 50 && r.w.n_conns; i++)
         mesh_worker_settle(&r.w);
     cr_expect_eq(r.w.n_conns, 0u, "the client's connection is done");
+    if (!opens) {
+        for (int i = 0; i < 300 && !st.closed3; i++) { /* the stream idle timeout: 500 ms */
+            usleep(10 * 1000);
+            h2ws_settle(&st, &r, 1, &st.closed3);
+        }
+        cr_expect(st.closed3 && st.close3_code == NGHTTP2_CANCEL,
+                  "a window shut for the stream idle timeout: the stream is reset");
+        cr_expect_eq(r.w.n_tails, 0u, "and its bytes go");
+        nghttp2_session_del(st.s.h);
+        rig_stop(&r);
+        return;
+    }
     /* the window opens (a larger initial window moves every open stream's) */
     const nghttp2_settings_entry wide[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20}};
     nghttp2_submit_settings(st.s.h, NGHTTP2_FLAG_NONE, wide, 1);
@@ -1687,8 +1702,21 @@ LEAK_TEST(conn, websocket_over_h2_last_bytes_wait_for_the_window)
                  st.data_total);
     cr_expect(st.closed3 && st.close3_code == NGHTTP2_NO_ERROR, "then END_STREAM, no reset: %d %u",
               st.closed3, st.close3_code);
+    cr_expect_eq(r.w.n_tails, 0u);
     nghttp2_session_del(st.s.h);
     rig_stop(&r);
+}
+
+LEAK_TEST(conn, websocket_over_h2_last_bytes_wait_for_the_window)
+{
+    last_bytes_wait_for_the_window(true);
+}
+
+LEAK_TEST(conn, websocket_over_h2_last_bytes_wait_no_longer_than_the_stream_idle_timeout)
+{
+    rig_stream_idle_ms = 500;
+    last_bytes_wait_for_the_window(false);
+    rig_stream_idle_ms = 0;
 }
 
 LEAK_TEST(conn, websocket_over_h2_200_with_end_stream_is_a_half_close)
