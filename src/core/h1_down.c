@@ -500,18 +500,19 @@ static bool d_congested(struct mesh_stream *s)
 static void write_websocket_101(struct mesh_conn *c, struct mesh_stream *s)
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    /* upstream.c took this way only with a key of MESH_WS_KEY_LEN */
     const struct mesh_header *key = mesh_headers_get(&s->req.hdrs, LIT("sec-websocket-key"));
-    unsigned char in[128], digest[20];
+    unsigned char in[MESH_WS_KEY_LEN + sizeof(guid) - 1], digest[20];
     char *accept = mesh_arena_alloc(s->arena, 32);
     size_t n = 0;
     s->resp.status = 101;
     s->resp.content_length = -1;
     mesh_headers_add(s->arena, &s->resp.hdrs, LIT("Upgrade"), LIT("websocket"));
     mesh_headers_add(s->arena, &s->resp.hdrs, LIT("Connection"), LIT("Upgrade"));
-    if (key && accept && key->value_len <= sizeof(in) - (sizeof(guid) - 1)) {
-        memcpy(in, key->value, key->value_len);
-        memcpy(in + key->value_len, guid, sizeof(guid) - 1);
-        if (mbedtls_sha1_ret(in, key->value_len + sizeof(guid) - 1, digest) == 0 &&
+    if (key && accept && key->value_len == MESH_WS_KEY_LEN) {
+        memcpy(in, key->value, MESH_WS_KEY_LEN);
+        memcpy(in + MESH_WS_KEY_LEN, guid, sizeof(guid) - 1);
+        if (mbedtls_sha1_ret(in, sizeof(in), digest) == 0 &&
             mbedtls_base64_encode((unsigned char *)accept, 32, &n, digest, sizeof(digest)) == 0)
             mesh_headers_add(s->arena, &s->resp.hdrs, LIT("Sec-WebSocket-Accept"), accept, n);
     }

@@ -319,12 +319,8 @@ void mesh_h2_up_attach(struct mesh_upconn *u, struct mesh_stream *s)
 #define NV(n, nl, v, vl) (nghttp2_nv){(uint8_t *)(n), (uint8_t *)(v), (nl), (vl), NGHTTP2_NV_FLAG_NONE}
     if (s->up_ext_connect) {
         /* a WebSocket (RFC 8441 4): CONNECT with :protocol, whether the client asked with
-         * an HTTP/1.1 Upgrade or an extended CONNECT of its own */
-        if (!mesh_h2_up_takes_ext_connect(u)) { /* upstream.c attaches none such: a guard */
-            mesh_proxy_upstream_error(s, 502, MESH_RF_UPE,
-                                      "upstream HTTP/2 does not accept extended CONNECT", false);
-            return;
-        }
+         * an HTTP/1.1 Upgrade or an extended CONNECT of its own; upstream.c attaches one
+         * only to a connection whose SETTINGS allow it (h2_with_capacity) */
         nva[k++] = NV(":method", 7, "CONNECT", 7);
         nva[k++] = NV(":protocol", 9, "websocket", 9);
     } else {

@@ -497,6 +497,9 @@ void mesh_h1_write_last_chunk(struct evbuffer *out, const struct mesh_headers *t
 size_t mesh_u64_dec(char *out, uint64_t v);
 
 /* ---- Upstream pools (upstream.c) ---- */
+/* A Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 4.1). */
+#define MESH_WS_KEY_LEN 24
+
 /* What an HTTP/2 endpoint said of RFC 8441 in its SETTINGS (pool->ext_connect). */
 enum {
     MESH_EXT_CONNECT_UNKNOWN = 0, /* no connection to it has had its SETTINGS yet */

@@ -438,11 +438,19 @@ static void start_as_http1(struct mesh_stream *s)
     start_on_pool(s, pool_lookup(s->w, s->endpoint, s->cluster, MESH_PROTO_HTTP1));
 }
 
-/* The one Upgrade RFC 8441 carries: "websocket" alone (h2_down.c lets only it through). */
-static bool upgrade_is_websocket(const struct mesh_stream *s)
+/*
+ * An Upgrade an extended CONNECT can carry (RFC 8441): "websocket" alone (h2_down.c lets
+ * only it through), and from an HTTP/1.1 client a Sec-WebSocket-Key of 16 bytes in base64
+ * (RFC 6455 4.1), since meshd answers it itself (h1_down.c): without one it would send a
+ * 101 the client must refuse. Such a request goes over HTTP/1.1 for the server to judge.
+ */
+static bool ext_connect_fits(const struct mesh_stream *s)
 {
     const struct mesh_header *h = mesh_headers_get(&s->req.hdrs, "upgrade", 7);
-    return h && h->value_len == 9 && strncasecmp(h->value, "websocket", 9) == 0;
+    if (!h || h->value_len != 9 || strncasecmp(h->value, "websocket", 9) != 0)
+        return false;
+    const struct mesh_header *key = mesh_headers_get(&s->req.hdrs, "sec-websocket-key", 17);
+    return s->is_ext_connect || (key && key->value_len == MESH_WS_KEY_LEN);
 }
 
 void mesh_upstream_start(struct mesh_stream *s)
@@ -481,7 +489,7 @@ void mesh_upstream_start(struct mesh_stream *s)
     if (s->is_connect)
         proto = MESH_PROTO_HTTP1;
     else if (s->is_upgrade) {
-        s->up_ext_connect = proto == MESH_PROTO_HTTP2 && upgrade_is_websocket(s) &&
+        s->up_ext_connect = proto == MESH_PROTO_HTTP2 && ext_connect_fits(s) &&
                             pool_get(w, ep, MESH_PROTO_HTTP2)->ext_connect == MESH_EXT_CONNECT_YES;
         if (!s->up_ext_connect)
             proto = MESH_PROTO_HTTP1;

@@ -315,6 +315,14 @@ expect_match "$out" $'101 .*\r\n\r\nearly-bytes' \
 out=$(raw "$FRONT" "send:$(req GET /status/404 'Upgrade: websocket' 'Connection: Upgrade' \
     'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' 'Sec-WebSocket-Version: 13' 'Connection: close')" readall)
 expect_eq "$(status_of "$out")" 404 "  ... a refusal by the backend passes back as it is"
+# Without a Sec-WebSocket-Key the front could not answer the client: the Upgrade takes
+# HTTP/1.1 and the backend judges it (400), where it got a 101 it could not check.
+out=$(raw "$FRONT" "send:$(req GET /ws 'Upgrade: websocket' 'Connection: Upgrade' \
+    'Sec-WebSocket-Version: 13' 'Connection: close')" readall)
+expect_eq "$(status_of "$out")" 400 "  ... an Upgrade without a key: the backend's 400, no 101"
+wait_for 5 grep -q 'access "GET /ws HTTP/1.1" 400 ' "$WEB_LOG"
+expect_match "$(grep 'access "GET /ws HTTP/1.1" 400 ' "$WEB_LOG")" '400' \
+    "  ... over HTTP/1.1 to the next meshd"
 
 # An HTTP/2 client's extended CONNECT over the same hop: a stream each side.
 h2ws_front() { "$H2RAW_BIN" --timeout 20 127.0.0.1 "$FRONT" --method CONNECT \
