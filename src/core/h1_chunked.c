@@ -157,30 +157,30 @@ size_t mesh_h1_chunked_feed(struct mesh_h1_chunked *ck, const char *p, size_t n,
                 ck->state = CK_DATA_CR;
             break;
         }
-        case CK_DATA_CR:
-            if (c != '\r')
-                return fail(status, why, 400, "chunk data must end with CRLF", i);
-            ck->state = CK_DATA_LF;
-            i++;
-            break;
+        case CK_DATA_CR: /* then CK_DATA_LF */
         case CK_DATA_LF:
-            if (c != '\n')
+            if (c != (ck->state == CK_DATA_CR ? '\r' : '\n'))
                 return fail(status, why, 400, "chunk data must end with CRLF", i);
-            ck->state = CK_SIZE;
+            ck->state = ck->state == CK_DATA_CR ? CK_DATA_LF : CK_SIZE;
             i++;
             break;
         case CK_TRAILER: {
-            int r = trailer_byte(ck, c, why);
-            if (r < 0)
-                return fail(status, why, 400, *why, i);
+            /* checked byte by byte, kept a span at a time */
+            size_t j = i;
+            int r = 0;
+            while (j < n && r == 0) {
+                if ((r = trailer_byte(ck, s[j], why)) < 0)
+                    return fail(status, why, 400, *why, j);
+                j++;
+            }
             if (!ck->trailer && !(ck->trailer = evbuffer_new()))
                 return fail(status, why, 503, "out of memory", i);
-            if (evbuffer_get_length(ck->trailer) >= MESH_MAX_HEADER_BYTES)
+            if (evbuffer_get_length(ck->trailer) + (j - i) > MESH_MAX_HEADER_BYTES)
                 return fail(status, why, 431, "trailer section too large", i);
-            evbuffer_add(ck->trailer, &c, 1);
+            evbuffer_add(ck->trailer, s + i, j - i);
             if (r > 0)
                 ck->state = CK_DONE;
-            i++;
+            i = j;
             break;
         }
         default:
@@ -197,14 +197,20 @@ size_t mesh_h1_chunked_feed(struct mesh_h1_chunked *ck, const char *p, size_t n,
  */
 bool mesh_http_trailer_forbidden(const char *name, size_t len)
 {
-    static const char *const names[] = {
-        "content-length", "transfer-encoding", "host", "connection", "keep-alive",
-        "proxy-connection", "te", "trailer", "upgrade", "expect", "authorization",
-        "proxy-authorization", "cookie", "content-type", "content-encoding", "content-range",
-        "x-forwarded-for", "x-forwarded-proto", "x-request-id", "forwarded",
+#define N(s) {s, sizeof(s) - 1}
+    static const struct {
+        const char *name;
+        size_t len;
+    } names[] = {
+        N("content-length"), N("transfer-encoding"), N("host"), N("connection"),
+        N("keep-alive"), N("proxy-connection"), N("te"), N("trailer"), N("upgrade"),
+        N("expect"), N("authorization"), N("proxy-authorization"), N("cookie"),
+        N("content-type"), N("content-encoding"), N("content-range"), N("x-forwarded-for"),
+        N("x-forwarded-proto"), N("x-request-id"), N("forwarded"),
     };
+#undef N
     for (size_t i = 0; i < MESH_ARRAY_LEN(names); i++)
-        if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
+        if (names[i].len == len && strncasecmp(names[i].name, name, len) == 0)
             return true;
     return false;
 }
