@@ -404,6 +404,39 @@ static void u_send_end(struct mesh_stream *s)
     h2u_send(u);
 }
 
+/*
+ * A tunnel over both ways whose last bytes are not all framed: what the window allows goes
+ * now, the rest stays with the connection (struct h2u_tail), bounded by the stream idle
+ * timeout. True when the stream's upstream side now lives on as a tail.
+ */
+static bool keep_tail(struct mesh_upconn *u, struct mesh_stream *s)
+{
+    if (!s->up_ext_connect || !s->up_req_end || !s->up_resp_complete || s->up_req_framed)
+        return false;
+    h2u_emit(u);
+    if (s->up_req_framed || stream_of(u, s->up_h2_id) != s)
+        return false; /* all went (or the stream closed as it did) */
+    struct h2u_tail *k = mesh_xcalloc(1, sizeof(*k));
+    k->id = s->up_h2_id;
+    k->u = u;
+    k->buf = evbuffer_new();
+    if (s->req_buf)
+        evbuffer_add_buffer(k->buf, s->req_buf);
+    k->timer = evtimer_new(u->pool->w->base, on_tail_timeout, k);
+    uint32_t ms = s->snap->timeouts.stream_idle_ms;
+    if (ms) {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        evtimer_add(k->timer, &tv);
+    }
+    mesh_list_insert_tail(&u->h2_tails, &k->link);
+    u->pool->w->n_tails++;
+    nghttp2_session_set_stream_user_data(u->h2, s->up_h2_id, NULL);
+    if (s->h2_up_deferred)
+        nghttp2_session_resume_data(u->h2, s->up_h2_id);
+    h2u_send(u);
+    return true;
+}
+
 static void u_detach(struct mesh_stream *s)
 {
     struct mesh_upconn *u = s->up;
@@ -411,30 +444,7 @@ static void u_detach(struct mesh_stream *s)
         return;
     mesh_list_remove(&s->up_link);
     if (!u->dead && u->h2) {
-        /* a tunnel over both ways whose last bytes are not all framed: what the window
-         * allows goes now, the rest with the connection (struct h2u_tail) */
-        bool tail = s->up_ext_connect && s->up_req_end && s->up_resp_complete && !s->up_req_framed;
-        if (tail)
-            h2u_emit(u);
-        if (tail && !s->up_req_framed && stream_of(u, s->up_h2_id) == s) {
-            struct h2u_tail *k = mesh_xcalloc(1, sizeof(*k));
-            k->id = s->up_h2_id;
-            k->buf = evbuffer_new();
-            k->u = u;
-            k->timer = evtimer_new(u->pool->w->base, on_tail_timeout, k);
-            uint32_t ms = s->snap->timeouts.stream_idle_ms;
-            if (ms) {
-                struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-                evtimer_add(k->timer, &tv);
-            }
-            if (s->req_buf)
-                evbuffer_add_buffer(k->buf, s->req_buf);
-            mesh_list_insert_tail(&u->h2_tails, &k->link);
-            u->pool->w->n_tails++;
-            nghttp2_session_set_stream_user_data(u->h2, s->up_h2_id, NULL);
-            if (s->h2_up_deferred)
-                nghttp2_session_resume_data(u->h2, s->up_h2_id);
-            h2u_send(u);
+        if (keep_tail(u, s)) {
             s->up = NULL;
             return;
         }
